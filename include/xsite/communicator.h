@@ -1,0 +1,98 @@
+// xsite::Communicator: the collectives of one rank of a multi-site job, on host buffers.
+//
+//   auto comm = xsite::Communicator::fromEnvironment();   // under xsite-run, torchrun, mpirun...
+//   comm.allReduce(in, out, n, xsite::DataType::kFloat32, xsite::ReduceOp::kSum);
+//
+// Every rank must call each collective in the same order with the same count, type, op, root
+// and algorithm. Errors throw xsite::Error (xsite/error.h). A Communicator is used by one thread
+// at a time; it is a movable value (pimpl).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "xsite/error.h"
+#include "xsite/types.h"
+
+namespace xsite {
+
+// Settings of one communicator. Each unset field takes its XSITE_* variable (docs/configuration.md).
+struct Config {
+  std::optional<Algorithm> algorithm;       // XSITE_ALGO
+  std::optional<size_t> chunkBytes;         // XSITE_CHUNK_SIZE
+  std::optional<size_t> sliceBytes;         // XSITE_SLICE_SIZE
+  std::optional<double> timeoutSeconds;     // XSITE_TIMEOUT
+  std::optional<double> bootstrapTimeoutSeconds;  // XSITE_BOOTSTRAP_TIMEOUT
+};
+
+struct AllReduceOptions {
+  Algorithm algorithm = Algorithm::kAuto;  // kAuto: the communicator's default (XSITE_ALGO)
+};
+
+struct Placement {
+  int site;
+  int domain;     // global domain index
+  int localRank;  // index inside the domain
+};
+
+class LocalGroup;
+
+class Communicator {
+ public:
+  // Rank of a multi-process job. Reads the topology (XSITE_TOPO_FILE, XSITE_* variables, or
+  // torchrun / Open MPI / Slurm variables) and meets the other ranks at the rendezvous store
+  // (XSITE_STORE_ADDR, else MASTER_ADDR:MASTER_PORT+1; rank 0 serves it). Collective.
+  static Communicator fromEnvironment(const Config& config = {});
+  // Rank `rank` of a group of threads in this process. Collective over the group's threads.
+  static Communicator fromLocalGroup(LocalGroup& group, int rank);
+
+  Communicator(Communicator&&) noexcept;
+  Communicator& operator=(Communicator&&) noexcept;
+  ~Communicator();
+
+  int rank() const;
+  int size() const;
+  int numSites() const;
+  Placement placement(int rank) const;
+  std::string describeTopology() const;
+  // What Algorithm::kAuto runs for an all-reduce of `bytes` per rank.
+  Algorithm chooseAlgorithm(size_t bytes) const;
+
+  void allReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
+                 const AllReduceOptions& options = {});
+  // send holds size()*recvCount elements; recv gets this rank's reduced block.
+  void reduceScatter(const void* send, void* recv, size_t recvCount, DataType type, ReduceOp op);
+  // recv gets size()*sendCount elements, rank r's contribution at r*sendCount.
+  void allGather(const void* send, void* recv, size_t sendCount, DataType type);
+  // send is read on the root only; every rank's recv gets the root's data.
+  void broadcast(const void* send, void* recv, size_t count, DataType type, int root);
+  void barrier();
+
+ private:
+  struct Impl;
+  explicit Communicator(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Ranks as threads of one process (tests, single-host use): loopback transport, in-process
+// rendezvous. Shape: per site, the number of ranks of each of its domains, e.g. {{2, 2}, {2}}.
+class LocalGroup {
+ public:
+  explicit LocalGroup(const std::vector<std::vector<int>>& domainSizesPerSite, Config config = {});
+  LocalGroup(int sites, int domainsPerSite, int ranksPerDomain, Config config = {});
+  ~LocalGroup();
+  LocalGroup(const LocalGroup&) = delete;
+  LocalGroup& operator=(const LocalGroup&) = delete;
+  int size() const;
+
+ private:
+  friend class Communicator;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace xsite

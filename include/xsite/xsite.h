@@ -1,0 +1,7 @@
+// xsite: cross-site collective communication. The whole public API.
+#pragma once
+
+#include "xsite/communicator.h"
+#include "xsite/error.h"
+#include "xsite/types.h"
+#include "xsite/version.h"

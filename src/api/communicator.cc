@@ -1,0 +1,343 @@
+#include "xsite/communicator.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "bootstrap/store.h"
+#include "coll/collectives.h"
+#include "topo/env_record.h"
+#include "util/log.h"
+#include "util/params.h"
+
+namespace xsite {
+namespace {
+
+using params::Id;
+using Ms = std::chrono::milliseconds;
+
+Ms seconds(double s) { return Ms(static_cast<int64_t>(s * 1000)); }
+
+coll::Settings makeSettings(const Config& cfg, const params::Params& p) {
+  coll::Settings s;
+  if (cfg.algorithm) {
+    s.defaultAlgorithm = *cfg.algorithm;
+  } else {
+    auto a = parseAlgorithm(p.string(Id::kAlgo));
+    if (!a)
+      throw Error(ErrorCategory::kInvalidUsage,
+                  "XSITE_ALGO='" + p.string(Id::kAlgo) + "' is not one of auto, ring, hier, latency");
+    s.defaultAlgorithm = *a;
+  }
+  s.chunkBytes = cfg.chunkBytes.value_or(static_cast<size_t>(p.integer(Id::kChunkSize)));
+  s.sliceBytes = cfg.sliceBytes.value_or(static_cast<size_t>(p.integer(Id::kSliceSize)));
+  if (s.chunkBytes == 0 || s.sliceBytes == 0)
+    throw Error(ErrorCategory::kInvalidUsage, "XSITE_CHUNK_SIZE and XSITE_SLICE_SIZE must be > 0");
+  s.timeout = seconds(cfg.timeoutSeconds.value_or(p.real(Id::kTimeout)));
+  auto link = [&](Id lat, Id rate) {
+    return topo::LinkModel{p.real(lat), std::max(p.real(rate), 1e-3) / 8.0};
+  };
+  s.costModel.domain = link(Id::kDomainLatencyUs, Id::kDomainRateMbit);
+  s.costModel.site = link(Id::kSiteLatencyUs, Id::kSiteRateMbit);
+  s.costModel.wan = link(Id::kWanLatencyUs, Id::kWanRateMbit);
+  return s;
+}
+
+std::string hostName() {
+  char h[256] = {0};
+  gethostname(h, sizeof(h) - 1);
+  return h;
+}
+
+std::string encode(const topo::RankRecord& r) {
+  std::ostringstream o;
+  o << r.rank << ' ' << r.worldSize << ' ' << r.site << ' ' << r.localRank << ' ' << r.localSize
+    << ' ' << r.domain.size() << ' ' << r.domain << ' ' << r.source;
+  return o.str();
+}
+
+topo::RankRecord decode(const std::string& s) {
+  std::istringstream in(s);
+  topo::RankRecord r;
+  size_t n = 0;
+  in >> r.rank >> r.worldSize >> r.site >> r.localRank >> r.localSize >> n;
+  in.get();
+  r.domain.resize(n);
+  in.read(r.domain.data(), static_cast<std::streamsize>(n));
+  in.get();
+  std::getline(in, r.source);
+  if (!in && !in.eof()) throw Error(ErrorCategory::kRemote, "garbled rank record in the store");
+  return r;
+}
+
+void checkCount(const char* what, size_t count, DataType type, const void* send, const void* recv,
+                size_t multiple = 1) {
+  if (static_cast<int>(type) < 0 || static_cast<int>(type) >= kNumDataTypes)
+    throw Error(ErrorCategory::kInvalidUsage, std::string(what) + ": invalid data type " +
+                                                  std::to_string(static_cast<int>(type)));
+  size_t esize = dataTypeSize(type);
+  if (count > SIZE_MAX / esize / multiple)
+    throw Error(ErrorCategory::kInvalidUsage, std::string(what) + ": count " +
+                                                  std::to_string(count) + " overflows the address space");
+  if (count > 0 && (send == nullptr || recv == nullptr))
+    throw Error(ErrorCategory::kInvalidUsage, std::string(what) + ": null buffer with count " +
+                                                  std::to_string(count));
+}
+
+void checkReduction(const char* what, DataType type, ReduceOp op) {
+  if (static_cast<int>(op) < 0 || static_cast<int>(op) >= kNumReduceOps)
+    throw Error(ErrorCategory::kInvalidUsage,
+                std::string(what) + ": invalid reduction op " + std::to_string(static_cast<int>(op)));
+  if (!isReducible(type))
+    throw Error(ErrorCategory::kInvalidUsage,
+                std::string(what) + ": " + std::string(dataTypeName(type)) +
+                    " is a storage-only type; reduce in half, bfloat16 or float instead");
+}
+
+}  // namespace
+
+// ---- LocalGroup -------------------------------------------------------------------------------
+
+struct LocalGroup::Impl {
+  topo::Topology topology;
+  Config config;
+  bootstrap::InProcessStore store;
+  std::shared_ptr<transport::LoopbackHub> hub;
+};
+
+LocalGroup::LocalGroup(const std::vector<std::vector<int>>& shape, Config config)
+    : impl_(new Impl{topo::Topology::fromShape(shape), config, {}, nullptr}) {
+  const auto& p = params::Params::global();
+  impl_->hub = std::make_shared<transport::LoopbackHub>(static_cast<size_t>(p.integer(Id::kShmRingSize)));
+}
+
+LocalGroup::LocalGroup(int sites, int domainsPerSite, int ranksPerDomain, Config config)
+    : LocalGroup(std::vector<std::vector<int>>(
+                     std::max(sites, 0), std::vector<int>(std::max(domainsPerSite, 0), ranksPerDomain)),
+                 config) {}
+
+LocalGroup::~LocalGroup() = default;
+int LocalGroup::size() const { return impl_->topology.size(); }
+
+// ---- Communicator -----------------------------------------------------------------------------
+
+struct Communicator::Impl {
+  std::unique_ptr<bootstrap::TcpStoreServer> storeServer;  // rank 0 of a process job
+  std::unique_ptr<bootstrap::TcpStore> storeClient;
+  std::unique_ptr<coll::Context> ctx;
+  Ms bootstrapTimeout{120000};
+
+  ~Impl() {
+    // Rank 0 serves the store: keep it until every rank has left the rendezvous.
+    if (storeServer && storeClient) {
+      try {
+        std::vector<std::string> keys, out;
+        for (int r = 1; r < ctx->size(); ++r) keys.push_back("left/" + std::to_string(r));
+        storeClient->waitFor(keys, Ms(10000), out);
+      } catch (...) {
+      }
+    }
+  }
+};
+
+Communicator::Communicator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Communicator::Communicator(Communicator&&) noexcept = default;
+Communicator& Communicator::operator=(Communicator&&) noexcept = default;
+Communicator::~Communicator() = default;
+
+Communicator Communicator::fromLocalGroup(LocalGroup& group, int rank) {
+  auto& g = *group.impl_;
+  if (rank < 0 || rank >= g.topology.size())
+    throw Error(ErrorCategory::kInvalidUsage, "rank " + std::to_string(rank) +
+                                                  " is outside the local group of " +
+                                                  std::to_string(g.topology.size()));
+  const auto& p = params::Params::global();
+  auto impl = std::make_unique<Impl>();
+  coll::Settings settings = makeSettings(g.config, p);
+  transport::FabricOptions fo;
+  fo.prefix = "local";
+  fo.hub = g.hub;
+  fo.timeout = seconds(g.config.bootstrapTimeoutSeconds.value_or(p.real(Id::kBootstrapTimeout)));
+  auto fabric = std::make_unique<transport::Fabric>(rank, g.topology.size(), g.store, fo);
+  fabric->establish(coll::planLinks(g.topology, rank, transport::Backend::kLoopback,
+                                    transport::Backend::kLoopback));
+  impl->ctx = std::make_unique<coll::Context>(rank, g.topology, std::move(fabric), settings);
+  return Communicator(std::move(impl));
+}
+
+Communicator Communicator::fromEnvironment(const Config& config) {
+  const auto& p = params::Params::global();
+  auto impl = std::make_unique<Impl>();
+  coll::Settings settings = makeSettings(config, p);
+  impl->bootstrapTimeout =
+      seconds(config.bootstrapTimeoutSeconds.value_or(p.real(Id::kBootstrapTimeout)));
+  topo::RankRecord me = topo::recordFromParams(p, hostName());
+  log::setRank(me.rank);
+
+  std::vector<topo::RankRecord> fileRecords;
+  if (p.isSet(Id::kTopoFile)) {
+    const std::string& path = p.string(Id::kTopoFile);
+    std::ifstream f(path);
+    if (!f) throw Error(ErrorCategory::kInvalidUsage, "XSITE_TOPO_FILE: cannot read '" + path + "'");
+    std::stringstream text;
+    text << f.rdbuf();
+    fileRecords = topo::parseTopologyFile(text.str(), path);
+    if (static_cast<int>(fileRecords.size()) != me.worldSize)
+      throw Error(ErrorCategory::kInvalidUsage,
+                  "topology file " + path + " lists " + std::to_string(fileRecords.size()) +
+                      " ranks but the world size is " + std::to_string(me.worldSize) + " (" +
+                      me.source + ")");
+  }
+
+  // The rendezvous: XSITE_STORE_ADDR, else next to torchrun's store at MASTER_PORT + 1.
+  std::string storeAddr = p.string(Id::kStoreAddr);
+  if (storeAddr.empty() && p.isSet(Id::kMasterAddr) && p.isSet(Id::kMasterPort)) {
+    int port = std::atoi(p.string(Id::kMasterPort).c_str());
+    storeAddr = p.string(Id::kMasterAddr) + ":" + std::to_string(port + 1);
+  }
+  std::unique_ptr<bootstrap::InProcessStore> soloStore;
+  bootstrap::Store* store = nullptr;
+  std::string listenIp = p.string(Id::kListenAddr);
+  uint64_t job = 0;
+  if (storeAddr.empty()) {
+    if (me.worldSize > 1)
+      throw Error(ErrorCategory::kInvalidUsage,
+                  "rank " + std::to_string(me.rank) + " of " + std::to_string(me.worldSize) +
+                      ": no rendezvous address; set XSITE_STORE_ADDR=host:port (or MASTER_ADDR and "
+                      "MASTER_PORT), or start the job with xsite-run");
+    soloStore = std::make_unique<bootstrap::InProcessStore>();
+    store = soloStore.get();
+    if (listenIp.empty()) listenIp = "127.0.0.1";
+  } else {
+    SockAddr addr = parseSockAddr(storeAddr);
+    if (me.rank == 0) {
+      SockAddr bindAddr = addr;
+      try {
+        impl->storeServer = std::make_unique<bootstrap::TcpStoreServer>(bindAddr);
+      } catch (const Error& e) {
+        throw Error(e.category(), std::string("rank 0 cannot serve the rendezvous store: ") + e.what());
+      }
+    }
+    impl->storeClient = std::make_unique<bootstrap::TcpStore>(addr, impl->bootstrapTimeout);
+    store = impl->storeClient.get();
+    if (listenIp.empty()) listenIp = routeSourceIp(addr);
+  }
+
+  if (me.rank == 0) {
+    std::random_device rd;
+    job = (uint64_t{rd()} << 32) ^ rd() ^ static_cast<uint64_t>(getpid());
+    store->set("job", std::to_string(job));
+  }
+  job = std::stoull(store->get("job", impl->bootstrapTimeout));
+
+  // Everyone's record, checked together: a disagreement names both sides.
+  std::vector<std::string> all =
+      bootstrap::allGather(*store, "record", me.rank, me.worldSize, encode(me), impl->bootstrapTimeout);
+  std::vector<topo::RankRecord> records;
+  for (const auto& s : all) records.push_back(decode(s));
+  for (const auto& r : records)
+    if (r.worldSize != me.worldSize)
+      throw Error(ErrorCategory::kInvalidUsage,
+                  "rank " + std::to_string(r.rank) + " (" + r.source + ") says the world has " +
+                      std::to_string(r.worldSize) + " ranks but rank " + std::to_string(me.rank) +
+                      " (" + me.source + ") says " + std::to_string(me.worldSize));
+  topo::Topology topology = topo::Topology::fromRecords(fileRecords.empty() ? records : fileRecords);
+  if (me.rank == 0) XSITE_INFO(kInit, "topology: %s", topology.describe().c_str());
+
+  std::string domainTransport = p.string(Id::kDomainTransport);
+  if (domainTransport != "shm" && domainTransport != "tcp")
+    throw Error(ErrorCategory::kInvalidUsage,
+                "XSITE_DOMAIN_TRANSPORT='" + domainTransport + "' is not shm or tcp");
+  transport::FabricOptions fo;
+  fo.prefix = "fabric";
+  fo.listenIp = listenIp;
+  fo.job = job;
+  fo.shmRingBytes = static_cast<size_t>(p.integer(Id::kShmRingSize));
+  fo.socketBufBytes = static_cast<int>(p.integer(Id::kSocketBufSize));
+  fo.timeout = impl->bootstrapTimeout;
+  auto fabric = std::make_unique<transport::Fabric>(me.rank, me.worldSize, *store, fo);
+  fabric->establish(coll::planLinks(
+      topology, me.rank,
+      domainTransport == "shm" ? transport::Backend::kShm : transport::Backend::kTcp,
+      transport::Backend::kTcp));
+  bootstrap::allGather(*store, "ready", me.rank, me.worldSize, "", impl->bootstrapTimeout);
+  if (impl->storeClient && me.rank != 0) {
+    impl->storeClient->set("left/" + std::to_string(me.rank), "");
+    impl->storeClient.reset();
+  }
+  XSITE_INFO(kInit, "rank %d ready: site %d domain %d local %d, listening on %s", me.rank,
+             topology.place(me.rank).site, topology.place(me.rank).domain,
+             topology.place(me.rank).local, listenIp.c_str());
+  impl->ctx = std::make_unique<coll::Context>(me.rank, std::move(topology), std::move(fabric), settings);
+  return Communicator(std::move(impl));
+}
+
+int Communicator::rank() const { return impl_->ctx->rank(); }
+int Communicator::size() const { return impl_->ctx->size(); }
+int Communicator::numSites() const { return impl_->ctx->topology().numSites(); }
+std::string Communicator::describeTopology() const { return impl_->ctx->topology().describe(); }
+
+Placement Communicator::placement(int rank) const {
+  const auto& t = impl_->ctx->topology();
+  if (rank < 0 || rank >= t.size())
+    throw Error(ErrorCategory::kInvalidUsage, "placement: no rank " + std::to_string(rank));
+  const auto& pl = t.place(rank);
+  return Placement{pl.site, pl.domain, pl.local};
+}
+
+Algorithm Communicator::chooseAlgorithm(size_t bytes) const {
+  return coll::resolveAlgorithm(*impl_->ctx, impl_->ctx->settings().defaultAlgorithm, bytes);
+}
+
+void Communicator::allReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
+                             const AllReduceOptions& options) {
+  checkCount("allReduce", count, type, send, recv);
+  checkReduction("allReduce", type, op);
+  if (count == 0) return;
+  Algorithm requested = options.algorithm == Algorithm::kAuto
+                            ? impl_->ctx->settings().defaultAlgorithm
+                            : options.algorithm;
+  switch (coll::resolveAlgorithm(*impl_->ctx, requested, count * dataTypeSize(type))) {
+    case Algorithm::kRing: coll::allReduceRing(*impl_->ctx, send, recv, count, type, op); break;
+    case Algorithm::kHierarchical:
+      coll::allReduceHierarchical(*impl_->ctx, send, recv, count, type, op);
+      break;
+    case Algorithm::kLatency: coll::allReduceLatency(*impl_->ctx, send, recv, count, type, op); break;
+    default:
+      throw Error(ErrorCategory::kInvalidUsage,
+                  "allReduce: invalid algorithm " + std::to_string(static_cast<int>(options.algorithm)));
+  }
+}
+
+void Communicator::reduceScatter(const void* send, void* recv, size_t recvCount, DataType type,
+                                 ReduceOp op) {
+  checkCount("reduceScatter", recvCount, type, send, recv, static_cast<size_t>(size()));
+  checkReduction("reduceScatter", type, op);
+  if (recvCount == 0) return;
+  coll::reduceScatterRing(*impl_->ctx, send, recv, recvCount, type, op);
+}
+
+void Communicator::allGather(const void* send, void* recv, size_t sendCount, DataType type) {
+  checkCount("allGather", sendCount, type, send, recv, static_cast<size_t>(size()));
+  if (sendCount == 0) return;
+  coll::allGatherRing(*impl_->ctx, send, recv, sendCount, type);
+}
+
+void Communicator::broadcast(const void* send, void* recv, size_t count, DataType type, int root) {
+  if (root < 0 || root >= size())
+    throw Error(ErrorCategory::kInvalidUsage, "broadcast: root " + std::to_string(root) +
+                                                  " is not a rank of this communicator (0.." +
+                                                  std::to_string(size() - 1) + ")");
+  checkCount("broadcast", count, type, rank() == root ? send : recv, recv);
+  if (count == 0) return;
+  coll::broadcastTree(*impl_->ctx, send, recv, count, type, root);
+}
+
+void Communicator::barrier() {
+  uint8_t in = 0, out = 0;
+  coll::allReduceLatency(*impl_->ctx, &in, &out, 1, DataType::kUint8, ReduceOp::kMax);
+}
+
+}  // namespace xsite

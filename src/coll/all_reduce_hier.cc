@@ -1,0 +1,80 @@
+// Hierarchical all-reduce (the bandwidth path), per chunk:
+//   1. domain reduce-scatter    (ring of the L ranks of a domain)
+//   2. site reduce-scatter      (rail ring: same local index, the D domains of a site)
+//   3. cross-site all-reduce    (WAN ring: the rank owning the same shard in every site)
+//   4. site all-gather, 5. domain all-gather.
+// Each stage has its own channel, and the engine pipelines chunks through the stages. A chunk
+// is cut into P = L*D shards; rank (domain position d, local l) owns shard l*D + d. Uneven
+// topologies (sites of different sizes) fall back to the leader-based schedule.
+#include "coll/collectives.h"
+#include "coll/ring_stage.h"
+#include "util/log.h"
+
+namespace xsite::coll {
+
+void allReduceHierarchical(Context& ctx, const void* send, void* recv, size_t count, DataType type,
+                           ReduceOp op) {
+  const auto& t = ctx.topology();
+  if (!t.isRegular()) {
+    static bool once = [&] {
+      XSITE_INFO(kColl, "hierarchical all-reduce on an uneven topology (%s): using the leader "
+                        "schedule", t.describe().c_str());
+      return true;
+    }();
+    (void)once;
+    allReduceLatency(ctx, send, recv, count, type, op);
+    return;
+  }
+  const int rank = ctx.rank();
+  const auto& place = t.place(rank);
+  const int L = static_cast<int>(t.domainRanks(place.domain).size());
+  const int D = static_cast<int>(t.siteDomains(place.site).size());
+  const int P = L * D;
+  const int l = place.local;
+  const int shard = shardIndex(t, rank);
+  const size_t esize = dataTypeSize(type);
+  const int chunks = chunkCount(ctx, count, type);
+  const auto* in = static_cast<const char*>(send);
+  auto* out = static_cast<char*>(recv);
+
+  auto chunkRange = [&](int c, size_t& off, size_t& n) {
+    off = splitPoint(count, chunks, c);
+    n = splitPoint(count, chunks, c + 1) - off;
+  };
+  auto domainLayout = [&](bool fromInput) {
+    return [&, fromInput](int c, RingLayout& lay) {
+      size_t off, n;
+      chunkRange(c, off, n);
+      lay.input = (fromInput ? in : out) + off * esize;
+      lay.work = lay.output = out + off * esize;
+      for (int i = 0; i <= L; ++i) lay.bounds.push_back(splitPoint(n, P, static_cast<size_t>(i) * D));
+    };
+  };
+  auto railLayout = [&](int c, RingLayout& lay) {
+    size_t off, n;
+    chunkRange(c, off, n);
+    size_t base = splitPoint(n, P, static_cast<size_t>(l) * D);
+    lay.input = lay.work = lay.output = out + (off + base) * esize;
+    for (int i = 0; i <= D; ++i) lay.bounds.push_back(splitPoint(n, P, static_cast<size_t>(l) * D + i) - base);
+  };
+  auto wanLayout = [&](int c, RingLayout& lay) {
+    size_t off, n;
+    chunkRange(c, off, n);
+    size_t lo = splitPoint(n, P, shard), hi = splitPoint(n, P, shard + 1);
+    lay.input = lay.work = lay.output = out + (off + lo) * esize;
+    const int s = t.numSites();
+    for (int i = 0; i <= s; ++i) lay.bounds.push_back(splitPoint(hi - lo, s, i));
+  };
+
+  const int avg = op == ReduceOp::kAvg ? ctx.size() : 0;
+  RingStage domainRs(ctx, domainRing(t, rank), kChDomainRs, RingMode::kReduceScatter, type, op, 0,
+                     domainLayout(true));
+  RingStage railRs(ctx, railRing(t, rank), kChRailRs, RingMode::kReduceScatter, type, op, 0, railLayout);
+  RingStage wan(ctx, wanRing(t, rank), kChWan, RingMode::kAllReduce, type, op, avg, wanLayout);
+  RingStage railAg(ctx, railRing(t, rank), kChRailAg, RingMode::kAllGather, type, op, 0, railLayout);
+  RingStage domainAg(ctx, domainRing(t, rank), kChDomainAg, RingMode::kAllGather, type, op, 0,
+                     domainLayout(false));
+  runPipeline(ctx, {&domainRs, &railRs, &wan, &railAg, &domainAg}, chunks, "allReduce(hier)");
+}
+
+}  // namespace xsite::coll

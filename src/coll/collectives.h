@@ -1,0 +1,31 @@
+// The collectives on host buffers, one function per collective x algorithm. Callers (the API
+// layer) validate arguments first; these assume every rank passes the same count, type and op.
+#pragma once
+
+#include <cstddef>
+
+#include "coll/context.h"
+
+namespace xsite::coll {
+
+void allReduceRing(Context& ctx, const void* send, void* recv, size_t count, DataType type, ReduceOp op);
+void allReduceHierarchical(Context& ctx, const void* send, void* recv, size_t count, DataType type,
+                           ReduceOp op);
+void allReduceLatency(Context& ctx, const void* send, void* recv, size_t count, DataType type, ReduceOp op);
+
+// send holds size()*recvCount elements; this rank's reduced block lands in recv.
+void reduceScatterRing(Context& ctx, const void* send, void* recv, size_t recvCount, DataType type,
+                       ReduceOp op);
+// recv receives size()*sendCount elements, rank r's at r*sendCount.
+void allGatherRing(Context& ctx, const void* send, void* recv, size_t sendCount, DataType type);
+// Site leaders, then domain leaders, then members, each level a star, pipelined by chunk.
+void broadcastTree(Context& ctx, const void* send, void* recv, size_t count, DataType type, int root);
+
+// The algorithm an all-reduce of `bytes` per rank runs: `requested` unless it is kAuto, in which
+// case the cost model picks.
+Algorithm resolveAlgorithm(const Context& ctx, Algorithm requested, size_t bytes);
+
+// Chunks of at most chunkBytes for a buffer of count elements (at least one).
+int chunkCount(const Context& ctx, size_t count, DataType type);
+
+}  // namespace xsite::coll

@@ -1,0 +1,109 @@
+#include "coll/context.h"
+
+#include <algorithm>
+#include <set>
+
+namespace xsite::coll {
+
+const char* channelName(int channel) noexcept {
+  static const char* kNames[kNumChannels] = {"ring",    "domain-rs", "domain-ag", "rail-rs",
+                                             "rail-ag", "wan",       "star"};
+  return channel >= 0 && channel < kNumChannels ? kNames[channel] : "?";
+}
+
+RingView flatRing(const topo::Topology& t, int rank) {
+  RingView v;
+  for (int r = 0; r < t.size(); ++r) v.members.push_back(r);
+  v.index = rank;
+  return v;
+}
+
+RingView domainRing(const topo::Topology& t, int rank) {
+  const auto& p = t.place(rank);
+  return RingView{t.domainRanks(p.domain), p.local};
+}
+
+namespace {
+int domainPos(const topo::Topology& t, int rank) {
+  const auto& p = t.place(rank);
+  const auto& ds = t.siteDomains(p.site);
+  return static_cast<int>(std::find(ds.begin(), ds.end(), p.domain) - ds.begin());
+}
+}  // namespace
+
+int shardIndex(const topo::Topology& t, int rank) {
+  const auto& p = t.place(rank);
+  return p.local * static_cast<int>(t.siteDomains(p.site).size()) + domainPos(t, rank);
+}
+
+RingView railRing(const topo::Topology& t, int rank) {
+  const auto& p = t.place(rank);
+  RingView v;
+  for (int d : t.siteDomains(p.site)) v.members.push_back(t.domainRanks(d).at(p.local));
+  v.index = domainPos(t, rank);
+  return v;
+}
+
+RingView wanRing(const topo::Topology& t, int rank) {
+  const int shard = shardIndex(t, rank);
+  RingView v;
+  for (int s = 0; s < t.numSites(); ++s)
+    for (int r : t.siteRanks(s))
+      if (shardIndex(t, r) == shard) v.members.push_back(r);
+  v.index = t.place(rank).site;
+  return v;
+}
+
+std::vector<transport::LinkRequest> planLinks(const topo::Topology& t, int rank,
+                                              transport::Backend sameDomain,
+                                              transport::Backend otherDomain) {
+  std::set<std::pair<int, int>> want;  // (peer, channel)
+  auto addRing = [&](const RingView& v, int ch) {
+    if (v.size() < 2) return;
+    want.insert({v.left(), ch});
+    want.insert({v.right(), ch});
+  };
+  addRing(flatRing(t, rank), kChRing);
+  addRing(domainRing(t, rank), kChDomainRs);
+  addRing(domainRing(t, rank), kChDomainAg);
+  if (t.isRegular()) {
+    addRing(railRing(t, rank), kChRailRs);
+    addRing(railRing(t, rank), kChRailAg);
+    addRing(wanRing(t, rank), kChWan);
+  }
+  // Star links: every rank to the leader of every other site, to the leader of every other
+  // domain of its site and to every member of its domain; symmetrized over all ranks.
+  for (int a = 0; a < t.size(); ++a) {
+    const auto& pa = t.place(a);
+    std::vector<int> peers;
+    for (int s = 0; s < t.numSites(); ++s)
+      if (s != pa.site) peers.push_back(t.siteLeader(s));
+    for (int d : t.siteDomains(pa.site))
+      if (d != pa.domain) peers.push_back(t.domainLeader(d));
+    for (int r : t.domainRanks(pa.domain)) peers.push_back(r);
+    for (int b : peers) {
+      if (a == b) continue;
+      if (a == rank) want.insert({b, kChStar});
+      if (b == rank) want.insert({a, kChStar});
+    }
+  }
+  std::vector<transport::LinkRequest> out;
+  for (const auto& [peer, ch] : want) {
+    bool same = t.place(peer).domain == t.place(rank).domain;
+    out.push_back({peer, ch, same ? sameDomain : otherDomain, channelName(ch)});
+  }
+  return out;
+}
+
+Context::Context(int rank, topo::Topology topology, std::unique_ptr<transport::Fabric> fabric,
+                 Settings settings)
+    : rank_(rank), topo_(std::move(topology)), fabric_(std::move(fabric)), settings_(settings) {}
+
+char* Context::scratch(int slot, size_t bytes) {
+  if (scratch_.size() <= static_cast<size_t>(slot)) scratch_.resize(slot + 1);
+  auto& b = scratch_[slot];
+  if (b.size() < bytes) b.resize(bytes);
+  return b.data();
+}
+
+}  // namespace xsite::coll

@@ -1,0 +1,85 @@
+// What a rank's collectives run on: its place in the topology, its connections (one channel per
+// schedule stage, so pipelined stages never share a connection) and its settings.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "topo/cost_model.h"
+#include "topo/topology.h"
+#include "transport/fabric.h"
+
+namespace xsite::coll {
+
+enum Channel : int {
+  kChRing = 0,     // flat ring over all ranks
+  kChDomainRs,     // ring inside a domain, reduce-scatter stage
+  kChDomainAg,     // ring inside a domain, all-gather stage
+  kChRailRs,       // ring along a rail (same local index, domains of one site)
+  kChRailAg,
+  kChWan,          // ring across sites (same shard on every site)
+  kChStar,         // leader <-> member links of the latency path and broadcast
+  kNumChannels
+};
+const char* channelName(int channel) noexcept;
+
+// A ring of ranks as seen by one member.
+struct RingView {
+  std::vector<int> members;
+  int index = 0;
+  int size() const { return static_cast<int>(members.size()); }
+  int left() const { return members[(index + size() - 1) % size()]; }
+  int right() const { return members[(index + 1) % size()]; }
+};
+
+RingView flatRing(const topo::Topology& t, int rank);
+RingView domainRing(const topo::Topology& t, int rank);
+// Regular topologies only: the rail ring (same local index, every domain of the site) and the
+// WAN ring (the rank that owns the same shard in every site).
+RingView railRing(const topo::Topology& t, int rank);
+RingView wanRing(const topo::Topology& t, int rank);
+// The shard of a chunk a rank owns after the site reduce-scatter: local * domains + domain pos.
+int shardIndex(const topo::Topology& t, int rank);
+
+// Every link this rank needs, symmetric across ranks. `sameDomain` picks the backend for a
+// pair inside one domain, `otherDomain` for the rest.
+std::vector<transport::LinkRequest> planLinks(const topo::Topology& t, int rank,
+                                              transport::Backend sameDomain,
+                                              transport::Backend otherDomain);
+
+struct Settings {
+  size_t sliceBytes = 256 << 10;
+  size_t chunkBytes = 4 << 20;
+  std::chrono::milliseconds timeout{300000};
+  topo::CostModel costModel;
+  Algorithm defaultAlgorithm = Algorithm::kAuto;
+};
+
+class Context {
+ public:
+  Context(int rank, topo::Topology topology, std::unique_ptr<transport::Fabric> fabric,
+          Settings settings);
+  int rank() const { return rank_; }
+  int size() const { return topo_.size(); }
+  const topo::Topology& topology() const { return topo_; }
+  const Settings& settings() const { return settings_; }
+  transport::Connection& conn(int peer, int channel) const { return fabric_->connection(peer, channel); }
+  // Scratch memory, grown on demand and kept; `slot` separates concurrent users.
+  char* scratch(int slot, size_t bytes);
+
+ private:
+  int rank_;
+  topo::Topology topo_;
+  std::unique_ptr<transport::Fabric> fabric_;
+  Settings settings_;
+  std::vector<std::vector<char>> scratch_;
+};
+
+// Even split of n items into parts: the start of part i (i in 0..parts).
+inline size_t splitPoint(size_t n, size_t parts, size_t i) {
+  return static_cast<size_t>((static_cast<unsigned __int128>(n) * i) / parts);
+}
+
+}  // namespace xsite::coll

@@ -1,0 +1,39 @@
+// The pipeline engine: a schedule is a list of stages, each working on one chunk at a time and
+// each on its own channel. Stage j may start chunk c once stage j-1 has finished chunk c and
+// stage j has finished chunk c-1, so while chunk k crosses the WAN, chunk k+1 is reduced inside
+// the site and chunk k-1 gathered. Stages never block: the engine polls them all.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "coll/context.h"
+#include "util/status.h"
+
+namespace xsite::coll {
+
+class Stage {
+ public:
+  virtual ~Stage() = default;
+  virtual void start(int chunk) = 0;
+  // Progresses connections and local work; sets `moved` when anything happened.
+  virtual Status advance(bool& moved, bool& done) noexcept = 0;
+  // For error messages: what the stage is and whom it waits on.
+  virtual std::string describe() const = 0;
+};
+
+// Runs the stages over `chunks` chunks; throws xsite::Error on a transport error or when nothing
+// moves for the context's timeout. `what` names the collective in messages.
+void runPipeline(Context& ctx, const std::vector<Stage*>& stages, int chunks, const std::string& what);
+
+// Waits with a backoff that spins first, then yields, then sleeps briefly.
+class Backoff {
+ public:
+  void reset() { idle_ = 0; }
+  void pause();
+
+ private:
+  unsigned idle_ = 0;
+};
+
+}  // namespace xsite::coll

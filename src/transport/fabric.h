@@ -1,0 +1,67 @@
+// Fabric: all connections of one rank, established together from a list of link requests.
+// Establishment is collective: every rank calls establish() once, with requests that mirror
+// each other's (if a asks for (b, ch), b asks for (a, ch) with the same backend).
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "bootstrap/store.h"
+#include "transport/ring_buffer.h"
+
+namespace xsite::transport {
+
+struct LinkRequest {
+  int peer;
+  int channel;
+  Backend backend;
+  std::string channelName;  // for messages: "ring", "domain-rs", ...
+};
+
+// Shared by the ranks of one process that run as threads: the memory of their loopback rings.
+class LoopbackHub {
+ public:
+  explicit LoopbackHub(size_t ringBytes) : ringBytes_(ringBytes) {}
+  std::shared_ptr<RingMemory> ring(int from, int to, int channel);
+
+ private:
+  size_t ringBytes_;
+  std::mutex mu_;
+  std::map<std::tuple<int, int, int>, std::shared_ptr<RingMemory>> rings_;
+};
+
+struct FabricOptions {
+  std::string prefix = "fabric";       // store key prefix, unique per communicator
+  std::string listenIp = "127.0.0.1";  // TCP: where this rank listens
+  uint64_t job = 0;                    // shared by every rank of the job (names, handshakes)
+  size_t shmRingBytes = 2u << 20;
+  int socketBufBytes = 0;  // 0: kernel autotuning
+  std::chrono::milliseconds timeout{120000};
+  std::shared_ptr<LoopbackHub> hub;  // required for kLoopback links
+};
+
+class Fabric {
+ public:
+  Fabric(int rank, int size, bootstrap::Store& store, FabricOptions options);
+  ~Fabric();
+  void establish(const std::vector<LinkRequest>& links);
+  Connection& connection(int peer, int channel) const;
+  bool has(int peer, int channel) const { return conns_.count({peer, channel}) > 0; }
+  size_t count() const { return conns_.size(); }
+
+ private:
+  void establishTcp(const std::vector<LinkRequest>& links);
+  void establishShm(const std::vector<LinkRequest>& links);
+  std::string label(const LinkRequest& l) const;
+  int rank_, size_;
+  bootstrap::Store& store_;
+  FabricOptions opt_;
+  std::map<std::pair<int, int>, std::unique_ptr<Connection>> conns_;
+};
+
+}  // namespace xsite::transport

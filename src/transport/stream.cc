@@ -1,0 +1,80 @@
+#include "transport/stream.h"
+
+namespace xsite::transport {
+
+Status StreamConnection::progress(bool& moved) noexcept {
+  bool any = false;
+  XSITE_RETURN_IF_ERROR(progressSends(any));
+  XSITE_RETURN_IF_ERROR(progressRecvs(any));
+  if (any) {
+    moved = true;
+  } else if (!idle()) {
+    auto now = std::chrono::steady_clock::now();
+    if (now - lastCheck_ > std::chrono::milliseconds(100)) {
+      lastCheck_ = now;
+      return checkPeer();
+    }
+  }
+  return Status::ok();
+}
+
+Status StreamConnection::progressSends(bool& moved) noexcept {
+  while (Op* op = frontSend()) {
+    if (sendHdrDone_ == 0 && op->done == 0) sendHdr_ = {MessageHeader::kMagic, 0, op->bytes};
+    iovec iov[2];
+    int n = 0;
+    if (sendHdrDone_ < sizeof(MessageHeader))
+      iov[n++] = {reinterpret_cast<char*>(&sendHdr_) + sendHdrDone_,
+                  sizeof(MessageHeader) - sendHdrDone_};
+    if (op->done < op->bytes) iov[n++] = {op->data + op->done, op->bytes - op->done};
+    size_t w = 0;
+    if (n > 0) {
+      Result<size_t> r = writeSome(iov, n);
+      if (!r) return r.status();
+      w = r.value();
+      if (w == 0) return Status::ok();
+      moved = true;
+    }
+    size_t hdrPart = std::min(w, sizeof(MessageHeader) - sendHdrDone_);
+    sendHdrDone_ += hdrPart;
+    op->done += w - hdrPart;
+    if (sendHdrDone_ == sizeof(MessageHeader) && op->done == op->bytes) {
+      sendHdrDone_ = 0;
+      completeSend();
+    }
+  }
+  return Status::ok();
+}
+
+Status StreamConnection::progressRecvs(bool& moved) noexcept {
+  while (Op* op = frontRecv()) {
+    if (recvHdrGot_ < sizeof(MessageHeader)) {
+      Result<size_t> r = readSome(reinterpret_cast<char*>(&recvHdr_) + recvHdrGot_,
+                                  sizeof(MessageHeader) - recvHdrGot_);
+      if (!r) return r.status();
+      if (r.value() == 0) return Status::ok();
+      moved = true;
+      recvHdrGot_ += r.value();
+      if (recvHdrGot_ < sizeof(MessageHeader)) continue;
+      if (recvHdr_.magic != MessageHeader::kMagic)
+        return Status(ErrorCategory::kRemote,
+                      label() + " sent a garbled frame (bad magic 0x" + std::to_string(recvHdr_.magic) +
+                          "): the stream is corrupt or the peer is not an xsite rank of this job");
+      if (recvHdr_.bytes != op->bytes) return sizeMismatch(recvHdr_.bytes, op->bytes);
+    }
+    if (op->done < op->bytes) {
+      Result<size_t> r = readSome(op->data + op->done, op->bytes - op->done);
+      if (!r) return r.status();
+      if (r.value() == 0) return Status::ok();
+      moved = true;
+      op->done += r.value();
+    }
+    if (op->done == op->bytes) {
+      recvHdrGot_ = 0;
+      completeRecv();
+    }
+  }
+  return Status::ok();
+}
+
+}  // namespace xsite::transport

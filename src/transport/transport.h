@@ -1,0 +1,74 @@
+// The transport contract: one ordered, reliable, full-duplex message channel between two ranks.
+// Every backend (loopback, shm, tcp; later ucx and wan) implements Connection and is created by
+// Fabric::establish(). Everything here is non-blocking and noexcept on the data path.
+//
+// Semantics (pinned by tests/transport/conformance_test.cc for every backend):
+//  - postSend/postRecv queue a message; messages complete in the order posted, per direction;
+//  - the n-th send on one side matches the n-th receive on the other, and their sizes must be
+//    equal: a mismatch is an error naming the peer and both sizes, never a truncation;
+//  - a posted buffer must stay valid (and a send buffer unmodified) until its ticket is done;
+//  - progress() moves what it can without blocking and reports a dead or misbehaving peer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+
+#include "util/status.h"
+
+namespace xsite::transport {
+
+enum class Backend { kLoopback, kShm, kTcp };
+const char* backendName(Backend b) noexcept;
+
+class Connection {
+ public:
+  Connection(int peer, std::string label) : peer_(peer), label_(std::move(label)) {}
+  virtual ~Connection() = default;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  int peer() const noexcept { return peer_; }
+  const std::string& label() const noexcept { return label_; }  // e.g. "rank 5 ring (tcp)"
+
+  // Queue a message; returns its ticket (1-based count of messages posted in that direction).
+  uint64_t postSend(const void* data, size_t bytes) noexcept;
+  uint64_t postRecv(void* data, size_t bytes) noexcept;
+  uint64_t sendsDone() const noexcept { return sendsDone_; }
+  uint64_t recvsDone() const noexcept { return recvsDone_; }
+  bool idle() const noexcept { return sends_.empty() && recvs_.empty(); }
+
+  // Moves bytes without blocking; sets `moved` when anything happened.
+  virtual Status progress(bool& moved) noexcept = 0;
+
+ protected:
+  struct Op {
+    char* data;
+    size_t bytes;
+    size_t done = 0;  // payload bytes moved so far
+  };
+  Op* frontSend() noexcept { return sends_.empty() ? nullptr : &sends_.front(); }
+  Op* frontRecv() noexcept { return recvs_.empty() ? nullptr : &recvs_.front(); }
+  void completeSend() noexcept;
+  void completeRecv() noexcept;
+  Status sizeMismatch(uint64_t sent, size_t posted) const;
+  Status peerGone(const std::string& why) const;
+
+ private:
+  int peer_;
+  std::string label_;
+  std::deque<Op> sends_, recvs_;
+  uint64_t sendsPosted_ = 0, recvsPosted_ = 0, sendsDone_ = 0, recvsDone_ = 0;
+};
+
+// Each message on a byte stream (shm ring or socket) starts with this header.
+struct MessageHeader {
+  static constexpr uint32_t kMagic = 0x58535431;  // "XST1"
+  uint32_t magic;
+  uint32_t reserved;
+  uint64_t bytes;
+};
+static_assert(sizeof(MessageHeader) == 16);
+
+}  // namespace xsite::transport

@@ -1,0 +1,133 @@
+#include "util/params.h"
+
+#include <cerrno>
+#include <cstdlib>
+#include <sstream>
+
+#include "xsite/error.h"
+
+namespace xsite::params {
+namespace {
+
+const Info kInfos[] = {
+#define XSITE_PARAM(id, name, kind, def, doc) {name, Kind::k##kind, def, doc, false},
+#define XSITE_EXTERNAL(id, name, doc) {name, Kind::kString, "", doc, true},
+#include "util/params.def"
+#undef XSITE_PARAM
+#undef XSITE_EXTERNAL
+};
+static_assert(sizeof(kInfos) / sizeof(kInfos[0]) == static_cast<size_t>(Id::kCount));
+
+std::optional<int64_t> parseInteger(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  errno = 0;
+  char* end = nullptr;
+  long long v = std::strtoll(text.c_str(), &end, 10);
+  if (errno != 0 || *end != '\0') return std::nullopt;
+  return v;
+}
+
+std::optional<double> parseDouble(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  errno = 0;
+  char* end = nullptr;
+  double v = std::strtod(text.c_str(), &end);
+  if (errno != 0 || *end != '\0') return std::nullopt;
+  return v;
+}
+
+[[noreturn]] void bad(const Info& info, const std::string& text, const char* expected) {
+  throw Error(ErrorCategory::kInvalidUsage, std::string(info.name) + "='" + text +
+                                                "' is not valid: expected " + expected + " (" +
+                                                info.doc + ")");
+}
+
+}  // namespace
+
+std::optional<int64_t> parseSize(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  std::string digits = text;
+  int64_t mult = 1;
+  switch (digits.back()) {
+    case 'k': case 'K': mult = int64_t{1} << 10; break;
+    case 'm': case 'M': mult = int64_t{1} << 20; break;
+    case 'g': case 'G': mult = int64_t{1} << 30; break;
+    default: break;
+  }
+  if (mult != 1) digits.pop_back();
+  auto v = parseInteger(digits);
+  if (!v || *v < 0) return std::nullopt;
+  return *v * mult;
+}
+
+const Info& info(Id id) noexcept { return kInfos[static_cast<size_t>(id)]; }
+
+Params::Params(const Lookup& lookup) : values_(static_cast<size_t>(Id::kCount)) {
+  for (size_t i = 0; i < values_.size(); ++i) {
+    const Info& inf = kInfos[i];
+    Value& v = values_[i];
+    std::optional<std::string> given = lookup(inf.name);
+    v.set = given.has_value();
+    v.text = given ? *given : inf.defaultValue;
+    if (v.text.empty()) continue;  // unset: integer stays -1
+    switch (inf.kind) {
+      case Kind::kInt: {
+        auto n = parseInteger(v.text);
+        if (!n) bad(inf, v.text, "an integer");
+        v.integer = *n;
+        v.real = static_cast<double>(*n);
+        break;
+      }
+      case Kind::kSize: {
+        auto n = parseSize(v.text);
+        if (!n) bad(inf, v.text, "a size in bytes such as 65536, 256K, 4M or 1G");
+        v.integer = *n;
+        v.real = static_cast<double>(*n);
+        break;
+      }
+      case Kind::kBool:
+        if (v.text != "0" && v.text != "1") bad(inf, v.text, "0 or 1");
+        v.integer = v.text == "1";
+        break;
+      case Kind::kDouble: {
+        auto d = parseDouble(v.text);
+        if (!d || *d < 0) bad(inf, v.text, "a non-negative number");
+        v.real = *d;
+        v.integer = static_cast<int64_t>(*d);
+        break;
+      }
+      case Kind::kString:
+        break;
+    }
+  }
+}
+
+Lookup Params::environmentLookup() {
+  return [](const char* name) -> std::optional<std::string> {
+    const char* v = std::getenv(name);  // the one getenv in xsite
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+const Params& Params::global() {
+  static const Params params(environmentLookup());
+  return params;
+}
+
+int64_t Params::integer(Id id) const { return values_[index(id)].integer; }
+double Params::real(Id id) const { return values_[index(id)].real; }
+
+std::string Params::describe(bool includeExternal) const {
+  std::ostringstream out;
+  for (size_t i = 0; i < values_.size(); ++i) {
+    const Info& inf = kInfos[i];
+    if (inf.external && (!includeExternal || !values_[i].set)) continue;
+    out << inf.name << "=" << values_[i].text << "  # "
+        << (values_[i].set ? "set" : (values_[i].text.empty() ? "unset" : "default")) << "; "
+        << inf.doc << "\n";
+  }
+  return out.str();
+}
+
+}  // namespace xsite::params

@@ -1,0 +1,196 @@
+#include "util/socket.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <thread>
+
+namespace xsite {
+
+using Clock = std::chrono::steady_clock;
+
+Fd& Fd::operator=(Fd&& o) noexcept {
+  if (this != &o) {
+    reset();
+    fd_ = o.release();
+  }
+  return *this;
+}
+int Fd::release() noexcept {
+  int f = fd_;
+  fd_ = -1;
+  return f;
+}
+void Fd::reset() noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+std::string errnoString(int err) { return std::string(strerror(err)); }
+
+std::string SockAddr::toString() const {
+  char ip[INET_ADDRSTRLEN] = {0};
+  inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
+  return std::string(ip) + ":" + std::to_string(ntohs(addr.sin_port));
+}
+int SockAddr::port() const { return ntohs(addr.sin_port); }
+
+SockAddr sockAddrOf(const std::string& host, int port) {
+  if (port < 0 || port > 65535)
+    throw Error(ErrorCategory::kInvalidUsage, "port " + std::to_string(port) + " out of range");
+  SockAddr a;
+  a.addr.sin_family = AF_INET;
+  a.addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, host.c_str(), &a.addr.sin_addr) == 1) return a;
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (rc != 0 || res == nullptr)
+    throw Error(ErrorCategory::kInvalidUsage,
+                "cannot resolve host '" + host + "': " + gai_strerror(rc));
+  a.addr.sin_addr = reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr;
+  freeaddrinfo(res);
+  return a;
+}
+
+SockAddr parseSockAddr(const std::string& text, int defaultPort) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) {
+    if (defaultPort < 0)
+      throw Error(ErrorCategory::kInvalidUsage, "address '" + text + "' has no ':port'");
+    return sockAddrOf(text, defaultPort);
+  }
+  std::string port = text.substr(colon + 1);
+  char* end = nullptr;
+  long p = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || p < 0 || p > 65535)
+    throw Error(ErrorCategory::kInvalidUsage, "address '" + text + "' has a bad port");
+  return sockAddrOf(text.substr(0, colon), static_cast<int>(p));
+}
+
+Fd tcpListen(const SockAddr& bindAddr, int backlog) {
+  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) throw Error(ErrorCategory::kSystem, "socket(): " + errnoString(errno));
+  int one = 1;
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&bindAddr.addr), sizeof(bindAddr.addr)) != 0)
+    throw Error(ErrorCategory::kSystem,
+                "cannot bind " + bindAddr.toString() + ": " + errnoString(errno));
+  if (::listen(fd.get(), backlog) != 0)
+    throw Error(ErrorCategory::kSystem, "listen(): " + errnoString(errno));
+  return fd;
+}
+
+SockAddr localAddr(int fd) {
+  SockAddr a;
+  socklen_t len = sizeof(a.addr);
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&a.addr), &len) != 0)
+    throw Error(ErrorCategory::kSystem, "getsockname(): " + errnoString(errno));
+  return a;
+}
+
+Fd tcpConnect(const SockAddr& to, Clock::time_point deadline) {
+  int lastErr = 0;
+  auto backoff = std::chrono::milliseconds(5);
+  while (true) {
+    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) throw Error(ErrorCategory::kSystem, "socket(): " + errnoString(errno));
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&to.addr), sizeof(to.addr)) == 0) {
+      setNoDelay(fd.get());
+      return fd;
+    }
+    lastErr = errno;
+    if (lastErr != ECONNREFUSED && lastErr != ETIMEDOUT && lastErr != ENETUNREACH &&
+        lastErr != EHOSTUNREACH && lastErr != EAGAIN && lastErr != ECONNRESET)
+      throw Error(ErrorCategory::kSystem,
+                  "connect to " + to.toString() + ": " + errnoString(lastErr));
+    if (Clock::now() + backoff > deadline)
+      throw Error(ErrorCategory::kTimeout,
+                  "could not connect to " + to.toString() + " before the deadline (last error: " +
+                      errnoString(lastErr) + ")");
+    std::this_thread::sleep_for(backoff);
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(200));
+  }
+}
+
+std::string routeSourceIp(const SockAddr& to) {
+  Fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) throw Error(ErrorCategory::kSystem, "socket(): " + errnoString(errno));
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&to.addr), sizeof(to.addr)) != 0)
+    throw Error(ErrorCategory::kSystem, "no route to " + to.toString() + ": " + errnoString(errno));
+  std::string s = localAddr(fd.get()).toString();
+  return s.substr(0, s.rfind(':'));
+}
+
+void setNonBlocking(int fd, bool on) {
+  int flags = fcntl(fd, F_GETFL, 0);
+  fcntl(fd, F_SETFL, on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK));
+}
+void setNoDelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+void setBufferSizes(int fd, int bytes) {
+  if (bytes <= 0) return;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+}
+
+namespace {
+int msLeft(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  return left < 0 ? 0 : static_cast<int>(std::min<long long>(left, 1000));
+}
+}  // namespace
+
+Status writeAll(int fd, const void* data, size_t n, Clock::time_point deadline) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = ::send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      p += w;
+      n -= static_cast<size_t>(w);
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+      return Status(errno == EPIPE || errno == ECONNRESET ? ErrorCategory::kRemote
+                                                          : ErrorCategory::kSystem,
+                    "send: " + errnoString(errno));
+    if (Clock::now() >= deadline) return Status(ErrorCategory::kTimeout, "send timed out");
+    pollfd pfd{fd, POLLOUT, 0};
+    ::poll(&pfd, 1, msLeft(deadline));
+  }
+  return Status::ok();
+}
+
+Status readAll(int fd, void* data, size_t n, Clock::time_point deadline) {
+  char* p = static_cast<char*>(data);
+  while (n > 0) {
+    ssize_t r = ::recv(fd, p, n, MSG_DONTWAIT);
+    if (r > 0) {
+      p += r;
+      n -= static_cast<size_t>(r);
+      continue;
+    }
+    if (r == 0) return Status(ErrorCategory::kRemote, "connection closed by peer");
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return Status(errno == ECONNRESET ? ErrorCategory::kRemote : ErrorCategory::kSystem,
+                    "recv: " + errnoString(errno));
+    if (Clock::now() >= deadline) return Status(ErrorCategory::kTimeout, "receive timed out");
+    pollfd pfd{fd, POLLIN, 0};
+    ::poll(&pfd, 1, msLeft(deadline));
+  }
+  return Status::ok();
+}
+
+}  // namespace xsite

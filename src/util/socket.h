@@ -1,0 +1,60 @@
+// RAII file descriptors and the few TCP helpers the bootstrap and the TCP transport share.
+// Setup calls throw xsite::Error(kSystem); data-path calls return Status.
+#pragma once
+
+#include <netinet/in.h>
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+
+#include "util/status.h"
+
+namespace xsite {
+
+class Fd {
+ public:
+  Fd() noexcept = default;
+  explicit Fd(int fd) noexcept : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept;
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+  int get() const noexcept { return fd_; }
+  bool valid() const noexcept { return fd_ >= 0; }
+  int release() noexcept;
+  void reset() noexcept;
+
+ private:
+  int fd_ = -1;
+};
+
+struct SockAddr {
+  sockaddr_in addr{};
+  std::string toString() const;  // "10.0.0.1:1234"
+  int port() const;
+};
+
+// "host:port" or "host" (then defaultPort); host may be a name or dotted IPv4.
+SockAddr parseSockAddr(const std::string& text, int defaultPort = -1);
+SockAddr sockAddrOf(const std::string& ip, int port);
+
+Fd tcpListen(const SockAddr& bindAddr, int backlog = 1024);  // port 0: any free port
+SockAddr localAddr(int fd);
+// Blocking connect with retries until the deadline (the peer may not be listening yet).
+Fd tcpConnect(const SockAddr& to, std::chrono::steady_clock::time_point deadline);
+// The local IP the kernel would use to reach `to` (no packet is sent).
+std::string routeSourceIp(const SockAddr& to);
+
+void setNonBlocking(int fd, bool on);
+void setNoDelay(int fd);
+void setBufferSizes(int fd, int bytes);
+
+// Blocking full read/write with a deadline; kTimeout / kRemote (peer closed) / kSystem.
+Status writeAll(int fd, const void* data, size_t n, std::chrono::steady_clock::time_point deadline);
+Status readAll(int fd, void* data, size_t n, std::chrono::steady_clock::time_point deadline);
+
+std::string errnoString(int err);
+
+}  // namespace xsite
