@@ -77,7 +77,9 @@ run_xsite() {  # $1 = algorithm (ring|hier)
     -c 0 -d float -A "$1" >"$log" 2>&1
   rc=$?
   # nccl-tests row from rank 0: size count type redop root time algbw busbw #wrong ...
-  us=$(awk '$1 == "[0]" && $2 ~ /^[0-9]+$/ && NF >= 7 && $7 ~ /^[0-9.]+$/ { t = $7 } END { print t }' "$log")
+  # (times of 10 s and more come as 1e+07: the column is 7 characters wide)
+  us=$(awk '$1 == "[0]" && $2 ~ /^[0-9]+$/ && NF >= 7 && $7 ~ /^[0-9.]+(e[+-]?[0-9]+)?$/ { t = $7 + 0 }
+            END { if (t != "") print t }' "$log")
   record "$name" "$log" "$rc" "$us"
 }
 
