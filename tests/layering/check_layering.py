@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Fails when a file includes a header from a layer it may not use (src/README.md).
+
+Layers point down only: util <- {bootstrap, topo} ; bootstrap <- transport ; {transport, topo}
+<- coll <- api ; the public headers (include/xsite) include only each other; bench and tools
+use the public API (tools may also read util and topo for xsite-info).
+"""
+import pathlib
+import re
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+ALLOWED = {
+    "src/util": {"util", "xsite"},
+    "src/bootstrap": {"bootstrap", "util", "xsite"},
+    "src/topo": {"topo", "util", "xsite"},
+    "src/transport": {"transport", "bootstrap", "util", "xsite"},
+    "src/coll": {"coll", "transport", "topo", "bootstrap", "util", "xsite"},
+    "src/api": {"coll", "transport", "topo", "bootstrap", "util", "xsite"},
+    "include/xsite": {"xsite"},
+    "bench": {"xsite", "harness.h"},
+    "tools": {"xsite", "topo", "util"},
+}
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
+
+
+def main():
+    bad = []
+    for folder, allowed in ALLOWED.items():
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.suffix not in (".h", ".cc", ".cu", ".cuh", ".def"):
+                continue
+            for no, line in enumerate(path.read_text().splitlines(), 1):
+                m = INCLUDE.match(line)
+                if not m:
+                    continue
+                top = m.group(1).split("/")[0]
+                if top not in allowed:
+                    bad.append(f"{path.relative_to(ROOT)}:{no}: includes \"{m.group(1)}\", "
+                               f"but {folder} may only use {sorted(allowed)}")
+    for b in bad:
+        print(b)
+    print(f"layering: {len(bad)} violations")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
