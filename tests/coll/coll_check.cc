@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "coll/reference.h"
+#include "coll/matrix.h"
 #include "xsite/xsite.h"
 
 using namespace xsite;
@@ -43,74 +43,20 @@ void checkIdentical(Communicator& comm, const void* p, size_t n, const std::stri
   report(lo == hi, what + ": ranks hold different bytes", comm.rank());
 }
 
-const size_t kCounts[] = {0, 1, 7, 1031, 8192 + 13};
-
 void matrix(Communicator& comm) {
-  const int n = comm.size(), me = comm.rank();
-  for (Algorithm algo : {Algorithm::kRing, Algorithm::kHierarchical, Algorithm::kLatency})
-    for (DataType t : allTypes()) {
-      if (!isReducible(t)) continue;
-      for (ReduceOp op : allOps())
-        for (size_t count : kCounts)
-          for (bool inPlace : {false, true}) {
-            const size_t es = dataTypeSize(t);
-            std::vector<char> in(count * es + 1), out(count * es + 1, 0x5a);
-            fillInput(in.data(), t, op, me, count);
-            char* dst = inPlace ? in.data() : out.data();
-            comm.allReduce(in.data(), dst, count, t, op, {algo});
-            std::string what = "allReduce " + std::string(algorithmName(algo)) + " " +
-                               std::string(dataTypeName(t)) + " " + std::string(reduceOpName(op)) +
-                               " count " + std::to_string(count) + (inPlace ? " in-place" : "");
-            size_t wrong = 0;
-            for (size_t i = 0; i < count; ++i)
-              wrong += !matches(t, op, elementToDouble(dst, t, i), expectedReduction(t, op, n, i));
-            report(wrong == 0 && (inPlace || out[count * es] == 0x5a), what, me);
-            checkIdentical(comm, dst, count * es, what);
-          }
-    }
-  for (DataType t : allTypes())
-    for (size_t count : kCounts) {
-      const size_t es = dataTypeSize(t);
-      std::string name = std::string(dataTypeName(t)) + " count " + std::to_string(count);
-      if (isReducible(t)) {
-        std::vector<char> in(count * n * es), out(count * es + 1, 0x5a);
-        fillInput(in.data(), t, ReduceOp::kSum, me, count * n);
-        comm.reduceScatter(in.data(), out.data(), count, t, ReduceOp::kSum);
-        size_t wrong = 0;
-        for (size_t i = 0; i < count; ++i)
-          wrong += !matches(t, ReduceOp::kSum, elementToDouble(out.data(), t, i),
-                            expectedReduction(t, ReduceOp::kSum, n, me * count + i));
-        report(wrong == 0 && out[count * es] == 0x5a, "reduceScatter " + name, me);
-      }
-      std::vector<char> mine(count * es), all(count * n * es + 1, 0x5a);
-      fillInput(mine.data(), t, ReduceOp::kSum, me, count);
-      comm.allGather(mine.data(), all.data(), count, t);
-      size_t wrong = 0;
-      for (int r = 0; r < n; ++r)
-        for (size_t i = 0; i < count; ++i)
-          wrong += elementToDouble(all.data(), t, r * count + i) != inputValue(t, ReduceOp::kSum, r, i);
-      report(wrong == 0 && all[count * n * es] == 0x5a, "allGather " + name, me);
-      for (int root : {0, n - 1}) {
-        std::vector<char> buf(count * es);
-        fillInput(buf.data(), t, ReduceOp::kSum, me, count);
-        comm.broadcast(buf.data(), buf.data(), count, t, root);
-        size_t bad = 0;
-        for (size_t i = 0; i < count; ++i)
-          bad += elementToDouble(buf.data(), t, i) != inputValue(t, ReduceOp::kSum, root, i);
-        report(bad == 0, "broadcast root " + std::to_string(root) + " " + name, me);
-      }
-    }
+  Reporter rep{[&](bool ok, const std::string& what) { report(ok, what, comm.rank()); },
+               [&](const void* p, size_t n, const std::string& what) { checkIdentical(comm, p, n, what); }};
+  allReduceMatrix(comm, rep);
+  reduceScatterMatrix(comm, rep);
+  allGatherMatrix(comm, rep);
+  broadcastMatrix(comm, rep);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
-    Config cfg;
-    cfg.chunkBytes = 4096;  // many chunks and slices even for small counts
-    cfg.sliceBytes = 1024;
-    cfg.timeoutSeconds = 30;
-    Communicator comm = Communicator::fromEnvironment(cfg);
+    Communicator comm = Communicator::fromEnvironment(smallPipelineConfig());
     if (argc == 3 && !strcmp(argv[1], "die")) {
       int victim = atoi(argv[2]);
       comm.barrier();

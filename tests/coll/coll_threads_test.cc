@@ -10,22 +10,12 @@
 #include <string>
 
 #include "coll/rank_threads.h"
-#include "coll/reference.h"
+#include "coll/matrix.h"
 
 namespace xsite::testing {
 namespace {
 
 using Shape = std::vector<std::vector<int>>;
-
-Config smallPipeline() {
-  Config c;
-  c.chunkBytes = 4096;
-  c.sliceBytes = 1024;
-  c.timeoutSeconds = 60;
-  return c;
-}
-
-const size_t kCounts[] = {0, 1, 7, 1031, 8192 + 13};
 
 std::string shapeName(const Shape& s) {
   std::string n;
@@ -55,41 +45,25 @@ struct Identical {
   ThreadBarrier barrier;
 };
 
-TEST_P(CollThreads, AllReduceEveryAlgorithmTypeOpAndSize) {
-  LocalGroup group(GetParam(), smallPipeline());
-  const int n = group.size();
-  Identical same(n);
+// Runs one matrix on every rank with gtest assertions and a bit-identity check.
+void runMatrix(const Shape& shape, void (*matrix)(Communicator&, const Reporter&)) {
+  LocalGroup group(shape, smallPipelineConfig());
+  Identical same(group.size());
   runRanks(group, [&](Communicator& comm) {
     const int me = comm.rank();
-    for (Algorithm algo : {Algorithm::kRing, Algorithm::kHierarchical, Algorithm::kLatency})
-      for (DataType t : allTypes()) {
-        if (!isReducible(t)) continue;
-        for (ReduceOp op : allOps())
-          for (size_t count : kCounts)
-            for (bool inPlace : {false, true}) {
-              const size_t es = dataTypeSize(t);
-              std::vector<char> in(count * es + 1), out(count * es + 1, 0x5a);
-              fillInput(in.data(), t, op, me, count);
-              void* dst = inPlace ? in.data() : out.data();
-              comm.allReduce(in.data(), dst, count, t, op, {algo});
-              std::string what = std::string(algorithmName(algo)) + " " +
-                                 std::string(dataTypeName(t)) + " " + std::string(reduceOpName(op)) +
-                                 " count " + std::to_string(count) + (inPlace ? " in-place" : "");
-              size_t wrong = 0;
-              for (size_t i = 0; i < count; ++i)
-                wrong += !matches(t, op, elementToDouble(dst, t, i), expectedReduction(t, op, n, i));
-              EXPECT_EQ(wrong, 0u) << what << " on rank " << me;
-              if (!inPlace) {
-                EXPECT_EQ(out[count * es], 0x5a) << what << ": wrote past the end";
-              }
-              same.check(me, dst, count * es, what);
-            }
-      }
+    Reporter rep{[&](bool ok, const std::string& what) { EXPECT_TRUE(ok) << what << " on rank " << me; },
+                 [&](const void* p, size_t n, const std::string& what) { same.check(me, p, n, what); }};
+    matrix(comm, rep);
   });
 }
 
+TEST_P(CollThreads, AllReduceEveryAlgorithmTypeOpAndSize) { runMatrix(GetParam(), allReduceMatrix); }
+TEST_P(CollThreads, ReduceScatterEveryTypeOpAndSize) { runMatrix(GetParam(), reduceScatterMatrix); }
+TEST_P(CollThreads, AllGatherEveryTypeAndSize) { runMatrix(GetParam(), allGatherMatrix); }
+TEST_P(CollThreads, BroadcastFromEveryKindOfRoot) { runMatrix(GetParam(), broadcastMatrix); }
+
 TEST_P(CollThreads, FloatSumMatchesFloat64ReferenceOnRandomData) {
-  LocalGroup group(GetParam(), smallPipeline());
+  LocalGroup group(GetParam(), smallPipelineConfig());
   const int n = group.size();
   const size_t count = 5000;
   Identical same(n);
@@ -112,88 +86,6 @@ TEST_P(CollThreads, FloatSumMatchesFloat64ReferenceOnRandomData) {
         ASSERT_NEAR(out[i], ref[i], 2e-7 * n * mag[i] + 1e-30) << algorithmName(algo) << " element " << i;
       same.check(comm.rank(), out.data(), count * sizeof(float), std::string(algorithmName(algo)));
     }
-  });
-}
-
-TEST_P(CollThreads, ReduceScatterEveryTypeOpAndSize) {
-  LocalGroup group(GetParam(), smallPipeline());
-  const int n = group.size();
-  runRanks(group, [&](Communicator& comm) {
-    const int me = comm.rank();
-    for (DataType t : allTypes()) {
-      if (!isReducible(t)) continue;
-      for (ReduceOp op : allOps())
-        for (size_t count : kCounts)
-          for (bool inPlace : {false, true}) {
-            const size_t es = dataTypeSize(t);
-            std::vector<char> in(count * n * es + 1), out(count * es + 1, 0x5a);
-            fillInput(in.data(), t, op, me, count * n);
-            char* dst = inPlace ? in.data() + me * count * es : out.data();
-            comm.reduceScatter(in.data(), dst, count, t, op);
-            size_t wrong = 0;
-            for (size_t i = 0; i < count; ++i)
-              wrong += !matches(t, op, elementToDouble(dst, t, i),
-                                expectedReduction(t, op, n, me * count + i));
-            EXPECT_EQ(wrong, 0u) << dataTypeName(t) << " " << reduceOpName(op) << " count "
-                                 << count << (inPlace ? " in-place" : "") << " rank " << me;
-            if (!inPlace) {
-              EXPECT_EQ(out[count * es], 0x5a);
-            }
-          }
-    }
-  });
-}
-
-TEST_P(CollThreads, AllGatherEveryTypeAndSize) {
-  LocalGroup group(GetParam(), smallPipeline());
-  const int n = group.size();
-  runRanks(group, [&](Communicator& comm) {
-    const int me = comm.rank();
-    for (DataType t : allTypes())
-      for (size_t count : kCounts)
-        for (bool inPlace : {false, true}) {
-          const size_t es = dataTypeSize(t);
-          std::vector<char> in(count * es), out(count * n * es + 1, 0x5a);
-          fillInput(in.data(), t, ReduceOp::kSum, me, count);
-          const void* src = in.data();
-          if (inPlace) {
-            memcpy(out.data() + me * count * es, in.data(), count * es);
-            src = out.data() + me * count * es;
-          }
-          comm.allGather(src, out.data(), count, t);
-          size_t wrong = 0;
-          for (int r = 0; r < n; ++r)
-            for (size_t i = 0; i < count; ++i)
-              wrong += elementToDouble(out.data(), t, r * count + i) != inputValue(t, ReduceOp::kSum, r, i);
-          EXPECT_EQ(wrong, 0u) << dataTypeName(t) << " count " << count << " rank " << me;
-          EXPECT_EQ(out[count * n * es], 0x5a);
-        }
-  });
-}
-
-TEST_P(CollThreads, BroadcastFromEveryKindOfRoot) {
-  LocalGroup group(GetParam(), smallPipeline());
-  const int n = group.size();
-  runRanks(group, [&](Communicator& comm) {
-    const int me = comm.rank();
-    for (int root : {0, n - 1, n / 2})
-      for (DataType t : {DataType::kFloat32, DataType::kInt8, DataType::kFloat8E4M3, DataType::kFloat64})
-        for (size_t count : kCounts)
-          for (bool inPlace : {false, true}) {
-            const size_t es = dataTypeSize(t);
-            std::vector<char> in(count * es), out(count * es + 1, 0x5a);
-            fillInput(in.data(), t, ReduceOp::kSum, me, count);
-            char* dst = inPlace ? in.data() : out.data();
-            comm.broadcast(in.data(), dst, count, t, root);
-            size_t wrong = 0;
-            for (size_t i = 0; i < count; ++i)
-              wrong += elementToDouble(dst, t, i) != inputValue(t, ReduceOp::kSum, root, i);
-            EXPECT_EQ(wrong, 0u) << "root " << root << " " << dataTypeName(t) << " count " << count
-                                 << " rank " << me;
-            if (!inPlace) {
-              EXPECT_EQ(out[count * es], 0x5a);
-            }
-          }
   });
 }
 
