@@ -62,7 +62,9 @@ void divideT(void* buf, size_t n, int d) {
   if constexpr (std::is_floating_point_v<T>) {
     for (size_t i = 0; i < n; ++i) p[i] = p[i] / static_cast<T>(d);
   } else {
-    for (size_t i = 0; i < n; ++i) p[i] = static_cast<T>(p[i] / static_cast<T>(d));
+    // Divide in 64 bits: the divisor (a rank count) need not fit the element type.
+    using Wide = std::conditional_t<std::is_signed_v<T>, int64_t, uint64_t>;
+    for (size_t i = 0; i < n; ++i) p[i] = static_cast<T>(static_cast<Wide>(p[i]) / static_cast<Wide>(d));
   }
 }
 

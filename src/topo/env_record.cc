@@ -27,9 +27,10 @@ std::optional<int> pick(const params::Params& p, std::initializer_list<Source> s
     char* end = nullptr;
     long v = std::strtol(text.c_str(), &end, 10);
     const char* name = params::info(s.id).name;
-    if (text.empty() || *end != '\0' || v < 0)
+    if (text.empty() || *end != '\0' || v < 0 || v > (1 << 30))
       throw Error(ErrorCategory::kInvalidUsage,
-                  std::string(name) + "='" + text + "' is not a non-negative integer");
+                  std::string(name) + "='" + text + "' is not an integer in 0.." +
+                      std::to_string(1 << 30));
     if (!value) {
       value = static_cast<int>(v);
       first = std::string(name) + "=" + text;

@@ -1,6 +1,9 @@
 #include "util/params.h"
 
+#include <cctype>
 #include <cerrno>
+#include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <sstream>
 
@@ -19,7 +22,8 @@ const Info kInfos[] = {
 static_assert(sizeof(kInfos) / sizeof(kInfos[0]) == static_cast<size_t>(Id::kCount));
 
 std::optional<int64_t> parseInteger(const std::string& text) {
-  if (text.empty()) return std::nullopt;
+  // Digits with an optional leading '-' only: no spaces, no '+', no hex.
+  if (text.empty() || text.find_first_not_of("-0123456789") != std::string::npos) return std::nullopt;
   errno = 0;
   char* end = nullptr;
   long long v = std::strtoll(text.c_str(), &end, 10);
@@ -32,7 +36,8 @@ std::optional<double> parseDouble(const std::string& text) {
   errno = 0;
   char* end = nullptr;
   double v = std::strtod(text.c_str(), &end);
-  if (errno != 0 || *end != '\0') return std::nullopt;
+  if (errno != 0 || *end != '\0' || !std::isfinite(v) || std::isspace(static_cast<unsigned char>(text[0])))
+    return std::nullopt;
   return v;
 }
 
@@ -56,7 +61,7 @@ std::optional<int64_t> parseSize(const std::string& text) {
   }
   if (mult != 1) digits.pop_back();
   auto v = parseInteger(digits);
-  if (!v || *v < 0) return std::nullopt;
+  if (!v || *v < 0 || *v > INT64_MAX / mult) return std::nullopt;
   return *v * mult;
 }
 

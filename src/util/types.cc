@@ -41,7 +41,9 @@ uint8_t doubleToFp8(double x, bool e4m3) {
   if (std::isnan(x)) return e4m3 ? 0x7f : 0x7e;
   uint8_t sign = std::signbit(x) ? 0x80 : 0;
   double a = std::fabs(x);
-  // Nearest finite code, ties to the even code; saturating.
+  const uint8_t maxCode = e4m3 ? 0x7e : 0x7b;
+  if (a >= fp8ToDouble(maxCode, e4m3)) return sign | maxCode;  // saturate (infinity included)
+  // Nearest finite code, ties to the even code.
   uint8_t best = 0;
   double bestErr = INFINITY;
   for (int c = 0; c < 128; ++c) {
@@ -54,6 +56,16 @@ uint8_t doubleToFp8(double x, bool e4m3) {
     }
   }
   return sign | best;
+}
+
+// double -> float rounding to odd, so that a second rounding to a 16-bit format gives the same
+// result as rounding the double once.
+float toFloatRoundToOdd(double v) {
+  float f = static_cast<float>(v);
+  if (!std::isfinite(f) || static_cast<double>(f) == v) return f;
+  uint32_t bits = floatToBits(f);
+  if (std::fabs(static_cast<double>(f)) > std::fabs(v)) --bits;  // step back toward zero
+  return bitsToFloat(bits | 1u);
 }
 
 template <typename T>
@@ -95,10 +107,10 @@ void elementFromDouble(void* b, DataType t, size_t i, double v) noexcept {
     case DataType::kUint32: store(b, i, static_cast<uint32_t>(v)); break;
     case DataType::kInt64: store(b, i, static_cast<int64_t>(v)); break;
     case DataType::kUint64: store(b, i, static_cast<uint64_t>(v)); break;
-    case DataType::kFloat16: store(b, i, floatToHalf(static_cast<float>(v))); break;
+    case DataType::kFloat16: store(b, i, floatToHalf(toFloatRoundToOdd(v))); break;
     case DataType::kFloat32: store(b, i, static_cast<float>(v)); break;
     case DataType::kFloat64: store(b, i, v); break;
-    case DataType::kBfloat16: store(b, i, floatToBf16(static_cast<float>(v))); break;
+    case DataType::kBfloat16: store(b, i, floatToBf16(toFloatRoundToOdd(v))); break;
     case DataType::kFloat8E4M3: store(b, i, doubleToFp8(v, true)); break;
     case DataType::kFloat8E5M2: store(b, i, doubleToFp8(v, false)); break;
   }
