@@ -90,10 +90,6 @@ Params::Params(const Lookup& lookup) : values_(static_cast<size_t>(Id::kCount)) 
         v.real = static_cast<double>(*n);
         break;
       }
-      case Kind::kBool:
-        if (v.text != "0" && v.text != "1") bad(inf, v.text, "0 or 1");
-        v.integer = v.text == "1";
-        break;
       case Kind::kDouble: {
         auto d = parseDouble(v.text);
         if (!d || *d < 0) bad(inf, v.text, "a non-negative number");

@@ -19,7 +19,7 @@ enum class Id : int {
   kCount
 };
 
-enum class Kind { kInt, kSize, kBool, kString, kDouble };
+enum class Kind { kInt, kSize, kString, kDouble };
 
 struct Info {
   const char* name;
@@ -44,8 +44,7 @@ class Params {
   static Lookup environmentLookup();
 
   bool isSet(Id id) const { return values_[index(id)].set; }
-  int64_t integer(Id id) const;  // Int, Size and Bool kinds; -1 when unset without default
-  bool flag(Id id) const { return integer(id) != 0; }
+  int64_t integer(Id id) const;  // Int and Size kinds; -1 when unset without default
   double real(Id id) const;
   const std::string& string(Id id) const { return values_[index(id)].text; }
 

@@ -146,22 +146,6 @@ TEST(Params, BadDoubleNamesVariableAndValue) {
   EXPECT_THAT(g.what(), HasSubstr("XSITE_WAN_RATE_MBIT='fast'"));
 }
 
-TEST(Params, BadBoolNamesVariableAndValue) {
-  // params.def has no Bool setting today; this checks each one the day one is added.
-  int bools = 0;
-  for (int i = 0; i < static_cast<int>(Id::kCount); ++i) {
-    const Info& inf = info(static_cast<Id>(i));
-    if (inf.kind != Kind::kBool) continue;
-    ++bools;
-    Error e = parseError({{inf.name, "2"}});
-    EXPECT_EQ(e.category(), ErrorCategory::kInvalidUsage);
-    EXPECT_THAT(e.what(), HasSubstr(std::string(inf.name) + "='2'"));
-    EXPECT_TRUE(make({{inf.name, "1"}}).flag(static_cast<Id>(i)));
-    EXPECT_FALSE(make({{inf.name, "0"}}).flag(static_cast<Id>(i)));
-  }
-  if (bools == 0) GTEST_SKIP() << "no Bool-kind variable in params.def";
-}
-
 TEST(Params, ErrorMentionsTheFirstBadVariableOnly) {
   // Two bad values: the error is about one of them, and names it with its own value.
   Error e = parseError({{"XSITE_RANK", "x"}, {"XSITE_TIMEOUT", "-3"}});
