@@ -1,5 +1,7 @@
 #include "transport/stream.h"
 
+#include <cstdio>
+
 namespace xsite::transport {
 
 Status StreamConnection::progress(bool& moved) noexcept {
@@ -56,10 +58,13 @@ Status StreamConnection::progressRecvs(bool& moved) noexcept {
       moved = true;
       recvHdrGot_ += r.value();
       if (recvHdrGot_ < sizeof(MessageHeader)) continue;
-      if (recvHdr_.magic != MessageHeader::kMagic)
+      if (recvHdr_.magic != MessageHeader::kMagic) {
+        char magic[16];
+        snprintf(magic, sizeof(magic), "%08x", recvHdr_.magic);
         return Status(ErrorCategory::kRemote,
-                      label() + " sent a garbled frame (bad magic 0x" + std::to_string(recvHdr_.magic) +
+                      label() + " sent a garbled frame (bad magic 0x" + magic +
                           "): the stream is corrupt or the peer is not an xsite rank of this job");
+      }
       if (recvHdr_.bytes != op->bytes) return sizeMismatch(recvHdr_.bytes, op->bytes);
     }
     if (op->done < op->bytes) {

@@ -33,13 +33,13 @@ struct Identical {
   explicit Identical(int n) : outputs(n), barrier(n) {}
   void check(int rank, const void* data, size_t bytes, const std::string& what) {
     outputs[rank].assign(static_cast<const char*>(data), static_cast<const char*>(data) + bytes);
-    barrier.wait();
+    ASSERT_TRUE(barrier.wait()) << what << ": a rank never arrived";
     if (rank == 0) {
       for (size_t r = 1; r < outputs.size(); ++r) {
         EXPECT_TRUE(outputs[r] == outputs[0]) << what << ": rank " << r << " differs from rank 0";
       }
     }
-    barrier.wait();
+    ASSERT_TRUE(barrier.wait()) << what << ": a rank never arrived";
   }
   std::vector<std::vector<char>> outputs;
   ThreadBarrier barrier;

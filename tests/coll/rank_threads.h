@@ -1,5 +1,5 @@
 // Runs one function per rank of a LocalGroup, each on its own thread with its own Communicator,
-// and rethrows the first failure. A reusable barrier lets tests compare ranks' results.
+// and rethrows the first failure.
 #pragma once
 
 #include <condition_variable>
@@ -9,30 +9,10 @@
 #include <thread>
 #include <vector>
 
+#include "common/thread_barrier.h"
 #include "xsite/xsite.h"
 
 namespace xsite::testing {
-
-class ThreadBarrier {
- public:
-  explicit ThreadBarrier(int n) : n_(n) {}
-  void wait() {
-    std::unique_lock<std::mutex> lk(mu_);
-    int gen = gen_;
-    if (++count_ == n_) {
-      count_ = 0;
-      ++gen_;
-      cv_.notify_all();
-    } else {
-      cv_.wait(lk, [&] { return gen != gen_; });
-    }
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int n_, count_ = 0, gen_ = 0;
-};
 
 // Calls fn(comm) on every rank; returns the per-rank exceptions (nullptr where none).
 inline std::vector<std::exception_ptr> runRanksCollectErrors(

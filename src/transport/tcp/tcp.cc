@@ -21,7 +21,8 @@ Result<size_t> TcpConnection::writeSome(const iovec* iov, int iovcnt) noexcept {
     if (w >= 0) return static_cast<size_t>(w);
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return size_t{0};
-    if (errno == EPIPE || errno == ECONNRESET)
+    if (errno == EPIPE || errno == ECONNRESET || errno == ETIMEDOUT || errno == EHOSTUNREACH ||
+        errno == ENETUNREACH)
       return peerGone("connection lost while sending (" + errnoString(errno) +
                       "): did that rank exit or crash?");
     return Status(ErrorCategory::kSystem, label() + ": send: " + errnoString(errno));
@@ -37,6 +38,8 @@ Result<size_t> TcpConnection::readSome(void* data, size_t bytes) noexcept {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return size_t{0};
     if (errno == ECONNRESET)
       return peerGone("connection reset: did that rank exit or crash?");
+    if (errno == ETIMEDOUT || errno == EHOSTUNREACH || errno == ENETUNREACH)
+      return peerGone("connection lost (" + errnoString(errno) + "): is that rank's host reachable?");
     return Status(ErrorCategory::kSystem, label() + ": recv: " + errnoString(errno));
   }
 }
