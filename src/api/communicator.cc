@@ -3,10 +3,9 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <random>
 #include <sstream>
 
-#include "bootstrap/store.h"
+#include "bootstrap/rendezvous.h"
 #include "coll/collectives.h"
 #include "topo/env_record.h"
 #include "util/log.h"
@@ -124,22 +123,8 @@ int LocalGroup::size() const { return impl_->topology.size(); }
 // ---- Communicator -----------------------------------------------------------------------------
 
 struct Communicator::Impl {
-  std::unique_ptr<bootstrap::TcpStoreServer> storeServer;  // rank 0 of a process job
-  std::unique_ptr<bootstrap::TcpStore> storeClient;
+  std::unique_ptr<bootstrap::Rendezvous> rendezvous;  // processes: rank 0 serves the store
   std::unique_ptr<coll::Context> ctx;
-  Ms bootstrapTimeout{120000};
-
-  ~Impl() {
-    // Rank 0 serves the store: keep it until every rank has left the rendezvous.
-    if (storeServer && storeClient) {
-      try {
-        std::vector<std::string> keys, out;
-        for (int r = 1; r < ctx->size(); ++r) keys.push_back("left/" + std::to_string(r));
-        storeClient->waitFor(keys, Ms(10000), out);
-      } catch (...) {
-      }
-    }
-  }
 };
 
 Communicator::Communicator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -171,7 +156,7 @@ Communicator Communicator::fromEnvironment(const Config& config) {
   const auto& p = params::Params::global();
   auto impl = std::make_unique<Impl>();
   coll::Settings settings = makeSettings(config, p);
-  impl->bootstrapTimeout =
+  const Ms bootstrapTimeout =
       seconds(config.bootstrapTimeoutSeconds.value_or(p.real(Id::kBootstrapTimeout)));
   topo::RankRecord me = topo::recordFromParams(p, hostName());
   log::setRank(me.rank);
@@ -191,50 +176,12 @@ Communicator Communicator::fromEnvironment(const Config& config) {
                       me.source + ")");
   }
 
-  // The rendezvous: XSITE_STORE_ADDR, else next to torchrun's store at MASTER_PORT + 1.
-  std::string storeAddr = p.string(Id::kStoreAddr);
-  if (storeAddr.empty() && p.isSet(Id::kMasterAddr) && p.isSet(Id::kMasterPort)) {
-    int port = std::atoi(p.string(Id::kMasterPort).c_str());
-    storeAddr = p.string(Id::kMasterAddr) + ":" + std::to_string(port + 1);
-  }
-  std::unique_ptr<bootstrap::InProcessStore> soloStore;
-  bootstrap::Store* store = nullptr;
-  std::string listenIp = p.string(Id::kListenAddr);
-  uint64_t job = 0;
-  if (storeAddr.empty()) {
-    if (me.worldSize > 1)
-      throw Error(ErrorCategory::kInvalidUsage,
-                  "rank " + std::to_string(me.rank) + " of " + std::to_string(me.worldSize) +
-                      ": no rendezvous address; set XSITE_STORE_ADDR=host:port (or MASTER_ADDR and "
-                      "MASTER_PORT), or start the job with xsite-run");
-    soloStore = std::make_unique<bootstrap::InProcessStore>();
-    store = soloStore.get();
-    if (listenIp.empty()) listenIp = "127.0.0.1";
-  } else {
-    SockAddr addr = parseSockAddr(storeAddr);
-    if (me.rank == 0) {
-      SockAddr bindAddr = addr;
-      try {
-        impl->storeServer = std::make_unique<bootstrap::TcpStoreServer>(bindAddr);
-      } catch (const Error& e) {
-        throw Error(e.category(), std::string("rank 0 cannot serve the rendezvous store: ") + e.what());
-      }
-    }
-    impl->storeClient = std::make_unique<bootstrap::TcpStore>(addr, impl->bootstrapTimeout);
-    store = impl->storeClient.get();
-    if (listenIp.empty()) listenIp = routeSourceIp(addr);
-  }
-
-  if (me.rank == 0) {
-    std::random_device rd;
-    job = (uint64_t{rd()} << 32) ^ rd() ^ static_cast<uint64_t>(getpid());
-    store->set("job", std::to_string(job));
-  }
-  job = std::stoull(store->get("job", impl->bootstrapTimeout));
+  impl->rendezvous = std::make_unique<bootstrap::Rendezvous>(p, me.rank, me.worldSize, bootstrapTimeout);
+  bootstrap::Store* store = &impl->rendezvous->store();
 
   // Everyone's record, checked together: a disagreement names both sides.
   std::vector<std::string> all =
-      bootstrap::allGather(*store, "record", me.rank, me.worldSize, encode(me), impl->bootstrapTimeout);
+      bootstrap::allGather(*store, "record", me.rank, me.worldSize, encode(me), bootstrapTimeout);
   std::vector<topo::RankRecord> records;
   for (const auto& s : all) records.push_back(decode(s));
   for (const auto& r : records)
@@ -252,24 +199,20 @@ Communicator Communicator::fromEnvironment(const Config& config) {
                 "XSITE_DOMAIN_TRANSPORT='" + domainTransport + "' is not shm or tcp");
   transport::FabricOptions fo;
   fo.prefix = "fabric";
-  fo.listenIp = listenIp;
-  fo.job = job;
+  fo.listenIp = impl->rendezvous->listenIp();
+  fo.job = impl->rendezvous->job();
   fo.shmRingBytes = static_cast<size_t>(p.integer(Id::kShmRingSize));
   fo.socketBufBytes = static_cast<int>(p.integer(Id::kSocketBufSize));
-  fo.timeout = impl->bootstrapTimeout;
+  fo.timeout = bootstrapTimeout;
   auto fabric = std::make_unique<transport::Fabric>(me.rank, me.worldSize, *store, fo);
   fabric->establish(coll::planLinks(
       topology, me.rank,
       domainTransport == "shm" ? transport::Backend::kShm : transport::Backend::kTcp,
       transport::Backend::kTcp));
-  bootstrap::allGather(*store, "ready", me.rank, me.worldSize, "", impl->bootstrapTimeout);
-  if (impl->storeClient && me.rank != 0) {
-    impl->storeClient->set("left/" + std::to_string(me.rank), "");
-    impl->storeClient.reset();
-  }
+  impl->rendezvous->leave();
   XSITE_INFO(kInit, "rank %d ready: site %d domain %d local %d, listening on %s", me.rank,
              topology.place(me.rank).site, topology.place(me.rank).domain,
-             topology.place(me.rank).local, listenIp.c_str());
+             topology.place(me.rank).local, impl->rendezvous->listenIp().c_str());
   impl->ctx = std::make_unique<coll::Context>(me.rank, std::move(topology), std::move(fabric), settings);
   return Communicator(std::move(impl));
 }

@@ -1,0 +1,40 @@
+// Meeting the other ranks of a process job: where the store is (XSITE_STORE_ADDR, else
+// MASTER_ADDR:MASTER_PORT+1), rank 0 serving it, everyone's client, the job id, and the address
+// this rank listens on. A single-rank job needs no address and gets an in-process store.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "bootstrap/store.h"
+#include "util/params.h"
+
+namespace xsite::bootstrap {
+
+class Rendezvous {
+ public:
+  // Collective: every rank of the job calls it. Throws Error naming what is missing or wrong.
+  Rendezvous(const params::Params& p, int rank, int worldSize, Duration timeout);
+  ~Rendezvous();
+
+  Store& store() { return *store_; }
+  uint64_t job() const { return job_; }                 // the same on every rank
+  const std::string& listenIp() const { return listenIp_; }
+  // Collective: after it, the store is no longer needed by this rank (rank 0 keeps serving it
+  // until every rank has left, or its destructor gives up waiting).
+  void leave();
+
+ private:
+  int rank_, worldSize_;
+  Duration timeout_;
+  std::unique_ptr<TcpStoreServer> server_;
+  std::unique_ptr<TcpStore> client_;
+  std::unique_ptr<InProcessStore> solo_;
+  Store* store_ = nullptr;
+  uint64_t job_ = 0;
+  std::string listenIp_;
+};
+
+}  // namespace xsite::bootstrap
