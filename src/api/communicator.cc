@@ -146,8 +146,8 @@ Communicator Communicator::fromLocalGroup(LocalGroup& group, int rank) {
   fo.hub = g.hub;
   fo.timeout = seconds(g.config.bootstrapTimeoutSeconds.value_or(p.real(Id::kBootstrapTimeout)));
   auto fabric = std::make_unique<transport::Fabric>(rank, g.topology.size(), g.store, fo);
-  fabric->establish(coll::planLinks(g.topology, rank, transport::Backend::kLoopback,
-                                    transport::Backend::kLoopback));
+  const auto loop = transport::Backend::kLoopback;
+  fabric->establish(coll::planLinks(g.topology, rank, {loop, loop, loop}, settings.wanLanes));
   impl->ctx = std::make_unique<coll::Context>(rank, g.topology, std::move(fabric), settings);
   return Communicator(std::move(impl));
 }
@@ -205,10 +205,10 @@ Communicator Communicator::fromEnvironment(const Config& config) {
   fo.socketBufBytes = static_cast<int>(p.integer(Id::kSocketBufSize));
   fo.timeout = bootstrapTimeout;
   auto fabric = std::make_unique<transport::Fabric>(me.rank, me.worldSize, *store, fo);
+  const auto tcp = transport::Backend::kTcp;
   fabric->establish(coll::planLinks(
       topology, me.rank,
-      domainTransport == "shm" ? transport::Backend::kShm : transport::Backend::kTcp,
-      transport::Backend::kTcp));
+      {domainTransport == "shm" ? transport::Backend::kShm : tcp, tcp, tcp}, settings.wanLanes));
   impl->rendezvous->leave();
   XSITE_INFO(kInit, "rank %d ready: site %d domain %d local %d, listening on %s", me.rank,
              topology.place(me.rank).site, topology.place(me.rank).domain,

@@ -13,7 +13,7 @@ void allGatherRing(Context& ctx, const void* send, void* recv, size_t sendCount,
                    l.compactInput = true;
                    for (int i = 0; i <= n; ++i) l.bounds.push_back(sendCount * i);
                  });
-  runPipeline(ctx, {&ring}, 1, "allGather(ring)");
+  runPipeline(ctx, {{&ring}}, 1, "allGather(ring)");
 }
 
 }  // namespace xsite::coll

@@ -6,6 +6,8 @@
 // Each stage has its own channel, and the engine pipelines chunks through the stages. A chunk
 // is cut into P = L*D shards; rank (domain position d, local l) owns shard l*D + d. Uneven
 // topologies (sites of different sizes) fall back to the leader-based schedule.
+#include <memory>
+
 #include "coll/collectives.h"
 #include "coll/ring_stage.h"
 #include "util/log.h"
@@ -70,11 +72,18 @@ void allReduceHierarchical(Context& ctx, const void* send, void* recv, size_t co
   RingStage domainRs(ctx, domainRing(t, rank), kChDomainRs, RingMode::kReduceScatter, type, op, 0,
                      domainLayout(true));
   RingStage railRs(ctx, railRing(t, rank), kChRailRs, RingMode::kReduceScatter, type, op, 0, railLayout);
-  RingStage wan(ctx, wanRing(t, rank), kChWan, RingMode::kAllReduce, type, op, avg, wanLayout);
+  // The cross-site stage runs on several lanes so that several chunks are in flight on the WAN.
+  std::vector<std::unique_ptr<RingStage>> wanLanes;
+  std::vector<Stage*> wan;
+  for (int lane = 0; lane < ctx.settings().wanLanes; ++lane) {
+    wanLanes.push_back(std::make_unique<RingStage>(ctx, wanRing(t, rank), kChWan + lane,
+                                                   RingMode::kAllReduce, type, op, avg, wanLayout));
+    wan.push_back(wanLanes.back().get());
+  }
   RingStage railAg(ctx, railRing(t, rank), kChRailAg, RingMode::kAllGather, type, op, 0, railLayout);
   RingStage domainAg(ctx, domainRing(t, rank), kChDomainAg, RingMode::kAllGather, type, op, 0,
                      domainLayout(false));
-  runPipeline(ctx, {&domainRs, &railRs, &wan, &railAg, &domainAg}, chunks, "allReduce(hier)");
+  runPipeline(ctx, {{&domainRs}, {&railRs}, wan, {&railAg}, {&domainAg}}, chunks, "allReduce(hier)");
 }
 
 }  // namespace xsite::coll

@@ -40,7 +40,7 @@ void allReduceLatency(Context& ctx, const void* send, void* recv, size_t count, 
                      op, 0, slot + 3, layout(false));
   StarStage domainDown(ctx, "domain broadcast", StarMode::kBroadcast, domain, domainLeader, type,
                        op, 0, slot + 4, layout(false));
-  runPipeline(ctx, {&domainUp, &siteUp, &cross, &siteDown, &domainDown}, chunks, "allReduce(latency)");
+  runPipeline(ctx, {{&domainUp}, {&siteUp}, {&cross}, {&siteDown}, {&domainDown}}, chunks, "allReduce(latency)");
 }
 
 }  // namespace xsite::coll

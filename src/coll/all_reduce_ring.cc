@@ -13,7 +13,7 @@ void allReduceRing(Context& ctx, const void* send, void* recv, size_t count, Dat
                    l.work = l.output = static_cast<char*>(recv);
                    for (int i = 0; i <= n; ++i) l.bounds.push_back(splitPoint(count, n, i));
                  });
-  runPipeline(ctx, {&ring}, 1, "allReduce(ring)");
+  runPipeline(ctx, {{&ring}}, 1, "allReduce(ring)");
 }
 
 }  // namespace xsite::coll

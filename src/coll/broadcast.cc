@@ -33,7 +33,7 @@ void broadcastTree(Context& ctx, const void* send, void* recv, size_t count, Dat
                  ReduceOp::kSum, 0, slot + 1, layout);
   StarStage domain(ctx, "domain broadcast", StarMode::kBroadcast, members,
                    domainLeader(place.domain), type, ReduceOp::kSum, 0, slot + 2, layout);
-  runPipeline(ctx, {&cross, &site, &domain}, chunks, "broadcast");
+  runPipeline(ctx, {{&cross}, {&site}, {&domain}}, chunks, "broadcast");
 }
 
 }  // namespace xsite::coll

@@ -6,9 +6,12 @@
 namespace xsite::coll {
 
 const char* channelName(int channel) noexcept {
-  static const char* kNames[kNumChannels] = {"ring",    "domain-rs", "domain-ag", "rail-rs",
-                                             "rail-ag", "wan",       "star"};
-  return channel >= 0 && channel < kNumChannels ? kNames[channel] : "?";
+  static const char* kNames[] = {"ring", "domain-rs", "domain-ag", "rail-rs", "rail-ag"};
+  static const char* kLanes[kMaxWanLanes] = {"wan-0", "wan-1", "wan-2", "wan-3",
+                                             "wan-4", "wan-5", "wan-6", "wan-7"};
+  if (channel >= 0 && channel < kChWan) return kNames[channel];
+  if (channel >= kChWan && channel <= kChWanLast) return kLanes[channel - kChWan];
+  return channel == kChStar ? "star" : "?";
 }
 
 RingView flatRing(const topo::Topology& t, int rank) {
@@ -55,8 +58,7 @@ RingView wanRing(const topo::Topology& t, int rank) {
 }
 
 std::vector<transport::LinkRequest> planLinks(const topo::Topology& t, int rank,
-                                              transport::Backend sameDomain,
-                                              transport::Backend otherDomain) {
+                                              const BackendChoice& backends, int wanLanes) {
   std::set<std::pair<int, int>> want;  // (peer, channel)
   auto addRing = [&](const RingView& v, int ch) {
     if (v.size() < 2) return;
@@ -69,7 +71,7 @@ std::vector<transport::LinkRequest> planLinks(const topo::Topology& t, int rank,
   if (t.isRegular()) {
     addRing(railRing(t, rank), kChRailRs);
     addRing(railRing(t, rank), kChRailAg);
-    addRing(wanRing(t, rank), kChWan);
+    for (int lane = 0; lane < wanLanes; ++lane) addRing(wanRing(t, rank), kChWan + lane);
   }
   // Star links: every rank to the leader of every other site, to the leader of every other
   // domain of its site and to every member of its domain; symmetrized over all ranks.
@@ -88,9 +90,13 @@ std::vector<transport::LinkRequest> planLinks(const topo::Topology& t, int rank,
     }
   }
   std::vector<transport::LinkRequest> out;
+  const auto& me = t.place(rank);
   for (const auto& [peer, ch] : want) {
-    bool same = t.place(peer).domain == t.place(rank).domain;
-    out.push_back({peer, ch, same ? sameDomain : otherDomain, channelName(ch)});
+    const auto& p = t.place(peer);
+    transport::Backend b = p.domain == me.domain ? backends.sameDomain
+                           : p.site == me.site   ? backends.sameSite
+                                                 : backends.otherSite;
+    out.push_back({peer, ch, b, channelName(ch)});
   }
   return out;
 }

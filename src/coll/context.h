@@ -19,10 +19,12 @@ enum Channel : int {
   kChDomainAg,     // ring inside a domain, all-gather stage
   kChRailRs,       // ring along a rail (same local index, domains of one site)
   kChRailAg,
-  kChWan,          // ring across sites (same shard on every site)
+  kChWan,          // ring across sites (same shard on every site), lane 0 ...
+  kChWanLast = kChWan + 7,  // ... to lane 7: the WAN stage keeps up to 8 chunks in flight
   kChStar,         // leader <-> member links of the latency path and broadcast
   kNumChannels
 };
+inline constexpr int kMaxWanLanes = kChWanLast - kChWan + 1;
 const char* channelName(int channel) noexcept;
 
 // A ring of ranks as seen by one member.
@@ -43,11 +45,16 @@ RingView wanRing(const topo::Topology& t, int rank);
 // The shard of a chunk a rank owns after the site reduce-scatter: local * domains + domain pos.
 int shardIndex(const topo::Topology& t, int rank);
 
-// Every link this rank needs, symmetric across ranks. `sameDomain` picks the backend for a
-// pair inside one domain, `otherDomain` for the rest.
+// Which backend carries a link, by where the two ranks sit.
+struct BackendChoice {
+  transport::Backend sameDomain;
+  transport::Backend sameSite;
+  transport::Backend otherSite;
+};
+
+// Every link this rank needs, symmetric across ranks; the WAN ring gets `wanLanes` channels.
 std::vector<transport::LinkRequest> planLinks(const topo::Topology& t, int rank,
-                                              transport::Backend sameDomain,
-                                              transport::Backend otherDomain);
+                                              const BackendChoice& backends, int wanLanes);
 
 struct Settings {
   size_t sliceBytes = 256 << 10;
@@ -55,6 +62,7 @@ struct Settings {
   std::chrono::milliseconds timeout{300000};
   topo::CostModel costModel;
   Algorithm defaultAlgorithm = Algorithm::kAuto;
+  int wanLanes = 4;  // chunks the cross-site stage keeps in flight (1..kMaxWanLanes)
 };
 
 class Context {

@@ -19,30 +19,41 @@ void Backoff::pause() {
   }
 }
 
-void runPipeline(Context& ctx, const std::vector<Stage*>& stages, int chunks, const std::string& what) {
+void runPipeline(Context& ctx, const std::vector<std::vector<Stage*>>& stages, int chunks,
+                 const std::string& what) {
   using Clock = std::chrono::steady_clock;
   const size_t n = stages.size();
-  std::vector<int> finished(n, 0);  // chunks each stage has completed
-  std::vector<bool> active(n, false);
+  std::vector<std::vector<char>> done(n, std::vector<char>(chunks, 0));
+  std::vector<std::vector<int>> running(n);  // per lane: the chunk it works on, or -1
+  std::vector<int> nextStart(n, 0), finished(n, 0);
+  for (size_t j = 0; j < n; ++j) running[j].assign(stages[j].size(), -1);
   Backoff backoff;
   auto lastMove = Clock::now();
   while (true) {
     bool moved = false, all = true;
     for (size_t j = 0; j < n; ++j) {
-      if (!active[j] && finished[j] < chunks && (j == 0 || finished[j - 1] > finished[j])) {
-        stages[j]->start(finished[j]);
-        active[j] = true;
+      const size_t lanes = stages[j].size();
+      while (nextStart[j] < chunks) {
+        const int c = nextStart[j];
+        const size_t lane = static_cast<size_t>(c) % lanes;
+        if (running[j][lane] >= 0 || (j > 0 && !done[j - 1][c])) break;
+        stages[j][lane]->start(c);
+        running[j][lane] = c;
+        ++nextStart[j];
         moved = true;
       }
-      if (active[j]) {
-        bool done = false;
-        Status s = stages[j]->advance(moved, done);
+      for (size_t lane = 0; lane < lanes; ++lane) {
+        const int c = running[j][lane];
+        if (c < 0) continue;
+        bool stageDone = false;
+        Status s = stages[j][lane]->advance(moved, stageDone);
         if (!s)
-          throw Error(s.category(), what + ": stage " + stages[j]->describe() + ", chunk " +
-                                        std::to_string(finished[j]) + ": " + s.message());
-        if (done) {
-          active[j] = false;
+          throw Error(s.category(), what + ": stage " + stages[j][lane]->describe() + ", chunk " +
+                                        std::to_string(c) + ": " + s.message());
+        if (stageDone) {
+          done[j][c] = 1;
           ++finished[j];
+          running[j][lane] = -1;
           moved = true;
         }
       }
@@ -58,8 +69,10 @@ void runPipeline(Context& ctx, const std::vector<Stage*>& stages, int chunks, co
     if (Clock::now() - lastMove > ctx.settings().timeout) {
       std::string waiting;
       for (size_t j = 0; j < n; ++j)
-        if (active[j]) waiting += (waiting.empty() ? "" : "; ") + stages[j]->describe() +
-                                  " at chunk " + std::to_string(finished[j]);
+        for (size_t lane = 0; lane < stages[j].size(); ++lane)
+          if (running[j][lane] >= 0)
+            waiting += (waiting.empty() ? "" : "; ") + stages[j][lane]->describe() + " at chunk " +
+                       std::to_string(running[j][lane]);
       throw Error(ErrorCategory::kTimeout,
                   what + " made no progress for " +
                       std::to_string(ctx.settings().timeout.count() / 1000) +

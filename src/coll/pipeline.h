@@ -1,7 +1,9 @@
-// The pipeline engine: a schedule is a list of stages, each working on one chunk at a time and
-// each on its own channel. Stage j may start chunk c once stage j-1 has finished chunk c and
-// stage j has finished chunk c-1, so while chunk k crosses the WAN, chunk k+1 is reduced inside
-// the site and chunk k-1 gathered. Stages never block: the engine polls them all.
+// The pipeline engine: a schedule is a list of stages, each on its own channel. A stage has one
+// or more lanes (instances on separate connections); chunk c runs on lane c % lanes. Stage j
+// starts chunk c once stage j-1 has finished chunk c and lane c % lanes is free, so while chunk
+// k crosses the WAN, chunk k+1 is reduced inside the site and chunk k-1 gathered, and a stage
+// with several lanes (the WAN) keeps several chunks in flight. Stages never block: the engine
+// polls them all.
 #pragma once
 
 #include <string>
@@ -22,9 +24,10 @@ class Stage {
   virtual std::string describe() const = 0;
 };
 
-// Runs the stages over `chunks` chunks; throws xsite::Error on a transport error or when nothing
-// moves for the context's timeout. `what` names the collective in messages.
-void runPipeline(Context& ctx, const std::vector<Stage*>& stages, int chunks, const std::string& what);
+// Runs the stages (each a list of lanes) over `chunks` chunks; throws xsite::Error on a transport
+// error or when nothing moves for the context's timeout. `what` names the collective.
+void runPipeline(Context& ctx, const std::vector<std::vector<Stage*>>& stages, int chunks,
+                 const std::string& what);
 
 // Waits with a backoff that spins first, then yields, then sleeps briefly.
 class Backoff {

@@ -22,7 +22,7 @@ void reduceScatterRing(Context& ctx, const void* send, void* recv, size_t recvCo
                    l.compactOutput = true;
                    for (int i = 0; i <= n; ++i) l.bounds.push_back(recvCount * i);
                  });
-  runPipeline(ctx, {&ring}, 1, "reduceScatter(ring)");
+  runPipeline(ctx, {{&ring}}, 1, "reduceScatter(ring)");
 }
 
 }  // namespace xsite::coll

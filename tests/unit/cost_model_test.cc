@@ -208,14 +208,18 @@ using Link = std::pair<int, int>;  // (peer, channel)
 
 std::set<Link> linksOf(const Topology& t, int rank) {
   std::set<Link> out;
-  for (const auto& l : coll::planLinks(t, rank, transport::Backend::kShm, transport::Backend::kTcp)) {
+  const coll::BackendChoice backends{transport::Backend::kShm, transport::Backend::kTcp,
+                                     transport::Backend::kLoopback};
+  for (const auto& l : coll::planLinks(t, rank, backends, 3)) {
     EXPECT_TRUE(out.insert({l.peer, l.channel}).second) << "duplicate link " << l.peer << "/" << l.channel;
     EXPECT_NE(l.peer, rank) << "link to itself on " << l.channelName;
     EXPECT_GE(l.peer, 0);
     EXPECT_LT(l.peer, t.size());
     EXPECT_EQ(l.channelName, coll::channelName(l.channel));
-    const bool same = t.place(l.peer).domain == t.place(rank).domain;
-    EXPECT_EQ(l.backend, same ? transport::Backend::kShm : transport::Backend::kTcp)
+    const auto &p = t.place(l.peer), &me = t.place(rank);
+    EXPECT_EQ(l.backend, p.domain == me.domain ? backends.sameDomain
+                         : p.site == me.site   ? backends.sameSite
+                                               : backends.otherSite)
         << rank << "->" << l.peer;
   }
   return out;
@@ -245,7 +249,8 @@ TEST_P(PlanLinks, SymmetricAndCoversEveryScheduleNeighbour) {
     if (t.isRegular()) {
       needs(r, coll::railRing(t, r), coll::kChRailRs);
       needs(r, coll::railRing(t, r), coll::kChRailAg);
-      needs(r, coll::wanRing(t, r), coll::kChWan);
+      for (int lane = 0; lane < 3; ++lane) needs(r, coll::wanRing(t, r), coll::kChWan + lane);
+      EXPECT_FALSE(all[r].count({coll::wanRing(t, r).right(), coll::kChWan + 3})) << "only 3 lanes";
     }
     // Star: every rank reaches its domain leader, its site leader and every other site's leader.
     const auto& p = t.place(r);
