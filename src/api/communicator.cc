@@ -35,6 +35,10 @@ coll::Settings makeSettings(const Config& cfg, const params::Params& p) {
   if (s.chunkBytes == 0 || s.sliceBytes == 0)
     throw Error(ErrorCategory::kInvalidUsage, "XSITE_CHUNK_SIZE and XSITE_SLICE_SIZE must be > 0");
   s.timeout = seconds(cfg.timeoutSeconds.value_or(p.real(Id::kTimeout)));
+  s.wanLanes = static_cast<int>(p.integer(Id::kWanLanes));
+  if (s.wanLanes < 1 || s.wanLanes > coll::kMaxWanLanes)
+    throw Error(ErrorCategory::kInvalidUsage, "XSITE_WAN_LANES=" + std::to_string(s.wanLanes) +
+                                                  " is outside 1.." + std::to_string(coll::kMaxWanLanes));
   auto link = [&](Id lat, Id rate) {
     return topo::LinkModel{p.real(lat), std::max(p.real(rate), 1e-3) / 8.0};
   };
@@ -204,11 +208,26 @@ Communicator Communicator::fromEnvironment(const Config& config) {
   fo.shmRingBytes = static_cast<size_t>(p.integer(Id::kShmRingSize));
   fo.socketBufBytes = static_cast<int>(p.integer(Id::kSocketBufSize));
   fo.timeout = bootstrapTimeout;
+  fo.wan.streams = static_cast<int>(p.integer(Id::kWanStreams));
+  fo.wan.frameBytes = static_cast<size_t>(p.integer(Id::kWanFrameSize));
+  fo.wan.windowBytes = static_cast<size_t>(p.integer(Id::kWanWindow));
+  fo.wan.congestion = p.string(Id::kWanCongestion);
+  fo.wan.latencyUs = p.real(Id::kWanLatencyUs);
+  fo.wan.rateMbit = p.real(Id::kWanRateMbit);
+  if (fo.wan.streams < 1 || fo.wan.streams > 64)
+    throw Error(ErrorCategory::kInvalidUsage, "XSITE_WAN_STREAMS=" + std::to_string(fo.wan.streams) +
+                                                  " is outside 1..64");
+  std::string wanTransport = p.string(Id::kWanTransport);
+  if (wanTransport != "streams" && wanTransport != "tcp")
+    throw Error(ErrorCategory::kInvalidUsage,
+                "XSITE_WAN_TRANSPORT='" + wanTransport + "' is not streams or tcp");
   auto fabric = std::make_unique<transport::Fabric>(me.rank, me.worldSize, *store, fo);
   const auto tcp = transport::Backend::kTcp;
   fabric->establish(coll::planLinks(
       topology, me.rank,
-      {domainTransport == "shm" ? transport::Backend::kShm : tcp, tcp, tcp}, settings.wanLanes));
+      {domainTransport == "shm" ? transport::Backend::kShm : tcp, tcp,
+       wanTransport == "streams" ? transport::Backend::kWan : tcp},
+      settings.wanLanes));
   impl->rendezvous->leave();
   XSITE_INFO(kInit, "rank %d ready: site %d domain %d local %d, listening on %s", me.rank,
              topology.place(me.rank).site, topology.place(me.rank).domain,

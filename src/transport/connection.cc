@@ -7,6 +7,7 @@ const char* backendName(Backend b) noexcept {
     case Backend::kLoopback: return "loopback";
     case Backend::kShm: return "shm";
     case Backend::kTcp: return "tcp";
+    case Backend::kWan: return "wan";
   }
   return "?";
 }

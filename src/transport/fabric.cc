@@ -8,6 +8,7 @@
 
 #include "transport/shm/shm.h"
 #include "transport/tcp/tcp.h"
+#include "transport/wan/wan.h"
 #include "util/log.h"
 
 namespace xsite::transport {
@@ -61,7 +62,7 @@ void Fabric::establish(const std::vector<LinkRequest>& links) {
     }
   }
   establishShm(links);
-  establishTcp(links);
+  establishSockets(links);
   XSITE_INFO(kNet, "fabric: %zu connections established", conns_.size());
 }
 
@@ -91,53 +92,115 @@ void Fabric::establishShm(const std::vector<LinkRequest>& links) {
   for (const auto& n : created) shm::unlinkRing(n);  // nothing leaks, even after a crash
 }
 
-void Fabric::establishTcp(const std::vector<LinkRequest>& links) {
+void Fabric::prepareWanSocket(int fd) {
+  setBufferSizes(fd, wanSocketBytes_);
+  if (opt_.wan.congestion.empty() || setCongestionControl(fd, opt_.wan.congestion)) return;
+  if (!warnedCongestion_) {
+    XSITE_WARN(kNet, "the kernel refused TCP congestion control '%s' for WAN streams (%s); they use "
+                     "'%s'. Load it (modprobe tcp_%s) or choose another with XSITE_WAN_CC",
+               opt_.wan.congestion.c_str(), errnoString(errno).c_str(), congestionControl(fd).c_str(),
+               opt_.wan.congestion.c_str());
+    warnedCongestion_ = true;
+  }
+}
+
+std::unique_ptr<Connection> Fabric::makeSocketConnection(const LinkRequest& l, std::vector<Fd> fds) {
+  if (l.backend == Backend::kTcp)
+    return std::make_unique<tcp::TcpConnection>(l.peer, label(l), std::move(fds[0]));
+  wan::WanOptions wo;
+  wo.frameBytes = opt_.wan.frameBytes;
+  const double bdp = opt_.wan.rateMbit / 8.0 * 2.0 * opt_.wan.latencyUs;  // bytes per RTT
+  wo.windowBytes = opt_.wan.windowBytes > 0 ? opt_.wan.windowBytes
+                                            : std::max<size_t>(4u << 20, static_cast<size_t>(2 * bdp));
+  return std::make_unique<wan::WanConnection>(l.peer, label(l), std::move(fds), wo);
+}
+
+// TCP and WAN-stream links. Every rank listens once per kind; the lower rank of a pair
+// connects (the kernel queues it in the peer's backlog until the peer accepts), and the first
+// bytes on a socket say who is calling, for which channel and stream, of which job.
+void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
+  const double bdp = opt_.wan.rateMbit / 8.0 * 2.0 * opt_.wan.latencyUs;
+  const int streams = std::max(1, opt_.wan.streams);
+  wanSocketBytes_ = static_cast<int>(std::clamp(2.0 * bdp / streams, 1.0 * (1 << 20), 64.0 * (1 << 20)));
   Fd listener = tcpListen(sockAddrOf(opt_.listenIp, 0));
+  // Accepted WAN sockets inherit the listener's buffer sizes (set before listen()).
+  Fd wanListener = tcpListen(sockAddrOf(opt_.listenIp, 0), 1024,
+                             [&](int fd) { setBufferSizes(fd, wanSocketBytes_); });
   std::vector<std::string> addrs = bootstrap::allGather(
-      store_, opt_.prefix + "/tcp-addr", rank_, size_, localAddr(listener.get()).toString(),
-      opt_.timeout);
+      store_, opt_.prefix + "/tcp-addr", rank_, size_, localAddr(listener.get()).toString() + " " +
+      localAddr(wanListener.get()).toString(), opt_.timeout);
+  auto peerAddr = [&](int peer, bool wanKind) {
+    const std::string& a = addrs[peer];
+    size_t sp = a.find(' ');
+    return parseSockAddr(wanKind ? a.substr(sp + 1) : a.substr(0, sp));
+  };
   auto deadline = Clock::now() + opt_.timeout;
-  std::map<std::pair<int, int>, const LinkRequest*> expected;  // links the peer initiates
+  struct Pending {
+    const LinkRequest* link;
+    std::vector<Fd> fds;
+    int missing;
+  };
+  std::map<std::pair<int, int>, Pending> expected;  // links the peer initiates
   for (const auto& l : links) {
-    if (l.backend != Backend::kTcp) continue;
+    if (l.backend != Backend::kTcp && l.backend != Backend::kWan) continue;
+    const bool isWan = l.backend == Backend::kWan;
+    const int n = isWan ? streams : 1;
     if (l.peer < rank_) {
-      expected[{l.peer, l.channel}] = &l;
+      expected[{l.peer, l.channel}] = Pending{&l, std::vector<Fd>(n), n};
       continue;
     }
-    // The lower rank connects; the kernel queues it in the peer's backlog until it accepts.
-    Fd fd = tcpConnect(parseSockAddr(addrs[l.peer]), deadline);
-    setBufferSizes(fd.get(), opt_.socketBufBytes);
-    tcp::Hello hello{tcp::Hello::kMagic, rank_, l.channel, 0, opt_.job};
-    throwIfError(writeAll(fd.get(), &hello, sizeof(hello), deadline));
-    conns_[{l.peer, l.channel}] = std::make_unique<tcp::TcpConnection>(l.peer, label(l), std::move(fd));
+    std::vector<Fd> fds;
+    for (int s = 0; s < n; ++s) {
+      auto t0 = Clock::now();
+      Fd fd = tcpConnect(peerAddr(l.peer, isWan), deadline,
+                         [&](int f) { if (isWan) prepareWanSocket(f); });
+      if (isWan && s == 0)
+        XSITE_INFO(kNet, "%s: %d streams, connect took %.2f ms (RTT), socket buffers %d bytes, %s",
+                   label(l).c_str(), n,
+                   std::chrono::duration<double, std::milli>(Clock::now() - t0).count(),
+                   wanSocketBytes_, congestionControl(fd.get()).c_str());
+      tcp::Hello hello{tcp::Hello::kMagic, rank_, l.channel, static_cast<uint32_t>(s), opt_.job};
+      throwIfError(writeAll(fd.get(), &hello, sizeof(hello), deadline));
+      fds.push_back(std::move(fd));
+    }
+    conns_[{l.peer, l.channel}] = makeSocketConnection(l, std::move(fds));
   }
+  std::vector<pollfd> pfds{{listener.get(), POLLIN, 0}, {wanListener.get(), POLLIN, 0}};
   while (!expected.empty()) {
-    pollfd pfd{listener.get(), POLLIN, 0};
     int left = static_cast<int>(
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
-    if (left <= 0 || ::poll(&pfd, 1, std::min(left, 1000)) < 0 || Clock::now() >= deadline) {
-      if (Clock::now() < deadline) continue;
+    if (left <= 0) {
       std::string who;
-      for (const auto& [key, l] : expected) who += (who.empty() ? "" : ", ") + label(*l);
+      for (const auto& [key, p] : expected) who += (who.empty() ? "" : ", ") + label(*p.link);
       throw Error(ErrorCategory::kTimeout, "these peers never connected: " + who);
     }
-    if (!(pfd.revents & POLLIN)) continue;
-    Fd fd(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-    if (!fd.valid()) continue;
-    tcp::Hello hello{};
-    Status s = readAll(fd.get(), &hello, sizeof(hello), Clock::now() + std::chrono::seconds(10));
-    if (!s || hello.magic != tcp::Hello::kMagic || hello.job != opt_.job) {
-      XSITE_WARN(kNet, "dropping a connection that did not introduce itself as a rank of this job");
-      continue;
+    if (::poll(pfds.data(), pfds.size(), std::min(left, 1000)) <= 0) continue;
+    for (auto& pfd : pfds) {
+      if (!(pfd.revents & POLLIN)) continue;
+      Fd fd(::accept4(pfd.fd, nullptr, nullptr, SOCK_CLOEXEC));
+      if (!fd.valid()) continue;
+      tcp::Hello hello{};
+      Status s = readAll(fd.get(), &hello, sizeof(hello), Clock::now() + std::chrono::seconds(10));
+      if (!s || hello.magic != tcp::Hello::kMagic || hello.job != opt_.job) {
+        XSITE_WARN(kNet, "dropping a connection that did not introduce itself as a rank of this job");
+        continue;
+      }
+      auto it = expected.find({hello.rank, hello.channel});
+      if (it == expected.end() || hello.stream >= it->second.fds.size() ||
+          it->second.fds[hello.stream].valid())
+        throw Error(ErrorCategory::kRemote, "rank " + std::to_string(hello.rank) +
+                                                " opened an unexpected connection (channel " +
+                                                std::to_string(hello.channel) + ", stream " +
+                                                std::to_string(hello.stream) +
+                                                "): do all ranks use the same settings?");
+      Pending& p = it->second;
+      if (p.link->backend == Backend::kWan) prepareWanSocket(fd.get());
+      p.fds[hello.stream] = std::move(fd);
+      if (--p.missing == 0) {
+        conns_[it->first] = makeSocketConnection(*p.link, std::move(p.fds));
+        expected.erase(it);
+      }
     }
-    auto it = expected.find({hello.rank, hello.channel});
-    if (it == expected.end())
-      throw Error(ErrorCategory::kRemote, "rank " + std::to_string(hello.rank) +
-                                              " opened an unexpected connection on channel " +
-                                              std::to_string(hello.channel));
-    setBufferSizes(fd.get(), opt_.socketBufBytes);
-    conns_[it->first] = std::make_unique<tcp::TcpConnection>(hello.rank, label(*it->second), std::move(fd));
-    expected.erase(it);
   }
 }
 

@@ -35,6 +35,16 @@ class LoopbackHub {
   std::map<std::tuple<int, int, int>, std::shared_ptr<RingMemory>> rings_;
 };
 
+// How WAN-stream links are built (Backend::kWan).
+struct WanLinkOptions {
+  int streams = 4;
+  size_t frameBytes = 256 << 10;
+  size_t windowBytes = 0;      // 0: twice the bandwidth-delay product, at least 4 MiB
+  std::string congestion = "bbr";
+  double latencyUs = 5500;     // one way, as configured; sizes windows and buffers
+  double rateMbit = 1000;
+};
+
 struct FabricOptions {
   std::string prefix = "fabric";       // store key prefix, unique per communicator
   std::string listenIp = "127.0.0.1";  // TCP: where this rank listens
@@ -43,6 +53,7 @@ struct FabricOptions {
   int socketBufBytes = 0;  // 0: kernel autotuning
   std::chrono::milliseconds timeout{120000};
   std::shared_ptr<LoopbackHub> hub;  // required for kLoopback links
+  WanLinkOptions wan;
 };
 
 class Fabric {
@@ -55,13 +66,18 @@ class Fabric {
   size_t count() const { return conns_.size(); }
 
  private:
-  void establishTcp(const std::vector<LinkRequest>& links);
+  void establishSockets(const std::vector<LinkRequest>& links);
+  // Socket set-up of a WAN stream (buffers before connect, congestion control).
+  void prepareWanSocket(int fd);
+  std::unique_ptr<Connection> makeSocketConnection(const LinkRequest& l, std::vector<Fd> fds);
   void establishShm(const std::vector<LinkRequest>& links);
   std::string label(const LinkRequest& l) const;
   int rank_, size_;
   bootstrap::Store& store_;
   FabricOptions opt_;
   std::map<std::pair<int, int>, std::unique_ptr<Connection>> conns_;
+  int wanSocketBytes_ = 0;
+  bool warnedCongestion_ = false;
 };
 
 }  // namespace xsite::transport

@@ -19,7 +19,7 @@
 
 namespace xsite::transport {
 
-enum class Backend { kLoopback, kShm, kTcp };
+enum class Backend { kLoopback, kShm, kTcp, kWan };
 const char* backendName(Backend b) noexcept;
 
 class Connection {

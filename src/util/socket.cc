@@ -76,9 +76,10 @@ SockAddr parseSockAddr(const std::string& text, int defaultPort) {
   return sockAddrOf(text.substr(0, colon), static_cast<int>(p));
 }
 
-Fd tcpListen(const SockAddr& bindAddr, int backlog) {
+Fd tcpListen(const SockAddr& bindAddr, int backlog, const std::function<void(int fd)>& prepare) {
   Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) throw Error(ErrorCategory::kSystem, "socket(): " + errnoString(errno));
+  if (prepare) prepare(fd.get());
   int one = 1;
   setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&bindAddr.addr), sizeof(bindAddr.addr)) != 0)
@@ -97,12 +98,14 @@ SockAddr localAddr(int fd) {
   return a;
 }
 
-Fd tcpConnect(const SockAddr& to, Clock::time_point deadline) {
+Fd tcpConnect(const SockAddr& to, Clock::time_point deadline,
+              const std::function<void(int fd)>& prepare) {
   int lastErr = 0;
   auto backoff = std::chrono::milliseconds(5);
   while (true) {
     Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd.valid()) throw Error(ErrorCategory::kSystem, "socket(): " + errnoString(errno));
+    if (prepare) prepare(fd.get());
     if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&to.addr), sizeof(to.addr)) == 0) {
       setNoDelay(fd.get());
       return fd;
@@ -140,8 +143,22 @@ void setNoDelay(int fd) {
 }
 void setBufferSizes(int fd, int bytes) {
   if (bytes <= 0) return;
-  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)) != 0)
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) != 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+}
+
+bool setCongestionControl(int fd, const std::string& algorithm) {
+  return setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, algorithm.data(),
+                    static_cast<socklen_t>(algorithm.size())) == 0;
+}
+
+std::string congestionControl(int fd) {
+  char name[32] = {0};
+  socklen_t len = sizeof(name) - 1;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &len) != 0) return "?";
+  return name;
 }
 
 namespace {

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <string>
 
 #include "util/status.h"
@@ -40,16 +41,24 @@ struct SockAddr {
 SockAddr parseSockAddr(const std::string& text, int defaultPort = -1);
 SockAddr sockAddrOf(const std::string& ip, int port);
 
-Fd tcpListen(const SockAddr& bindAddr, int backlog = 1024);  // port 0: any free port
+// Port 0: any free port. `prepare` runs on the socket before bind().
+Fd tcpListen(const SockAddr& bindAddr, int backlog = 1024,
+             const std::function<void(int fd)>& prepare = {});
 SockAddr localAddr(int fd);
 // Blocking connect with retries until the deadline (the peer may not be listening yet).
-Fd tcpConnect(const SockAddr& to, std::chrono::steady_clock::time_point deadline);
+// `prepare` runs on each new socket before connect() (buffer sizes must be set before).
+Fd tcpConnect(const SockAddr& to, std::chrono::steady_clock::time_point deadline,
+              const std::function<void(int fd)>& prepare = {});
 // The local IP the kernel would use to reach `to` (no packet is sent).
 std::string routeSourceIp(const SockAddr& to);
 
 void setNonBlocking(int fd, bool on);
 void setNoDelay(int fd);
+// SO_SNDBUF/SO_RCVBUF; as root past net.core.*mem_max (SO_*BUFFORCE). 0 leaves autotuning.
 void setBufferSizes(int fd, int bytes);
+// TCP_CONGESTION; false (errno set) when the kernel refuses the algorithm.
+bool setCongestionControl(int fd, const std::string& algorithm);
+std::string congestionControl(int fd);
 
 // Blocking full read/write with a deadline; kTimeout / kRemote (peer closed) / kSystem.
 Status writeAll(int fd, const void* data, size_t n, std::chrono::steady_clock::time_point deadline);

@@ -165,6 +165,12 @@ class Conformance : public ::testing::TestWithParam<Backend> {
     o.socketBufBytes = kSocketBufBytes;
     o.timeout = kEstablishTimeout;
     o.hub = hub_;
+    // WAN streams: several small frames per message over 3 streams, a window smaller than the
+    // big messages, so striping, reassembly and the staging ring's wrap-around all happen.
+    o.wan.streams = 3;
+    o.wan.frameBytes = 4096;
+    o.wan.windowBytes = 3 * 4096 + 1000;
+    o.wan.congestion = "";
     return o;
   }
 
@@ -514,16 +520,27 @@ TEST_P(Conformance, GarbledFrameIsARemoteError) {
         bootstrap::allGather(store_, opts.prefix + "/shm-created", 0, 2, "", kEstablishTimeout);
         bootstrap::allGather(store_, opts.prefix + "/shm-opened", 0, 2, "", kEstablishTimeout);
         Fd listener = tcpListen(sockAddrOf("127.0.0.1", 0));
+        const std::string mine = localAddr(listener.get()).toString();
         auto addrs = bootstrap::allGather(store_, opts.prefix + "/tcp-addr", 0, 2,
-                                          localAddr(listener.get()).toString(), kEstablishTimeout);
+                                          mine + " " + mine, kEstablishTimeout);
+        // Rank 1 publishes "tcp-address wan-address".
+        const bool isWan = GetParam() == Backend::kWan;
+        const std::string& both = addrs[1];
+        const std::string target = isWan ? both.substr(both.find(' ') + 1) : both.substr(0, both.find(' '));
         auto deadline = Clock::now() + kEstablishTimeout;
-        Fd fd = tcpConnect(parseSockAddr(addrs[1]), deadline);
-        tcp::Hello hello{tcp::Hello::kMagic, 0, 0, 0, opts.job};
-        ASSERT_TRUE(isOk(writeAll(fd.get(), &hello, sizeof(hello), deadline)));
-        ASSERT_TRUE(isOk(writeAll(fd.get(), &garbage, sizeof(garbage), deadline)));
+        std::vector<Fd> fds;
+        for (int s = 0; s < (isWan ? opts.wan.streams : 1); ++s) {
+          fds.push_back(tcpConnect(parseSockAddr(target), deadline));
+          tcp::Hello hello{tcp::Hello::kMagic, 0, 0, static_cast<uint32_t>(s), opts.job};
+          ASSERT_TRUE(isOk(writeAll(fds.back().get(), &hello, sizeof(hello), deadline)));
+        }
+        // The same 16 garbage bytes: on a WAN stream they start a frame header with a bad magic.
+        std::vector<char> frame(64, 'g');
+        std::memcpy(frame.data(), &garbage, sizeof(garbage));
+        ASSERT_TRUE(isOk(writeAll(fds[0].get(), frame.data(), frame.size(), deadline)));
         std::vector<char> payload(100, 'g');
-        ASSERT_TRUE(isOk(writeAll(fd.get(), payload.data(), payload.size(), deadline)));
-        reported.wait();  // keep the socket open: the error must be the frame, not a close
+        ASSERT_TRUE(isOk(writeAll(fds[0].get(), payload.data(), payload.size(), deadline)));
+        reported.wait();  // keep the sockets open: the error must be the frame, not a close
       }
     } else {
       auto fabric = connect(1, 2);
@@ -539,7 +556,8 @@ TEST_P(Conformance, GarbledFrameIsARemoteError) {
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, Conformance,
-                         ::testing::Values(Backend::kLoopback, Backend::kShm, Backend::kTcp),
+                         ::testing::Values(Backend::kLoopback, Backend::kShm, Backend::kTcp,
+                                           Backend::kWan),
                          [](const ::testing::TestParamInfo<Backend>& info) {
                            return std::string(backendName(info.param));
                          });

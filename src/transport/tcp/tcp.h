@@ -22,7 +22,7 @@ struct Hello {
   uint32_t magic;
   int32_t rank;
   int32_t channel;
-  uint32_t reserved;
+  uint32_t stream;  // index among the sockets of one link (WAN streams)
   uint64_t job;
 };
 

@@ -1,0 +1,231 @@
+#include "transport/wan/wan.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "util/crc32c.h"
+
+namespace xsite::transport::wan {
+namespace {
+
+constexpr size_t kHdr = sizeof(FrameHeader);
+
+uint32_t headerCrc(FrameHeader h) {
+  h.crc = 0;
+  return crc32c(&h, sizeof(h));
+}
+
+bool wouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+bool lostPeer(int err) {
+  return err == EPIPE || err == ECONNRESET || err == ETIMEDOUT || err == EHOSTUNREACH ||
+         err == ENETUNREACH;
+}
+
+}  // namespace
+
+WanConnection::WanConnection(int peer, std::string label, std::vector<Fd> fds, WanOptions options)
+    : Connection(peer, std::move(label)), opt_(options) {
+  opt_.frameBytes = std::clamp<size_t>(opt_.frameBytes, 4096, kMaxFrameBytes);
+  opt_.windowBytes = std::max(opt_.windowBytes, 2 * opt_.frameBytes);
+  staging_.resize(opt_.windowBytes);
+  streams_.resize(fds.size());
+  for (size_t i = 0; i < fds.size(); ++i) {
+    setNonBlocking(fds[i].get(), true);
+    streams_[i].fd = std::move(fds[i]);
+  }
+}
+
+Status WanConnection::badFrame(const std::string& why) const {
+  return Status(ErrorCategory::kRemote,
+                label() + " sent a garbled WAN frame: " + why +
+                    " (the stream is corrupt, or the peer is not an xsite rank of this job)");
+}
+
+// Copies the head send into the staging ring frame by frame, as far as the window allows; a
+// send whose bytes are all staged is complete.
+Status WanConnection::stage(bool& moved) noexcept {
+  while (Op* op = frontSend()) {
+    const size_t remaining = op->bytes - stagedOfHead_;
+    if (remaining == 0 && (op->bytes > 0 || headFramed_)) {
+      completeSend();
+      ++sendMessage_;
+      stagedOfHead_ = 0;
+      headFramed_ = false;
+      moved = true;
+      continue;
+    }
+    const size_t len = std::min(remaining, opt_.frameBytes);
+    if (len > opt_.windowBytes - (stageHead_ - stageTail_)) break;  // window full
+    const char* src = op->data + stagedOfHead_;
+    const size_t pos = stageHead_ % staging_.size();
+    const size_t first = std::min(len, staging_.size() - pos);
+    memcpy(staging_.data() + pos, src, first);
+    memcpy(staging_.data(), src + first, len - first);
+    auto f = std::make_unique<OutFrame>();
+    f->hdr = FrameHeader{FrameHeader::kMagic, FrameHeader::kVersion, 0, 0,
+                         static_cast<uint32_t>(len), 0, nextSeq_++, sendMessage_, stagedOfHead_,
+                         op->bytes};
+    f->hdr.crc = crc32c(src, len, headerCrc(f->hdr));
+    f->stagingPos = stageHead_;
+    frames_.push_back(std::move(f));
+    stageHead_ += len;
+    stagedOfHead_ += len;
+    headFramed_ = true;
+    moved = true;
+  }
+  return Status::ok();
+}
+
+// Every stream with room takes the next frame: the streams' capacities add up.
+Status WanConnection::writeStreams(bool& moved) noexcept {
+  for (auto& s : streams_) {
+    while (true) {
+      if (s.out == nullptr) {
+        if (nextUnassigned_ >= frames_.size()) break;
+        s.out = frames_[nextUnassigned_++].get();
+      }
+      OutFrame& f = *s.out;
+      const size_t len = f.hdr.length;
+      iovec iov[3];
+      int n = 0;
+      if (f.written < kHdr)
+        iov[n++] = {reinterpret_cast<char*>(&f.hdr) + f.written, kHdr - f.written};
+      size_t done = f.written > kHdr ? f.written - kHdr : 0;
+      if (done < len) {
+        size_t pos = (f.stagingPos + done) % staging_.size();
+        size_t first = std::min(len - done, staging_.size() - pos);
+        iov[n++] = {staging_.data() + pos, first};
+        if (first < len - done) iov[n++] = {staging_.data(), len - done - first};
+      }
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = static_cast<size_t>(n);
+      ssize_t w = ::sendmsg(s.fd.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (wouldBlock(errno)) break;
+        if (lostPeer(errno))
+          return peerGone("WAN stream lost while sending (" + errnoString(errno) +
+                          "): did that rank exit, or did the link break?");
+        return Status(ErrorCategory::kSystem, label() + ": send: " + errnoString(errno));
+      }
+      moved = true;
+      f.written += static_cast<size_t>(w);
+      if (f.written < kHdr + len) break;  // socket full
+      f.done = true;
+      s.out = nullptr;
+    }
+  }
+  return Status::ok();
+}
+
+void WanConnection::releaseStaging() noexcept {
+  while (!frames_.empty() && frames_.front()->done) {
+    stageTail_ = frames_.front()->stagingPos + frames_.front()->hdr.length;
+    frames_.pop_front();
+    --nextUnassigned_;
+  }
+}
+
+// Validates a complete header against the head receive; the payload goes straight to its place.
+Status WanConnection::checkHeader(Stream& s) noexcept {
+  const FrameHeader& h = s.in;
+  const Op* op = frontRecv();
+  if (h.messageBytes != op->bytes) return sizeMismatch(h.messageBytes, op->bytes);
+  if (h.offset > h.messageBytes || h.length > h.messageBytes - h.offset)
+    return badFrame("frame [" + std::to_string(h.offset) + ", +" + std::to_string(h.length) +
+                    ") lies outside its " + std::to_string(h.messageBytes) + "-byte message");
+  if (h.length == 0 && h.messageBytes != 0) return badFrame("empty frame in a non-empty message");
+  if (!recvOffsets_.insert(h.offset).second || recvBytes_ + h.length > h.messageBytes)
+    return badFrame("frame at offset " + std::to_string(h.offset) + " of message " +
+                    std::to_string(h.message) + " arrived twice");
+  s.crc = headerCrc(h);
+  s.checked = true;
+  return Status::ok();
+}
+
+Status WanConnection::readStream(Stream& s, bool& moved) noexcept {
+  while (Op* op = frontRecv()) {
+    if (s.inGot < kHdr) {
+      ssize_t r = ::recv(s.fd.get(), reinterpret_cast<char*>(&s.in) + s.inGot, kHdr - s.inGot, MSG_DONTWAIT);
+      if (r == 0) return peerGone("closed the connection (a WAN stream ended): did that rank exit or crash?");
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (wouldBlock(errno)) return Status::ok();
+        if (lostPeer(errno)) return peerGone("WAN stream lost (" + errnoString(errno) + ")");
+        return Status(ErrorCategory::kSystem, label() + ": recv: " + errnoString(errno));
+      }
+      moved = true;
+      s.inGot += static_cast<size_t>(r);
+      if (s.inGot < kHdr) continue;
+      const FrameHeader& h = s.in;
+      if (h.magic != FrameHeader::kMagic || h.version != FrameHeader::kVersion) {
+        char m[16];
+        snprintf(m, sizeof(m), "%08x", h.magic);
+        return badFrame(std::string("bad magic 0x") + m + " or version " + std::to_string(h.version));
+      }
+      if (h.codec != 0) return badFrame("unknown codec " + std::to_string(h.codec));
+      if (h.length > kMaxFrameBytes) return badFrame("frame of " + std::to_string(h.length) + " bytes");
+      if (s.haveSeq && h.seq <= s.lastSeq) return badFrame("frame sequence went backwards");
+      s.lastSeq = h.seq;
+      s.haveSeq = true;
+      s.payloadGot = 0;
+      s.checked = false;
+      if (h.message < recvMessage_)
+        return badFrame("frame of message " + std::to_string(h.message) + ", which is already complete");
+    }
+    if (s.in.message != recvMessage_) return Status::ok();  // parked: a later message's frame
+    if (!s.checked) XSITE_RETURN_IF_ERROR(checkHeader(s));
+    const FrameHeader& h = s.in;
+    if (s.payloadGot < h.length) {
+      char* dst = op->data + h.offset + s.payloadGot;
+      ssize_t r = ::recv(s.fd.get(), dst, h.length - s.payloadGot, MSG_DONTWAIT);
+      if (r == 0) return peerGone("closed the connection (a WAN stream ended): did that rank exit or crash?");
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (wouldBlock(errno)) return Status::ok();
+        if (lostPeer(errno)) return peerGone("WAN stream lost (" + errnoString(errno) + ")");
+        return Status(ErrorCategory::kSystem, label() + ": recv: " + errnoString(errno));
+      }
+      moved = true;
+      s.crc = crc32c(dst, static_cast<size_t>(r), s.crc);
+      s.payloadGot += static_cast<size_t>(r);
+      if (s.payloadGot < h.length) continue;
+    }
+    if (s.crc != h.crc)
+      return badFrame("checksum mismatch in frame at offset " + std::to_string(h.offset) +
+                      " of message " + std::to_string(h.message));
+    recvBytes_ += h.length;
+    s.inGot = 0;
+    s.payloadGot = 0;
+    s.checked = false;
+    if (recvBytes_ == op->bytes) {
+      completeRecv();
+      ++recvMessage_;
+      recvBytes_ = 0;
+      recvOffsets_.clear();
+    }
+  }
+  return Status::ok();
+}
+
+Status WanConnection::progress(bool& moved) noexcept {
+  XSITE_RETURN_IF_ERROR(stage(moved));
+  XSITE_RETURN_IF_ERROR(writeStreams(moved));
+  releaseStaging();
+  XSITE_RETURN_IF_ERROR(stage(moved));
+  XSITE_RETURN_IF_ERROR(writeStreams(moved));
+  // A message completed on one stream can unpark frames waiting on the others: go round again.
+  for (int pass = 0; pass < 4; ++pass) {
+    uint64_t before = recvsDone();
+    for (auto& s : streams_) XSITE_RETURN_IF_ERROR(readStream(s, moved));
+    if (recvsDone() == before) break;
+  }
+  return Status::ok();
+}
+
+}  // namespace xsite::transport::wan

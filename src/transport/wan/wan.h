@@ -1,0 +1,93 @@
+// WAN streams: one Connection over several TCP sockets between two ranks in different sites.
+// A message is cut into checksummed frames that go out on whichever stream has room, so the
+// capacity of all streams adds up. Sends are staged eagerly: a send completes once its bytes are
+// copied into the connection's window, so the caller's buffer is free before the data has
+// crossed and the WAN window never depends on the caller's slots. The receiver checks every
+// header against what was posted (message number, size, offset, length, checksum) and reports
+// a bad frame as an error naming the peer.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "transport/transport.h"
+#include "util/socket.h"
+
+namespace xsite::transport::wan {
+
+struct FrameHeader {
+  static constexpr uint32_t kMagic = 0x58535731;  // "XSW1"
+  static constexpr uint16_t kVersion = 1;
+  uint32_t magic;
+  uint16_t version;
+  uint8_t codec;  // 0: raw bytes (compression comes with the codec layer)
+  uint8_t flags;
+  uint32_t length;        // payload bytes of this frame
+  uint32_t crc;           // CRC32C of this header (crc = 0) and the payload
+  uint64_t seq;           // frame number on this connection, over all streams
+  uint64_t message;       // message number on this connection (0-based)
+  uint64_t offset;        // of the payload in the message
+  uint64_t messageBytes;  // size of the whole message
+};
+static_assert(sizeof(FrameHeader) == 48);
+
+inline constexpr uint32_t kMaxFrameBytes = 64u << 20;  // a receiver rejects anything larger
+
+struct WanOptions {
+  size_t frameBytes = 256 << 10;
+  size_t windowBytes = 4 << 20;  // staging: bytes accepted from callers but not yet on the wire
+};
+
+class WanConnection final : public Connection {
+ public:
+  WanConnection(int peer, std::string label, std::vector<Fd> streams, WanOptions options);
+  Status progress(bool& moved) noexcept override;
+  size_t streamCount() const { return streams_.size(); }
+
+ private:
+  struct OutFrame {
+    FrameHeader hdr;
+    size_t stagingPos;  // where its payload starts in the staging ring (monotonic)
+    size_t written = 0; // header + payload bytes written
+    bool done = false;
+  };
+  struct Stream {
+    Fd fd;
+    OutFrame* out = nullptr;  // frame being written
+    FrameHeader in{};         // header being read, or parked
+    size_t inGot = 0;         // header bytes read
+    size_t payloadGot = 0;    // payload bytes of the current frame read
+    uint32_t crc = 0;         // running checksum of the current frame
+    bool checked = false;     // header validated against the head receive
+    uint64_t lastSeq = 0;
+    bool haveSeq = false;
+  };
+
+  Status stage(bool& moved) noexcept;
+  Status writeStreams(bool& moved) noexcept;
+  Status readStream(Stream& s, bool& moved) noexcept;
+  Status checkHeader(Stream& s) noexcept;
+  Status badFrame(const std::string& why) const;
+  void releaseStaging() noexcept;
+
+  WanOptions opt_;
+  std::vector<Stream> streams_;
+  // Send side: a staging ring of opt_.windowBytes, frames in order of creation.
+  std::vector<char> staging_;
+  size_t stageHead_ = 0, stageTail_ = 0;  // monotonic byte counters
+  std::deque<std::unique_ptr<OutFrame>> frames_;
+  size_t nextUnassigned_ = 0;             // index in frames_ of the first frame without a stream
+  uint64_t nextSeq_ = 0, sendMessage_ = 0;
+  size_t stagedOfHead_ = 0;               // bytes of the head send already staged
+  bool headFramed_ = false;               // the head send has emitted at least one frame
+  // Receive side: progress of the head receive.
+  uint64_t recvMessage_ = 0;
+  size_t recvBytes_ = 0;
+  std::set<uint64_t> recvOffsets_;
+};
+
+}  // namespace xsite::transport::wan
