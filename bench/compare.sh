@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Compare the all-reduce time of xsite (flat ring, hierarchical) with Open MPI
-# and Gloo on the emulated superfactory (tools/xsite-run, default 2x2x2).
+# and Gloo on the emulated superfactory (tools/xsite-run, default 2x2x2), all
+# of them across the same emulated WAN link (--preset, default "default").
 #
 # Usage: bench/compare.sh [--size 64M] [--iters 10] [--warmup 2]
 #                         [--timeout SEC] [--baselines-only] [--keep-logs]
-#                         [--perf PATH]
+#                         [--perf PATH] [--preset NAME]
 #
 # Needs: build/bin/xsite_allreduce_perf (built by CMake; this script builds
 # nothing else), Open MPI (mpirun, mpicc: bench/baselines/mpi_allreduce.c is
@@ -21,8 +22,8 @@ MPI_BIN="$ROOT/build/baselines/mpi_allreduce"
 GLOO="$ROOT/bench/baselines/gloo_allreduce.py"
 TORCH_PY=/usr/bin/python3
 
-SIZE=64M ITERS=10 WARMUP=2 TIMEOUT=300 BASELINES_ONLY=0 KEEP_LOGS=0
-usage() { sed -n '2,14s/^# \{0,1\}//p' "$0"; exit "${1:-2}"; }
+SIZE=64M ITERS=10 WARMUP=2 TIMEOUT=300 BASELINES_ONLY=0 KEEP_LOGS=0 PRESET=default
+usage() { sed -n '2,15s/^# \{0,1\}//p' "$0"; exit "${1:-2}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) SIZE="$2"; shift 2 ;;
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
     --baselines-only) BASELINES_ONLY=1; shift ;;
     --keep-logs) KEEP_LOGS=1; shift ;;
     --perf) PERF="$2"; shift 2 ;;
+    --preset) PRESET="$2"; shift 2 ;;
     -h|--help) usage 0 ;;
     *) echo "compare.sh: unknown argument '$1'" >&2; usage ;;
   esac
@@ -50,8 +52,10 @@ LOGDIR="$(mktemp -d "${TMPDIR:-/tmp}/xsite-compare.XXXXXX")"
 
 MODE="netns"
 [ "$(id -u)" = 0 ] || MODE="loopback"
+LINK=$("$RUN" --preset "$PRESET" --print-wan) || exit 2
+[ "$MODE" = netns ] || LINK="none: loopback mode has no WAN emulation"
 echo "compare.sh: all-reduce sum float32, size $SIZE, $ITERS iters after $WARMUP warmup," \
-     "2 sites x 2 domains x 2 ranks ($MODE mode, plain veth WAN links), $(nproc) cores, $(uname -r)" >&2
+     "2 sites x 2 domains x 2 ranks ($MODE mode), WAN link: $LINK, $(nproc) cores, $(uname -r)" >&2
 
 declare -A TIME_US STATUS
 
@@ -73,7 +77,7 @@ result_us() { sed -n 's/.*RESULT impl=.* avg_us=\([0-9.]*\).*/\1/p' "$1" | tail 
 run_xsite() {  # $1 = algorithm (ring|hier)
   local name="xsite-$1" log="$LOGDIR/xsite-$1.log" rc us
   echo "compare.sh: running $name ..." >&2
-  "$RUN" --timeout "$TIMEOUT" -- "$PERF" -b "$SIZE" -e "$SIZE" -n "$ITERS" -w "$WARMUP" \
+  "$RUN" --preset "$PRESET" --timeout "$TIMEOUT" -- "$PERF" -b "$SIZE" -e "$SIZE" -n "$ITERS" -w "$WARMUP" \
     -c 0 -d float -A "$1" >"$log" 2>&1
   rc=$?
   # nccl-tests row from rank 0: size count type redop root time algbw busbw #wrong ...
@@ -98,7 +102,7 @@ run_openmpi() {
   # domain's eth0; mpirun runs in rank 0's namespace and starts its daemons in
   # the others through xsite-netns-rsh. 8 ranks share few cores, so ranks
   # yield when idle instead of busy-polling each other off the CPU.
-  "$RUN" --exec-once --timeout "$TIMEOUT" -- env PMIX_MCA_ptl_tcp_remote_connections=1 \
+  "$RUN" --preset "$PRESET" --exec-once --timeout "$TIMEOUT" -- env PMIX_MCA_ptl_tcp_remote_connections=1 \
     sh -c 'exec mpirun --allow-run-as-root --oversubscribe --bind-to none \
       --hostfile "$XSITE_HOSTFILE" --mca plm_rsh_agent "$XSITE_NETNS_RSH" \
       --mca btl self,tcp --mca btl_tcp_if_include "$XSITE_IFNAME" \
@@ -115,7 +119,7 @@ run_gloo() {
     record gloo "$log" 127 ""; return
   fi
   echo "compare.sh: running gloo ..." >&2
-  "$RUN" --timeout "$TIMEOUT" -- "$TORCH_PY" "$GLOO" "$SIZE" "$ITERS" "$WARMUP" >"$log" 2>&1
+  "$RUN" --preset "$PRESET" --timeout "$TIMEOUT" -- "$TORCH_PY" "$GLOO" "$SIZE" "$ITERS" "$WARMUP" >"$log" 2>&1
   rc=$?
   record gloo "$log" "$rc" "$(result_us "$log")"
 }

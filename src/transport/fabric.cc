@@ -111,7 +111,7 @@ std::unique_ptr<Connection> Fabric::makeSocketConnection(const LinkRequest& l, s
   wo.frameBytes = opt_.wan.frameBytes;
   const double bdp = opt_.wan.rateMbit / 8.0 * 2.0 * opt_.wan.latencyUs;  // bytes per RTT
   wo.windowBytes = opt_.wan.windowBytes > 0 ? opt_.wan.windowBytes
-                                            : std::max<size_t>(4u << 20, static_cast<size_t>(2 * bdp));
+                                            : std::max<size_t>(4u << 20, static_cast<size_t>(4 * bdp));
   return std::make_unique<wan::WanConnection>(l.peer, label(l), std::move(fds), wo);
 }
 
@@ -121,7 +121,7 @@ std::unique_ptr<Connection> Fabric::makeSocketConnection(const LinkRequest& l, s
 void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
   const double bdp = opt_.wan.rateMbit / 8.0 * 2.0 * opt_.wan.latencyUs;
   const int streams = std::max(1, opt_.wan.streams);
-  wanSocketBytes_ = static_cast<int>(std::clamp(2.0 * bdp / streams, 1.0 * (1 << 20), 64.0 * (1 << 20)));
+  wanSocketBytes_ = static_cast<int>(std::clamp(4.0 * bdp / streams, 1.0 * (1 << 20), 64.0 * (1 << 20)));
   Fd listener = tcpListen(sockAddrOf(opt_.listenIp, 0));
   // Accepted WAN sockets inherit the listener's buffer sizes (set before listen()).
   Fd wanListener = tcpListen(sockAddrOf(opt_.listenIp, 0), 1024,

@@ -39,7 +39,7 @@ class LoopbackHub {
 struct WanLinkOptions {
   int streams = 4;
   size_t frameBytes = 256 << 10;
-  size_t windowBytes = 0;      // 0: twice the bandwidth-delay product, at least 4 MiB
+  size_t windowBytes = 0;      // 0: four bandwidth-delay products, at least 4 MiB
   std::string congestion = "bbr";
   double latencyUs = 5500;     // one way, as configured; sizes windows and buffers
   double rateMbit = 1000;

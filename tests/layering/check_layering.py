@@ -3,7 +3,7 @@
 
 Layers point down only: util <- {bootstrap, topo} ; bootstrap <- transport ; {transport, topo}
 <- coll <- api ; the public headers (include/xsite) include only each other; bench and tools
-use the public API (tools may also read util and topo for xsite-info). A header beside
+use the public API (bench/transport, the transport-level benchmarks, the transport layer) (tools may also read util and topo for xsite-info). A header beside
 the including file is always fine.
 """
 import pathlib
@@ -20,6 +20,7 @@ ALLOWED = {
     "src/api": {"coll", "transport", "topo", "bootstrap", "util", "xsite"},
     "include/xsite": {"xsite"},
     "bench": {"xsite"},
+    "bench/transport": {"transport", "bootstrap", "util", "xsite"},
     "tools": {"xsite", "topo", "util"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
@@ -31,6 +32,10 @@ def main():
         for path in sorted((ROOT / folder).rglob("*")):
             if path.suffix not in (".h", ".cc", ".cu", ".cuh", ".def"):
                 continue
+            rel = str(path.relative_to(ROOT))
+            owner = max((f for f in ALLOWED if rel.startswith(f + "/")), key=len)
+            if owner != folder:
+                continue  # a deeper folder has its own rule
             for no, line in enumerate(path.read_text().splitlines(), 1):
                 m = INCLUDE.match(line)
                 if not m:

@@ -31,7 +31,8 @@ WanConnection::WanConnection(int peer, std::string label, std::vector<Fd> fds, W
     : Connection(peer, std::move(label)), opt_(options) {
   opt_.frameBytes = std::clamp<size_t>(opt_.frameBytes, 4096, kMaxFrameBytes);
   opt_.windowBytes = std::max(opt_.windowBytes, 2 * opt_.frameBytes);
-  staging_.resize(opt_.windowBytes);
+  stagingBytes_ = opt_.windowBytes;
+  staging_.reset(new char[stagingBytes_]);
   streams_.resize(fds.size());
   for (size_t i = 0; i < fds.size(); ++i) {
     setNonBlocking(fds[i].get(), true);
@@ -61,10 +62,10 @@ Status WanConnection::stage(bool& moved) noexcept {
     const size_t len = std::min(remaining, opt_.frameBytes);
     if (len > opt_.windowBytes - (stageHead_ - stageTail_)) break;  // window full
     const char* src = op->data + stagedOfHead_;
-    const size_t pos = stageHead_ % staging_.size();
-    const size_t first = std::min(len, staging_.size() - pos);
-    memcpy(staging_.data() + pos, src, first);
-    memcpy(staging_.data(), src + first, len - first);
+    const size_t pos = stageHead_ % stagingBytes_;
+    const size_t first = std::min(len, stagingBytes_ - pos);
+    memcpy(staging_.get() + pos, src, first);
+    memcpy(staging_.get(), src + first, len - first);
     auto f = std::make_unique<OutFrame>();
     f->hdr = FrameHeader{FrameHeader::kMagic, FrameHeader::kVersion, 0, 0,
                          static_cast<uint32_t>(len), 0, nextSeq_++, sendMessage_, stagedOfHead_,
@@ -96,10 +97,10 @@ Status WanConnection::writeStreams(bool& moved) noexcept {
         iov[n++] = {reinterpret_cast<char*>(&f.hdr) + f.written, kHdr - f.written};
       size_t done = f.written > kHdr ? f.written - kHdr : 0;
       if (done < len) {
-        size_t pos = (f.stagingPos + done) % staging_.size();
-        size_t first = std::min(len - done, staging_.size() - pos);
-        iov[n++] = {staging_.data() + pos, first};
-        if (first < len - done) iov[n++] = {staging_.data(), len - done - first};
+        size_t pos = (f.stagingPos + done) % stagingBytes_;
+        size_t first = std::min(len - done, stagingBytes_ - pos);
+        iov[n++] = {staging_.get() + pos, first};
+        if (first < len - done) iov[n++] = {staging_.get(), len - done - first};
       }
       msghdr msg{};
       msg.msg_iov = iov;

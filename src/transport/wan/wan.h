@@ -39,7 +39,7 @@ inline constexpr uint32_t kMaxFrameBytes = 64u << 20;  // a receiver rejects any
 
 struct WanOptions {
   size_t frameBytes = 256 << 10;
-  size_t windowBytes = 4 << 20;  // staging: bytes accepted from callers but not yet on the wire
+  size_t windowBytes = 4 << 20;  // staging: bytes accepted from callers but not yet in a socket
 };
 
 class WanConnection final : public Connection {
@@ -77,7 +77,8 @@ class WanConnection final : public Connection {
   WanOptions opt_;
   std::vector<Stream> streams_;
   // Send side: a staging ring of opt_.windowBytes, frames in order of creation.
-  std::vector<char> staging_;
+  std::unique_ptr<char[]> staging_;  // uninitialized: pages cost memory only once used
+  size_t stagingBytes_ = 0;
   size_t stageHead_ = 0, stageTail_ = 0;  // monotonic byte counters
   std::deque<std::unique_ptr<OutFrame>> frames_;
   size_t nextUnassigned_ = 0;             // index in frames_ of the first frame without a stream
