@@ -24,7 +24,7 @@ uint64_t Connection::postRecv(void* data, size_t bytes) noexcept {
 
 void Connection::completeSend() noexcept {
   sends_.pop_front();
-  ++sendsDone_;
+  sendsDone_.fetch_add(1, std::memory_order_release);
 }
 
 void Connection::completeRecv() noexcept {

@@ -8,6 +8,7 @@
 
 #include "transport/shm/shm.h"
 #include "transport/tcp/tcp.h"
+#include "transport/wan/proxy.h"
 #include "transport/wan/wan.h"
 #include "util/log.h"
 
@@ -35,7 +36,11 @@ std::shared_ptr<RingMemory> LoopbackHub::ring(int from, int to, int channel) {
 Fabric::Fabric(int rank, int size, bootstrap::Store& store, FabricOptions options)
     : rank_(rank), size_(size), store_(store), opt_(std::move(options)) {}
 
-Fabric::~Fabric() = default;
+Fabric::~Fabric() {
+  // Deliver what is staged before the sockets close (a dead peer ends the wait early).
+  if (wanProxy_) wanProxy_->drain(std::min<std::chrono::milliseconds>(opt_.timeout, std::chrono::seconds(60)));
+  wanProxy_.reset();
+}
 
 std::string Fabric::label(const LinkRequest& l) const {
   return "rank " + std::to_string(l.peer) + " (" + l.channelName + ", " + backendName(l.backend) +
@@ -63,6 +68,10 @@ void Fabric::establish(const std::vector<LinkRequest>& links) {
   }
   establishShm(links);
   establishSockets(links);
+  std::vector<wan::WanConnection*> wanConns;
+  for (auto& [key, conn] : conns_)
+    if (auto* w = dynamic_cast<wan::WanConnection*>(conn.get())) wanConns.push_back(w);
+  if (!wanConns.empty()) wanProxy_ = std::make_unique<wan::WanProxy>(std::move(wanConns));
   XSITE_INFO(kNet, "fabric: %zu connections established", conns_.size());
 }
 

@@ -16,6 +16,10 @@
 
 namespace xsite::transport {
 
+namespace wan {
+class WanProxy;
+}
+
 struct LinkRequest {
   int peer;
   int channel;
@@ -76,6 +80,7 @@ class Fabric {
   bootstrap::Store& store_;
   FabricOptions opt_;
   std::map<std::pair<int, int>, std::unique_ptr<Connection>> conns_;
+  std::unique_ptr<wan::WanProxy> wanProxy_;  // keeps staged WAN bytes flowing
   int wanSocketBytes_ = 0;
   bool warnedCongestion_ = false;
 };

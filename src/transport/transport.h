@@ -10,6 +10,7 @@
 //  - progress() moves what it can without blocking and reports a dead or misbehaving peer.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -33,9 +34,10 @@ class Connection {
   const std::string& label() const noexcept { return label_; }  // e.g. "rank 5 ring (tcp)"
 
   // Queue a message; returns its ticket (1-based count of messages posted in that direction).
-  uint64_t postSend(const void* data, size_t bytes) noexcept;
+  // A backend whose sends also progress on another thread (WAN streams) overrides postSend.
+  virtual uint64_t postSend(const void* data, size_t bytes) noexcept;
   uint64_t postRecv(void* data, size_t bytes) noexcept;
-  uint64_t sendsDone() const noexcept { return sendsDone_; }
+  uint64_t sendsDone() const noexcept { return sendsDone_.load(std::memory_order_acquire); }
   uint64_t recvsDone() const noexcept { return recvsDone_; }
   bool idle() const noexcept { return sends_.empty() && recvs_.empty(); }
 
@@ -59,7 +61,8 @@ class Connection {
   int peer_;
   std::string label_;
   std::deque<Op> sends_, recvs_;
-  uint64_t sendsPosted_ = 0, recvsPosted_ = 0, sendsDone_ = 0, recvsDone_ = 0;
+  uint64_t sendsPosted_ = 0, recvsPosted_ = 0, recvsDone_ = 0;
+  std::atomic<uint64_t> sendsDone_{0};
 };
 
 // Each message on a byte stream (shm ring or socket) starts with this header.

@@ -214,12 +214,39 @@ Status WanConnection::readStream(Stream& s, bool& moved) noexcept {
   return Status::ok();
 }
 
-Status WanConnection::progress(bool& moved) noexcept {
-  XSITE_RETURN_IF_ERROR(stage(moved));
-  XSITE_RETURN_IF_ERROR(writeStreams(moved));
+uint64_t WanConnection::postSend(const void* data, size_t bytes) noexcept {
+  std::lock_guard<std::mutex> lk(sendMu_);
+  return Connection::postSend(data, bytes);
+}
+
+Status WanConnection::flushLocked(bool& moved) noexcept {
+  XSITE_RETURN_IF_ERROR(sendError_);
+  Status s = stage(moved);
+  if (s) s = writeStreams(moved);
   releaseStaging();
-  XSITE_RETURN_IF_ERROR(stage(moved));
-  XSITE_RETURN_IF_ERROR(writeStreams(moved));
+  if (s) s = stage(moved);
+  if (s) s = writeStreams(moved);
+  if (!s) sendError_ = s;
+  return s;
+}
+
+void WanConnection::flush(bool& moved, bool& pending) noexcept {
+  std::lock_guard<std::mutex> lk(sendMu_);
+  if (!flushLocked(moved)) return;
+  pending = pending || !frames_.empty() || frontSend() != nullptr;
+}
+
+void WanConnection::pendingFds(std::vector<int>& out) {
+  std::lock_guard<std::mutex> lk(sendMu_);
+  for (const auto& s : streams_)
+    if (s.out != nullptr) out.push_back(s.fd.get());
+}
+
+Status WanConnection::progress(bool& moved) noexcept {
+  {
+    std::lock_guard<std::mutex> lk(sendMu_);
+    XSITE_RETURN_IF_ERROR(flushLocked(moved));
+  }
   // A message completed on one stream can unpark frames waiting on the others: go round again.
   for (int pass = 0; pass < 4; ++pass) {
     uint64_t before = recvsDone();

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -42,11 +43,21 @@ struct WanOptions {
   size_t windowBytes = 4 << 20;  // staging: bytes accepted from callers but not yet in a socket
 };
 
+// Thread safety: the send side (staging and writing frames) may also be driven by a WanProxy
+// thread, so that staged bytes keep flowing after the caller's send has completed and the caller
+// has moved on; it is guarded by a mutex. The receive side belongs to the caller's thread.
 class WanConnection final : public Connection {
  public:
   WanConnection(int peer, std::string label, std::vector<Fd> streams, WanOptions options);
+  uint64_t postSend(const void* data, size_t bytes) noexcept override;
   Status progress(bool& moved) noexcept override;
   size_t streamCount() const { return streams_.size(); }
+
+  // The send side only, for the proxy: `pending` is set while anything waits to be written.
+  // An error sticks and is returned by the caller's next progress().
+  void flush(bool& moved, bool& pending) noexcept;
+  // Streams with bytes waiting for socket space (the proxy polls them for POLLOUT).
+  void pendingFds(std::vector<int>& out);
 
  private:
   struct OutFrame {
@@ -67,6 +78,7 @@ class WanConnection final : public Connection {
     bool haveSeq = false;
   };
 
+  Status flushLocked(bool& moved) noexcept;
   Status stage(bool& moved) noexcept;
   Status writeStreams(bool& moved) noexcept;
   Status readStream(Stream& s, bool& moved) noexcept;
@@ -76,6 +88,8 @@ class WanConnection final : public Connection {
 
   WanOptions opt_;
   std::vector<Stream> streams_;
+  std::mutex sendMu_;  // guards the send queue, the staging ring, frames_ and Stream::out
+  Status sendError_;   // sticky, from the proxy
   // Send side: a staging ring of opt_.windowBytes, frames in order of creation.
   std::unique_ptr<char[]> staging_;  // uninitialized: pages cost memory only once used
   size_t stagingBytes_ = 0;

@@ -1,0 +1,50 @@
+#include "transport/wan/proxy.h"
+
+#include <poll.h>
+
+namespace xsite::transport::wan {
+
+WanProxy::WanProxy(std::vector<WanConnection*> connections) : conns_(std::move(connections)) {
+  thread_ = std::thread([this] { run(); });
+}
+
+WanProxy::~WanProxy() {
+  stop_ = true;
+  thread_.join();
+}
+
+// True while anything is staged and not yet in a socket.
+bool WanProxy::flushAll(bool& moved) {
+  bool pending = false;
+  for (WanConnection* c : conns_) c->flush(moved, pending);
+  return pending;
+}
+
+void WanProxy::run() {
+  std::vector<pollfd> pfds;
+  std::vector<int> fds;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    bool moved = false;
+    if (!flushAll(moved)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // the callers drive new sends
+      continue;
+    }
+    if (moved) continue;
+    fds.clear();
+    for (WanConnection* c : conns_) c->pendingFds(fds);
+    pfds.clear();
+    for (int fd : fds) pfds.push_back({fd, POLLOUT, 0});
+    ::poll(pfds.data(), pfds.size(), 1);  // wait for socket space
+  }
+}
+
+void WanProxy::drain(std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool moved = false;
+    if (!flushAll(moved)) return;
+    if (!moved) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+}  // namespace xsite::transport::wan
