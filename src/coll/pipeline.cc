@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace xsite::coll {
@@ -11,10 +12,13 @@ void Backoff::pause() {
   ++idle_;
   if (idle_ < 32) {
     __builtin_ia32_pause();
-  } else if (idle_ < 256) {
+  } else if (idle_ < 64) {
     sched_yield();
   } else {
-    timespec ts{0, 20000};  // 20 us: leave the cores to ranks that have work
+    // Sleep longer the longer nothing moves (20 us up to 200 us), leaving the cores to ranks
+    // and to the kernel's network stack that have work: waiting on the WAN costs no CPU.
+    long ns = std::min<long>(200000, 20000L * (1 + (idle_ - 64) / 16));
+    timespec ts{0, ns};
     nanosleep(&ts, nullptr);
   }
 }

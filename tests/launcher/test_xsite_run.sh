@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Tests for tools/xsite-run and tools/xsite-netns-rsh.
-# Loopback mode always; network-namespace mode only as root (skipped otherwise).
+# Loopback mode always; network-namespace mode only as root (skipped otherwise); there the
+# WAN links run xsite-wanem ($XSITE_WANEM, else build/bin), whose processes must not outlive
+# the launcher on any exit path.
 # Exits non-zero on the first failure. Runs in well under 60 s.
 set -u
 
@@ -24,6 +26,15 @@ expect_rc() { [ "$RC" = "$1" ] || fail "$2: exit code $RC, expected $1"; }
 
 # Processes whose command line holds MARK (a unique number) still alive?
 no_leftovers() { ! pgrep -f "$1" >/dev/null || fail "$2: processes left: $(pgrep -af "$1")"; }
+
+# WAN emulators (xsite-wanem) whose launcher, the pid in their namespace names, is gone?
+no_orphan_wanem() {
+  local p l
+  for p in $(pgrep -f "xsite-wanem --a xs[0-9]*-"); do
+    l=$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | sed -n 's/.*--a xs\([0-9]*\)-.*/\1/p')
+    [ -z "$l" ] || kill -0 "$l" 2>/dev/null || fail "$1: emulator $p of the dead launcher $l left"
+  done
+}
 
 # ---------------------------------------------------------------- loopback mode
 mode_tests() {
@@ -90,6 +101,7 @@ EOF
   expect_rc 3 "$M failing rank"
   [ $((SECONDS - t0)) -lt 15 ] || fail "$M failing rank: took $((SECONDS - t0)) s"
   no_leftovers "sleep $MARK" "$M failing rank"
+  no_orphan_wanem "$M failing rank"
   pass "$M: failing rank stops the others (--grace), no leftovers"
 
   # --timeout kills everything and exits 124
@@ -98,6 +110,7 @@ EOF
   expect_rc 124 "$M timeout"
   [ $((SECONDS - t0)) -lt 15 ] || fail "$M timeout: took $((SECONDS - t0)) s"
   no_leftovers "sleep $MARK" "$M timeout"
+  no_orphan_wanem "$M timeout"
   pass "$M: --timeout exits 124, no leftovers"
 
   # SIGINT (Ctrl-C) to the launcher: forwarded, everything gone, exit 130
@@ -105,10 +118,14 @@ EOF
   local LPID=$!
   sleep 1.5
   pgrep -f "sleep $MARK" >/dev/null || fail "$M SIGINT: ranks did not start"
+  if [ "$M" = netns ]; then
+    pgrep -f "xsite-wanem --a xs$LPID-" >/dev/null || fail "netns: no WAN emulator running"
+  fi
   kill -INT $LPID
   wait $LPID; RC=$?
   expect_rc 130 "$M SIGINT"
   no_leftovers "sleep $MARK" "$M SIGINT"
+  no_leftovers "xsite-wanem --a xs$LPID-" "$M SIGINT (WAN emulator)"
   if [ "$M" = netns ]; then
     ! ip netns list | grep -q "^xs$LPID-" || fail "netns SIGINT: namespaces left"
     [ ! -e "/etc/netns/xs$LPID-s0r" ] || fail "netns SIGINT: /etc/netns entries left"
@@ -124,6 +141,7 @@ EOF
   wait $LPID; RC=$?
   expect_rc 143 "$M SIGTERM"
   no_leftovers "sleep $MARK" "$M SIGTERM"
+  no_leftovers "xsite-wanem --a xs$LPID-" "$M SIGTERM (WAN emulator)"
   if [ "$M" = netns ]; then
     ! ip netns list | grep -q "^xs$LPID-" || fail "netns SIGTERM: namespaces left"
   fi
@@ -158,6 +176,7 @@ pass "usage errors"
 
 mode_tests loopback --no-netns
 grep -q "loopback" "$TMP/err" || fail "loopback mode not announced"
+grep -q "loopback mode has no WAN emulation" "$TMP/err" || fail "loopback: no warning about the WAN"
 
 # ---------------------------------------------------------------- netns mode
 if [ "$(id -u)" != 0 ]; then
@@ -172,6 +191,10 @@ else
   expect_rc 0 "netns 3 sites"
   [ "$(grep -c 'allpairs ok' "$TMP/out")" = 6 ] || fail "netns 3 sites: not all ranks ok"
   [ "$(grep -c 'WAN site' "$TMP/err")" = 3 ] || fail "netns 3 sites: expected 3 WAN links in -v"
+  [ "$(grep -c 'WAN site.*emulated: 5.5 ms one way, 1000 Mbit/s' "$TMP/err")" = 3 ] ||
+    fail "netns 3 sites: expected 3 emulated links (preset default)"
+  grep -q "3 WAN links (one per pair of sites)" "$TMP/err" || fail "netns 3 sites: topology banner"
+  no_orphan_wanem "netns 3 sites"
   pass "netns: 3 sites, all-pairs TCP across routed WAN links"
 
   # SIGINT while the network is being built (20 sites: 190 WAN links)
@@ -185,6 +208,7 @@ else
   no_leftovers "sleep $MARK" "netns SIGINT during setup"
   ! ip netns list | grep -q "^xs$LPID-" || fail "netns SIGINT during setup: namespaces left"
   ! ls /etc/netns 2>/dev/null | grep -q "^xs$LPID-" || fail "netns SIGINT during setup: /etc/netns left"
+  no_leftovers "xsite-wanem --a xs$LPID-" "netns SIGINT during setup (WAN emulators)"
   pass "netns: SIGINT during network setup, nothing left"
 
   # the rsh agent runs commands in another namespace, ignoring ssh options;

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Fidelity of the WAN link emulator (tools/wanem, xsite-wanem) as xsite-run uses it: two sites of
+# one domain and one rank each, joined by one emulated link, measured end to end from rank 0's
+# namespace to rank 1's (10.200.1.1). Checks: bad arguments are rejected; ping RTT within 0.5 ms
+# of twice the delay (5.5, 20 and 1000 ms); iperf3 -P 4 through 1000 Mbit/s, 5.5 ms reaches 90%;
+# the loss rate over 100k datagrams is within 10% of a set 1%; no emulator outlives its launcher;
+# a dying emulator stops the launch.
+# Needs root (exit 77 = skipped otherwise), iproute2, ping, iperf3. About 30 s.
+set -u
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+RUN="$ROOT/tools/xsite-run"
+UDP="$ROOT/tests/wanem/udp_loss.py"
+PY="$(command -v python3)"
+WANEM="${XSITE_WANEM:-$ROOT/build/bin/xsite-wanem}"
+SKIP=77
+
+if [ "$(id -u)" != 0 ]; then
+  echo "SKIP: the WAN emulator tests need root (network namespaces, TUN devices)"; exit $SKIP
+fi
+for tool in ip ping iperf3; do
+  command -v "$tool" >/dev/null || { echo "SKIP: '$tool' not installed"; exit $SKIP; }
+done
+[ -x "$WANEM" ] || { echo "FAIL: $WANEM not built (cmake --build build --target xsite-wanem)"; exit 1; }
+export XSITE_WANEM="$WANEM"
+
+TMP="$(mktemp -d)"
+trap 'rm -rf "$TMP"' EXIT
+PASSED=0
+T0=$SECONDS
+
+fail() { echo "FAIL: $*" >&2; echo "--- stdout" >&2; cat "$TMP/out" >&2 2>/dev/null;
+         echo "--- stderr" >&2; cat "$TMP/err" >&2 2>/dev/null; exit 1; }
+pass() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
+
+# link FLAGS... -- SCRIPT: runs SCRIPT once in rank 0's namespace of a 2-site launch; inside,
+# $PEER is rank 1's namespace (10.200.1.1) and $WANEM_PID the link's emulator. Output in
+# $TMP/out and $TMP/err, exit code in $RC. Afterwards nothing of the launch may be left.
+link() {
+  local flags=()
+  while [ "$1" != -- ]; do flags+=("$1"); shift; done
+  shift
+  "$RUN" --sites 2 --domains 1 --ranks-per-domain 1 --exec-once --timeout 40 "${flags[@]}" -- \
+    sh -c 'PEER=${XSITE_NETNS%-s0d0}-s1d0
+           WANEM_PID=$(pgrep -f "xsite-wanem --a ${XSITE_NETNS%-s0d0}-s0r:" | head -n 1)
+           '"$1" >"$TMP/out" 2>"$TMP/err" &
+  local lpid=$!
+  wait $lpid; RC=$?
+  ! ip netns list | grep -q "^xs$lpid-" || fail "namespaces of launch $lpid left"
+  ! pgrep -f "xsite-wanem --a xs$lpid-" >/dev/null || fail "emulator of launch $lpid left"
+}
+
+# ping_avg: the avg field of ping's rtt summary in $TMP/out
+ping_avg() { sed -n 's|^rtt min/avg/max/mdev = [0-9.]*/\([0-9.]*\)/.*|\1|p' "$TMP/out" | tail -n 1; }
+
+# within VALUE LO HI
+within() { awk -v v="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(v != "" && v >= lo && v <= hi) }'; }
+
+# ---------------------------------------------------------------- bad arguments
+bad() {  # bad EXPECTED_RC MESSAGE ARGS...: the emulator refuses ARGS with MESSAGE
+  local want="$1" msg="$2"; shift 2
+  "$WANEM" "$@" >"$TMP/out" 2>"$TMP/err"; RC=$?
+  [ "$RC" = "$want" ] || fail "xsite-wanem $*: exit code $RC, expected $want"
+  grep -q -- "$msg" "$TMP/err" || fail "xsite-wanem $*: no '$msg' in its message"
+}
+bad 2 "are required" --delay 5
+bad 2 "out of range" --a n1:t0 --b n2:t0 --delay -1
+bad 2 "not a number" --a n1:t0 --b n2:t0 --loss 1x
+bad 2 "out of range" --a n1:t0 --b n2:t0 --loss 101
+bad 2 "unknown flag" --a n1:t0 --b n2:t0 --a2b-speed 1
+bad 2 "needs a value" --a n1:t0 --b n2:t0 --rate
+bad 2 "same device" --a n1:t0 --b n1:t0
+bad 1 "xsite-nonexistent-ns" --a xsite-nonexistent-ns:t0 --b xsite-nonexistent-ns:t1
+"$RUN" --wan-loss 100 -- true >"$TMP/out" 2>"$TMP/err" && fail "xsite-run --wan-loss 100 accepted"
+"$RUN" --preset none --wan-delay 5 -- true >"$TMP/out" 2>"$TMP/err" && fail "xsite-run: --preset none --wan-delay accepted"
+"$RUN" --preset nowhere -- true >"$TMP/out" 2>"$TMP/err" && fail "xsite-run --preset nowhere accepted"
+pass "bad arguments are rejected with a message (emulator and launcher)"
+
+# ---------------------------------------------------------------- delay
+# ping runs as SCHED_FIFO where chrt exists: on a loaded machine (a parallel build) the
+# measuring tool's own wake-ups would otherwise add up to milliseconds to the link's RTT.
+PING="ping"
+command -v chrt >/dev/null && PING="chrt -f 5 ping"
+for d in 5.5 20; do
+  link --wan-delay "$d" -- "$PING"' -q -c 20 -i 0.05 10.200.1.1'
+  [ "$RC" = 0 ] || fail "ping through a $d ms link: exit code $RC"
+  avg=$(ping_avg)
+  lo=$(awk -v d="$d" 'BEGIN { print 2 * d - 0.5 }'); hi=$(awk -v d="$d" 'BEGIN { print 2 * d + 0.5 }')
+  within "$avg" "$lo" "$hi" || fail "ping through a $d ms link: RTT $avg ms, expected $lo..$hi"
+  pass "delay $d ms: ping RTT $avg ms (2 x delay = $(awk -v d="$d" 'BEGIN { print 2 * d }') ms)"
+done
+link --wan-delay 1000 -- "$PING"' -q -c 3 -i 0.2 -W 5 10.200.1.1'
+[ "$RC" = 0 ] || fail "ping through a 1000 ms link: exit code $RC"
+avg=$(ping_avg)
+within "$avg" 1999.5 2000.5 || fail "ping through a 1000 ms link: RTT $avg ms, expected 2000 +- 0.5"
+pass "delay 1000 ms: ping RTT $avg ms"
+
+# ---------------------------------------------------------------- rate
+# iperf3 -P 4, then one stream, through the default preset (5.5 ms, 1000 Mbit/s); the
+# emulator's CPU time over the 4-stream run comes from /proc.
+link --preset default -- '
+  cpu() { awk "{ print \$14 + \$15 }" /proc/$WANEM_PID/stat; }
+  T='"$TMP"'
+  ip netns exec $PEER iperf3 -s -D -I $T/iperf.pid >/dev/null 2>&1
+  for i in 1 2 3 4 5 6 7 8 9 10; do iperf3 -c 10.200.1.1 -n 1K >/dev/null 2>&1 && break; sleep 0.2; done
+  c0=$(cpu); t0=$(date +%s.%N)
+  iperf3 -c 10.200.1.1 -P 4 -t 4 -J > $T/p4.json || echo IPERF4_FAILED
+  c1=$(cpu); t1=$(date +%s.%N)
+  iperf3 -c 10.200.1.1 -t 3 -J > $T/p1.json || echo IPERF1_FAILED
+  kill $(cat $T/iperf.pid)
+  echo "CPU $(awk -v c0=$c0 -v c1=$c1 -v t0=$t0 -v t1=$t1 -v hz=$(getconf CLK_TCK) "BEGIN { printf \"%.0f\", 100 * (c1 - c0) / hz / (t1 - t0) }")"
+  for f in p4 p1; do
+    python3 -c "import json,sys; print(\"RATE_$f %.0f\" % (json.load(open(sys.argv[1]))[\"end\"][\"sum_received\"][\"bits_per_second\"] / 1e6))" $T/$f.json
+  done'
+[ "$RC" = 0 ] && ! grep -q FAILED "$TMP/out" || fail "iperf3 through the default link (rc $RC)"
+p4=$(sed -n 's/^RATE_p4 //p' "$TMP/out"); p1=$(sed -n 's/^RATE_p1 //p' "$TMP/out")
+cpu=$(sed -n 's/^CPU //p' "$TMP/out")
+within "$p4" 900 1000 || fail "iperf3 -P 4 through 1000 Mbit/s, 5.5 ms: $p4 Mbit/s, expected >= 900"
+pass "rate 1000 Mbit/s, 5.5 ms: iperf3 -P 4 $p4 Mbit/s, 1 stream $p1 Mbit/s (emulator CPU ${cpu}% of a core)"
+
+# ---------------------------------------------------------------- loss
+link --wan-loss 1 -- '
+  T='"$TMP"'
+  ip netns exec $PEER python3 '"$UDP"' recv 5201 100000 > $T/recv &
+  for i in $(seq 50); do grep -q listening $T/recv 2>/dev/null && break; sleep 0.05; done
+  python3 '"$UDP"' send 10.200.1.1 5201 100000 50000
+  wait
+  cat $T/recv'
+[ "$RC" = 0 ] || fail "UDP loss run: exit code $RC"
+lost=$(sed -n 's/^received .* lost_pct //p' "$TMP/out")
+within "$lost" 0.9 1.1 || fail "loss 1%: measured $lost% over 100000 datagrams, expected 0.9..1.1"
+pass "loss 1%: measured $lost% over 100000 datagrams"
+
+# ---------------------------------------------------------------- a dying emulator
+# Its link is gone: the launcher stops the ranks at once and exits 1, instead of a hang.
+MARK=$((RANDOM + 40000))
+"$RUN" --sites 2 --domains 1 --ranks-per-domain 1 --timeout 30 -- sleep $MARK >"$TMP/out" 2>"$TMP/err" &
+LPID=$!
+for i in $(seq 50); do pgrep -f "^sleep $MARK" >/dev/null && break; sleep 0.1; done
+EPID=$(pgrep -f "xsite-wanem --a xs$LPID-") || fail "no emulator for launch $LPID"
+kill -KILL $EPID
+t0=$SECONDS
+wait $LPID; RC=$?
+[ "$RC" = 1 ] || fail "killed emulator: launcher exit code $RC, expected 1"
+[ $((SECONDS - t0)) -lt 10 ] || fail "killed emulator: the launcher took $((SECONDS - t0)) s to stop"
+grep -q "WAN emulator of link .* exited" "$TMP/err" || fail "killed emulator: no message"
+! pgrep -f "^sleep $MARK" >/dev/null || fail "killed emulator: ranks left"
+! ip netns list | grep -q "^xs$LPID-" || fail "killed emulator: namespaces left"
+pass "a dying emulator stops the launch (exit 1), nothing left"
+
+echo "PASS: $PASSED checks in $((SECONDS - T0)) s"
