@@ -2,7 +2,7 @@
 # Fidelity of the WAN link emulator (tools/wanem, xsite-wanem) as xsite-run uses it: two sites of
 # one domain and one rank each, joined by one emulated link, measured end to end from rank 0's
 # namespace to rank 1's (10.200.1.1). Checks: bad arguments are rejected; ping RTT within 0.5 ms
-# of twice the delay (5.5, 20 and 1000 ms); iperf3 -P 4 through 1000 Mbit/s, 5.5 ms reaches 90%;
+# of twice the delay (5.5, 20 and 40 ms; 1 ms for 1000 ms); iperf3 -P 4 through 1000 Mbit/s, 5.5 ms reaches 90%;
 # the loss rate over 100k datagrams is within 10% of a set 1%; no emulator outlives its launcher;
 # a dying emulator stops the launch.
 # Needs root (exit 77 = skipped otherwise), iproute2, ping, iperf3. About 30 s.
@@ -81,7 +81,7 @@ pass "bad arguments are rejected with a message (emulator and launcher)"
 # measuring tool's own wake-ups would otherwise add up to milliseconds to the link's RTT.
 PING="ping"
 command -v chrt >/dev/null && PING="chrt -f 5 ping"
-for d in 5.5 20; do
+for d in 5.5 20 40; do
   link --wan-delay "$d" -- "$PING"' -q -c 20 -i 0.05 10.200.1.1'
   [ "$RC" = 0 ] || fail "ping through a $d ms link: exit code $RC"
   avg=$(ping_avg)
@@ -92,7 +92,10 @@ done
 link --wan-delay 1000 -- "$PING"' -q -c 3 -i 0.2 -W 5 10.200.1.1'
 [ "$RC" = 0 ] || fail "ping through a 1000 ms link: exit code $RC"
 avg=$(ping_avg)
-within "$avg" 1999.5 2000.5 || fail "ping through a 1000 ms link: RTT $avg ms, expected 2000 +- 0.5"
+# A very long link must work too; over 2 s, ping's wall clock (CLOCK_REALTIME, slewed by time
+# synchronization) and the emulator's monotonic clock drift apart by up to ~0.2 ms, so this one
+# is held to +-1 ms rather than the 0.5 ms of the realistic delays above.
+within "$avg" 1999 2001 || fail "ping through a 1000 ms link: RTT $avg ms, expected 2000 +- 1"
 pass "delay 1000 ms: ping RTT $avg ms"
 
 # ---------------------------------------------------------------- rate
