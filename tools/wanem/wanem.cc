@@ -59,8 +59,8 @@ static_assert(kVnetHdr == 10, "virtio_net_hdr is 10 bytes");
 constexpr size_t kMaxFrame = 256 * 1024;        // vnet header + the largest GSO packet, with margin
 constexpr size_t kSmallBuf = 2048;              // pooled buffers: small ones for ordinary packets
 constexpr int kReadBatch = 64;                  // packets read per wake-up before delivering again
-constexpr int64_t kEarlyNs = 10 * 1000;         // deliver this much early rather than sleep again
-constexpr int64_t kSpinNs = 50 * 1000;          // the last stretch before a delivery: on the clock
+constexpr int64_t kEarlyNs = 30 * 1000;         // deliver this much early rather than sleep again
+constexpr int64_t kSpinNs = 0;                  // the last stretch before a delivery: on the clock
 constexpr int64_t kMaxWakeLateNs = 500 * 1000;  // bound on the learned wake-up lateness
 constexpr int kRealtimePriority = 10;           // SCHED_FIFO priority of the forwarding threads
 
