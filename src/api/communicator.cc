@@ -212,6 +212,7 @@ Communicator Communicator::fromEnvironment(const Config& config) {
   fo.wan.frameBytes = static_cast<size_t>(p.integer(Id::kWanFrameSize));
   fo.wan.windowBytes = static_cast<size_t>(p.integer(Id::kWanWindow));
   fo.wan.congestion = p.string(Id::kWanCongestion);
+  fo.wan.latencyCongestion = p.string(Id::kWanCongestionLatency);
   fo.wan.latencyUs = p.real(Id::kWanLatencyUs);
   fo.wan.rateMbit = p.real(Id::kWanRateMbit);
   if (fo.wan.streams < 1 || fo.wan.streams > 64)

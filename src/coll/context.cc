@@ -96,7 +96,7 @@ std::vector<transport::LinkRequest> planLinks(const topo::Topology& t, int rank,
     transport::Backend b = p.domain == me.domain ? backends.sameDomain
                            : p.site == me.site   ? backends.sameSite
                                                  : backends.otherSite;
-    out.push_back({peer, ch, b, channelName(ch)});
+    out.push_back({peer, ch, b, channelName(ch), /*bulk=*/ch != kChStar});
   }
   return out;
 }

@@ -101,14 +101,15 @@ void Fabric::establishShm(const std::vector<LinkRequest>& links) {
   for (const auto& n : created) shm::unlinkRing(n);  // nothing leaks, even after a crash
 }
 
-void Fabric::prepareWanSocket(int fd) {
+void Fabric::prepareWanSocket(int fd, bool bulk) {
   setBufferSizes(fd, wanSocketBytes_);
-  if (opt_.wan.congestion.empty() || setCongestionControl(fd, opt_.wan.congestion)) return;
+  const std::string& cc = bulk ? opt_.wan.congestion : opt_.wan.latencyCongestion;
+  if (cc.empty() || setCongestionControl(fd, cc)) return;
   if (!warnedCongestion_) {
     XSITE_WARN(kNet, "the kernel refused TCP congestion control '%s' for WAN streams (%s); they use "
-                     "'%s'. Load it (modprobe tcp_%s) or choose another with XSITE_WAN_CC",
-               opt_.wan.congestion.c_str(), errnoString(errno).c_str(), congestionControl(fd).c_str(),
-               opt_.wan.congestion.c_str());
+                     "'%s'. Load it (modprobe tcp_%s) or choose another with %s",
+               cc.c_str(), errnoString(errno).c_str(), congestionControl(fd).c_str(), cc.c_str(),
+               bulk ? "XSITE_WAN_CC" : "XSITE_WAN_CC_LATENCY");
     warnedCongestion_ = true;
   }
 }
@@ -162,7 +163,7 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
     for (int s = 0; s < n; ++s) {
       auto t0 = Clock::now();
       Fd fd = tcpConnect(peerAddr(l.peer, isWan), deadline,
-                         [&](int f) { if (isWan) prepareWanSocket(f); });
+                         [&](int f) { if (isWan) prepareWanSocket(f, l.bulk); });
       if (isWan && s == 0)
         XSITE_INFO(kNet, "%s: %d streams, connect took %.2f ms (RTT), socket buffers %d bytes, %s",
                    label(l).c_str(), n,
@@ -203,7 +204,7 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
                                                 std::to_string(hello.stream) +
                                                 "): do all ranks use the same settings?");
       Pending& p = it->second;
-      if (p.link->backend == Backend::kWan) prepareWanSocket(fd.get());
+      if (p.link->backend == Backend::kWan) prepareWanSocket(fd.get(), p.link->bulk);
       p.fds[hello.stream] = std::move(fd);
       if (--p.missing == 0) {
         conns_[it->first] = makeSocketConnection(*p.link, std::move(p.fds));

@@ -25,6 +25,7 @@ struct LinkRequest {
   int channel;
   Backend backend;
   std::string channelName;  // for messages: "ring", "domain-rs", ...
+  bool bulk = true;         // bandwidth traffic; false: small, latency-bound messages
 };
 
 // Shared by the ranks of one process that run as threads: the memory of their loopback rings.
@@ -44,7 +45,8 @@ struct WanLinkOptions {
   int streams = 4;
   size_t frameBytes = 256 << 10;
   size_t windowBytes = 0;      // 0: four bandwidth-delay products, at least 4 MiB
-  std::string congestion = "bbr";
+  std::string congestion = "bbr";           // bulk links
+  std::string latencyCongestion = "cubic";  // latency links (no pacing of small bursts)
   double latencyUs = 5500;     // one way, as configured; sizes windows and buffers
   double rateMbit = 1000;
 };
@@ -72,7 +74,7 @@ class Fabric {
  private:
   void establishSockets(const std::vector<LinkRequest>& links);
   // Socket set-up of a WAN stream (buffers before connect, congestion control).
-  void prepareWanSocket(int fd);
+  void prepareWanSocket(int fd, bool bulk);
   std::unique_ptr<Connection> makeSocketConnection(const LinkRequest& l, std::vector<Fd> fds);
   void establishShm(const std::vector<LinkRequest>& links);
   std::string label(const LinkRequest& l) const;

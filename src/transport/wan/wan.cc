@@ -36,6 +36,7 @@ WanConnection::WanConnection(int peer, std::string label, std::vector<Fd> fds, W
   streams_.resize(fds.size());
   for (size_t i = 0; i < fds.size(); ++i) {
     setNonBlocking(fds[i].get(), true);
+    setNoDelay(fds[i].get());  // a frame is a whole unit: never wait for more (Nagle)
     streams_[i].fd = std::move(fds[i]);
   }
 }
