@@ -1,31 +1,44 @@
 #!/usr/bin/env bash
 # The main job: builds if needed, then runs xsite_allreduce_perf on the emulated mini
-# superfactory (2 sites x 2 domains x 2 ranks, tools/xsite-run) from 1 KiB to 64 MiB, once with
-# the flat ring and once hierarchical, and prints the two side by side.
-# Options: --min SIZE --max SIZE --iters N (defaults 1K 64M 10); other xsite-run topology flags
-# (--sites S --domains D --ranks-per-domain L) pass through.
+# superfactory (tools/xsite-run: 2 sites x 2 domains x 2 ranks joined by the emulated WAN link,
+# preset "default": 5.5 ms one way, 1000 Mbit/s) with the flat ring, the hierarchical path, the
+# latency path and auto side by side, from 8 B to 64 MiB; then the 64 MiB comparison with Open
+# MPI and Gloo over the same link (bench/compare.sh).
+# Options: --preset NAME (default|thin|transatlantic), --iters N (default 5), --no-baselines,
+# and xsite-run's --sites S --domains D --ranks-per-domain L.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-MIN=1K MAX=64M ITERS=10
+PRESET=default ITERS=5 BASELINES=1
 topo=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --min) MIN="$2"; shift 2 ;;
-    --max) MAX="$2"; shift 2 ;;
+    --preset) PRESET="$2"; shift 2 ;;
     --iters) ITERS="$2"; shift 2 ;;
+    --no-baselines) BASELINES=0; shift ;;
     --sites|--domains|--ranks-per-domain) topo+=("$1" "$2"); shift 2 ;;
     *) echo "run_superfactory.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
 ensure_build_deps
-build xsite_allreduce_perf
+[ "$BASELINES" = 1 ] && ensure_packages openmpi-bin libopenmpi-dev python3-torch
+build xsite_allreduce_perf xsite-wanem
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
-for algo in ring hier; do
+run=("$XSITE_ROOT/tools/xsite-run" "${topo[@]}" --preset "$PRESET" --timeout 1200 --)
+perf=("$XSITE_BUILD/bin/xsite_allreduce_perf" -n "$ITERS" -w 2 -c 1)
+for algo in ring hier latency auto; do
   echo "== xsite_allreduce_perf -A $algo (nccl-tests columns) =="
-  "$XSITE_ROOT/tools/xsite-run" "${topo[@]}" --timeout 900 -- \
-    "$XSITE_BUILD/bin/xsite_allreduce_perf" -b "$MIN" -e "$MAX" -f 2 -n "$ITERS" -w 2 -c 1 \
-    -A "$algo" -J "$out/$algo.json"
+  "${run[@]}" "${perf[@]}" -b 8 -e 64K -f 8 -A "$algo" -J "$out/$algo-small.json"
+  "${run[@]}" "${perf[@]}" -b 256K -e 64M -f 4 -A "$algo" -J "$out/$algo-large.json"
   echo
 done
-python3 "$XSITE_ROOT/scripts/side_by_side.py" "$out/ring.json" "$out/hier.json"
+echo "== side by side =="
+"$XSITE_ROOT/tools/xsite-run" "${topo[@]}" --preset "$PRESET" --print-wan | sed 's/^/# WAN link: /'
+python3 "$XSITE_ROOT/scripts/side_by_side.py" "$out"/ring-*.json "$out"/hier-*.json \
+  "$out"/latency-*.json "$out"/auto-*.json
+if [ "$BASELINES" = 1 ]; then
+  echo
+  echo "== 64 MiB against Open MPI and Gloo over the same link (bench/compare.sh) =="
+  "$XSITE_ROOT/bench/compare.sh" --size 64M --iters "$ITERS" --preset "$PRESET" \
+    --perf "$XSITE_BUILD/bin/xsite_allreduce_perf"
+fi
