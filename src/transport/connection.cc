@@ -1,5 +1,12 @@
 #include "transport/transport.h"
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <cerrno>
+
+#include "util/socket.h"
+
 namespace xsite::transport {
 
 const char* backendName(Backend b) noexcept {
@@ -42,6 +49,43 @@ Status Connection::sizeMismatch(uint64_t sent, size_t posted) const {
 
 Status Connection::peerGone(const std::string& why) const {
   return Status(ErrorCategory::kRemote, label_ + ": " + why);
+}
+
+namespace {
+bool lostPeer(int err) {
+  return err == EPIPE || err == ECONNRESET || err == ETIMEDOUT || err == EHOSTUNREACH ||
+         err == ENETUNREACH;
+}
+}  // namespace
+
+Result<size_t> Connection::socketRecv(int fd, void* data, size_t bytes) const noexcept {
+  while (true) {
+    ssize_t r = ::recv(fd, data, bytes, MSG_DONTWAIT);
+    if (r > 0) return static_cast<size_t>(r);
+    if (r == 0) return peerGone("closed the connection: did that rank exit or crash?");
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return size_t{0};
+    if (lostPeer(errno))
+      return peerGone("connection lost (" + errnoString(errno) + "): did that rank exit or crash, "
+                      "or did the link break?");
+    return Status(ErrorCategory::kSystem, label_ + ": recv: " + errnoString(errno));
+  }
+}
+
+Result<size_t> Connection::socketSend(int fd, const iovec* iov, int iovcnt) const noexcept {
+  msghdr msg{};
+  msg.msg_iov = const_cast<iovec*>(iov);
+  msg.msg_iovlen = static_cast<size_t>(iovcnt);
+  while (true) {
+    ssize_t w = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w >= 0) return static_cast<size_t>(w);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return size_t{0};
+    if (lostPeer(errno))
+      return peerGone("connection lost while sending (" + errnoString(errno) +
+                      "): did that rank exit or crash, or did the link break?");
+    return Status(ErrorCategory::kSystem, label_ + ": send: " + errnoString(errno));
+  }
 }
 
 }  // namespace xsite::transport

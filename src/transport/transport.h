@@ -10,6 +10,8 @@
 //  - progress() moves what it can without blocking and reports a dead or misbehaving peer.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -56,6 +58,10 @@ class Connection {
   void completeRecv() noexcept;
   Status sizeMismatch(uint64_t sent, size_t posted) const;
   Status peerGone(const std::string& why) const;
+  // Non-blocking socket I/O for socket backends: bytes moved (0: would block), or the error
+  // naming this connection's peer (a closed or reset socket is kRemote).
+  Result<size_t> socketRecv(int fd, void* data, size_t bytes) const noexcept;
+  Result<size_t> socketSend(int fd, const iovec* iov, int iovcnt) const noexcept;
 
  private:
   int peer_;

@@ -46,8 +46,9 @@ FrameHeader header(uint64_t seq, uint64_t message, uint64_t offset, const std::s
 
 void sendRaw(const Fd& fd, const FrameHeader& h, const std::string& payload) {
   ASSERT_EQ(::send(fd.get(), &h, sizeof(h), 0), static_cast<ssize_t>(sizeof(h)));
-  if (!payload.empty())
+  if (!payload.empty()) {
     ASSERT_EQ(::send(fd.get(), payload.data(), payload.size(), 0), static_cast<ssize_t>(payload.size()));
+  }
 }
 
 // Progresses until the receive ticket is done or an error; returns the status.

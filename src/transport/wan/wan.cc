@@ -18,13 +18,6 @@ uint32_t headerCrc(FrameHeader h) {
   return crc32c(&h, sizeof(h));
 }
 
-bool wouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
-
-bool lostPeer(int err) {
-  return err == EPIPE || err == ECONNRESET || err == ETIMEDOUT || err == EHOSTUNREACH ||
-         err == ENETUNREACH;
-}
-
 }  // namespace
 
 WanConnection::WanConnection(int peer, std::string label, std::vector<Fd> fds, WanOptions options)
@@ -103,20 +96,11 @@ Status WanConnection::writeStreams(bool& moved) noexcept {
         iov[n++] = {staging_.get() + pos, first};
         if (first < len - done) iov[n++] = {staging_.get(), len - done - first};
       }
-      msghdr msg{};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = static_cast<size_t>(n);
-      ssize_t w = ::sendmsg(s.fd.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        if (wouldBlock(errno)) break;
-        if (lostPeer(errno))
-          return peerGone("WAN stream lost while sending (" + errnoString(errno) +
-                          "): did that rank exit, or did the link break?");
-        return Status(ErrorCategory::kSystem, label() + ": send: " + errnoString(errno));
-      }
+      Result<size_t> w = socketSend(s.fd.get(), iov, n);
+      if (!w) return w.status();
+      if (w.value() == 0) break;  // socket full
       moved = true;
-      f.written += static_cast<size_t>(w);
+      f.written += w.value();
       if (f.written < kHdr + len) break;  // socket full
       f.done = true;
       s.out = nullptr;
@@ -153,16 +137,11 @@ Status WanConnection::checkHeader(Stream& s) noexcept {
 Status WanConnection::readStream(Stream& s, bool& moved) noexcept {
   while (Op* op = frontRecv()) {
     if (s.inGot < kHdr) {
-      ssize_t r = ::recv(s.fd.get(), reinterpret_cast<char*>(&s.in) + s.inGot, kHdr - s.inGot, MSG_DONTWAIT);
-      if (r == 0) return peerGone("closed the connection (a WAN stream ended): did that rank exit or crash?");
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        if (wouldBlock(errno)) return Status::ok();
-        if (lostPeer(errno)) return peerGone("WAN stream lost (" + errnoString(errno) + ")");
-        return Status(ErrorCategory::kSystem, label() + ": recv: " + errnoString(errno));
-      }
+      Result<size_t> r = socketRecv(s.fd.get(), reinterpret_cast<char*>(&s.in) + s.inGot, kHdr - s.inGot);
+      if (!r) return r.status();
+      if (r.value() == 0) return Status::ok();
       moved = true;
-      s.inGot += static_cast<size_t>(r);
+      s.inGot += r.value();
       if (s.inGot < kHdr) continue;
       const FrameHeader& h = s.in;
       if (h.magic != FrameHeader::kMagic || h.version != FrameHeader::kVersion) {
@@ -185,17 +164,12 @@ Status WanConnection::readStream(Stream& s, bool& moved) noexcept {
     const FrameHeader& h = s.in;
     if (s.payloadGot < h.length) {
       char* dst = op->data + h.offset + s.payloadGot;
-      ssize_t r = ::recv(s.fd.get(), dst, h.length - s.payloadGot, MSG_DONTWAIT);
-      if (r == 0) return peerGone("closed the connection (a WAN stream ended): did that rank exit or crash?");
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        if (wouldBlock(errno)) return Status::ok();
-        if (lostPeer(errno)) return peerGone("WAN stream lost (" + errnoString(errno) + ")");
-        return Status(ErrorCategory::kSystem, label() + ": recv: " + errnoString(errno));
-      }
+      Result<size_t> r = socketRecv(s.fd.get(), dst, h.length - s.payloadGot);
+      if (!r) return r.status();
+      if (r.value() == 0) return Status::ok();
       moved = true;
-      s.crc = crc32c(dst, static_cast<size_t>(r), s.crc);
-      s.payloadGot += static_cast<size_t>(r);
+      s.crc = crc32c(dst, r.value(), s.crc);
+      s.payloadGot += r.value();
       if (s.payloadGot < h.length) continue;
     }
     if (s.crc != h.crc)
