@@ -8,16 +8,20 @@
 
 namespace xsite::coll {
 
-void Backoff::pause() {
+void Backoff::pause(const std::vector<pollfd>* fds) {
   ++idle_;
-  if (idle_ < 32) {
+  if (idle_ < kSpins / 2) {
     __builtin_ia32_pause();
-  } else if (idle_ < 64) {
+  } else if (idle_ < kSpins) {
     sched_yield();
+  } else if (fds != nullptr) {
+    // Every active connection has a descriptor: sleep until one can move (bounded, so that a
+    // timeout or a dead peer is still noticed).
+    ::poll(const_cast<pollfd*>(fds->data()), fds->size(), 5);
   } else {
     // Sleep longer the longer nothing moves (20 us up to 200 us), leaving the cores to ranks
-    // and to the kernel's network stack that have work: waiting on the WAN costs no CPU.
-    long ns = std::min<long>(200000, 20000L * (1 + (idle_ - 64) / 16));
+    // and to the kernel's network stack that have work.
+    long ns = std::min<long>(200000, 20000L * (1 + (idle_ - kSpins) / 16));
     timespec ts{0, ns};
     nanosleep(&ts, nullptr);
   }
@@ -32,6 +36,7 @@ void runPipeline(Context& ctx, const std::vector<std::vector<Stage*>>& stages, i
   std::vector<int> nextStart(n, 0), finished(n, 0);
   for (size_t j = 0; j < n; ++j) running[j].assign(stages[j].size(), -1);
   Backoff backoff;
+  std::vector<pollfd> pfds;
   auto lastMove = Clock::now();
   while (true) {
     bool moved = false, all = true;
@@ -69,7 +74,12 @@ void runPipeline(Context& ctx, const std::vector<std::vector<Stage*>>& stages, i
       lastMove = Clock::now();
       continue;
     }
-    backoff.pause();
+    bool waitable = !backoff.spinning();
+    pfds.clear();
+    for (size_t j = 0; j < n && waitable; ++j)
+      for (size_t lane = 0; lane < stages[j].size() && waitable; ++lane)
+        if (running[j][lane] >= 0) waitable = stages[j][lane]->appendPollFds(pfds);
+    backoff.pause(waitable ? &pfds : nullptr);
     if (Clock::now() - lastMove > ctx.settings().timeout) {
       std::string waiting;
       for (size_t j = 0; j < n; ++j)

@@ -6,6 +6,8 @@
 // polls them all.
 #pragma once
 
+#include <poll.h>
+
 #include <string>
 #include <vector>
 
@@ -22,6 +24,9 @@ class Stage {
   virtual Status advance(bool& moved, bool& done) noexcept = 0;
   // For error messages: what the stage is and whom it waits on.
   virtual std::string describe() const = 0;
+  // What an idle engine may sleep on until this stage can move (see
+  // transport::Connection::appendPollFds); false if some connection has no descriptor.
+  virtual bool appendPollFds(std::vector<pollfd>& out) const noexcept = 0;
 };
 
 // Runs the stages (each a list of lanes) over `chunks` chunks; throws xsite::Error on a transport
@@ -29,13 +34,17 @@ class Stage {
 void runPipeline(Context& ctx, const std::vector<std::vector<Stage*>>& stages, int chunks,
                  const std::string& what);
 
-// Waits with a backoff that spins first, then yields, then sleeps briefly.
+// Waits with a backoff that spins first, then yields, then sleeps: in poll() on the active
+// stages' descriptors when they all have one (woken by the data itself), else for a growing
+// time (shared memory has no descriptor).
 class Backoff {
  public:
   void reset() { idle_ = 0; }
-  void pause();
+  void pause(const std::vector<pollfd>* fds);
+  bool spinning() const { return idle_ < kSpins; }
 
  private:
+  static constexpr unsigned kSpins = 64;
   unsigned idle_ = 0;
 };
 

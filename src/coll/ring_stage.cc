@@ -39,6 +39,11 @@ std::string RingStage::describe() const {
   return s;
 }
 
+bool RingStage::appendPollFds(std::vector<pollfd>& out) const noexcept {
+  if (left_ == nullptr) return true;
+  return left_->appendPollFds(out) && (right_ == left_ || right_->appendPollFds(out));
+}
+
 void RingStage::start(int chunk) {
   layout_ = RingLayout{};
   layoutFn_(chunk, layout_);

@@ -33,6 +33,7 @@ class RingStage final : public Stage {
   void start(int chunk) override;
   Status advance(bool& moved, bool& done) noexcept override;
   std::string describe() const override;
+  bool appendPollFds(std::vector<pollfd>& out) const noexcept override;
 
  private:
   static constexpr int kWindow = 4;  // receive slots in flight

@@ -39,6 +39,12 @@ std::string StarStage::describe() const {
   return s + ")";
 }
 
+bool StarStage::appendPollFds(std::vector<pollfd>& out) const noexcept {
+  bool all = true;
+  for (const auto& p : pending_) all = p.conn->appendPollFds(out) && all;
+  return all;
+}
+
 void StarStage::start(int chunk) {
   layout_ = StarLayout{};
   pending_.clear();

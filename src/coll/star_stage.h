@@ -34,6 +34,7 @@ class StarStage final : public Stage {
   void start(int chunk) override;
   Status advance(bool& moved, bool& done) noexcept override;
   std::string describe() const override;
+  bool appendPollFds(std::vector<pollfd>& out) const noexcept override;
 
  private:
   void finishReduce();

@@ -10,6 +10,7 @@
 //  - progress() moves what it can without blocking and reports a dead or misbehaving peer.
 #pragma once
 
+#include <poll.h>
 #include <sys/uio.h>
 
 #include <atomic>
@@ -17,6 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <vector>
 
 #include "util/status.h"
 
@@ -46,6 +48,12 @@ class Connection {
   // Moves bytes without blocking; sets `moved` when anything happened.
   virtual Status progress(bool& moved) noexcept = 0;
 
+  // For an idle caller that wants to sleep until this connection can move: appends the file
+  // descriptors and events (readable while a receive is posted, writable while a send waits for
+  // socket space) and returns true; false when the backend has no descriptor to wait on (shared
+  // memory), so the caller must poll by time.
+  virtual bool appendPollFds(std::vector<pollfd>& out) const noexcept { return false; }
+
  protected:
   struct Op {
     char* data;
@@ -54,6 +62,8 @@ class Connection {
   };
   Op* frontSend() noexcept { return sends_.empty() ? nullptr : &sends_.front(); }
   Op* frontRecv() noexcept { return recvs_.empty() ? nullptr : &recvs_.front(); }
+  bool sendQueued() const noexcept { return !sends_.empty(); }
+  bool recvQueued() const noexcept { return !recvs_.empty(); }
   void completeSend() noexcept;
   void completeRecv() noexcept;
   Status sizeMismatch(uint64_t sent, size_t posted) const;

@@ -9,6 +9,12 @@ TcpConnection::TcpConnection(int peer, std::string label, Fd fd)
   setNoDelay(fd_.get());
 }
 
+bool TcpConnection::appendPollFds(std::vector<pollfd>& out) const noexcept {
+  short events = static_cast<short>((recvQueued() ? POLLIN : 0) | (sendQueued() ? POLLOUT : 0));
+  if (events != 0) out.push_back({fd_.get(), events, 0});
+  return true;
+}
+
 Result<size_t> TcpConnection::writeSome(const iovec* iov, int iovcnt) noexcept {
   return socketSend(fd_.get(), iov, iovcnt);
 }

@@ -9,6 +9,7 @@ namespace xsite::transport::tcp {
 class TcpConnection final : public StreamConnection {
  public:
   TcpConnection(int peer, std::string label, Fd fd);
+  bool appendPollFds(std::vector<pollfd>& out) const noexcept override;
 
  private:
   Result<size_t> writeSome(const iovec* iov, int iovcnt) noexcept override;

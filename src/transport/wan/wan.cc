@@ -211,6 +211,22 @@ void WanConnection::flush(bool& moved, bool& pending) noexcept {
   pending = pending || !frames_.empty() || frontSend() != nullptr;
 }
 
+bool WanConnection::appendPollFds(std::vector<pollfd>& out) const noexcept {
+  bool stalledSend;  // a send not yet staged: it waits for socket space to free the window
+  {
+    std::lock_guard<std::mutex> lk(sendMu_);
+    stalledSend = sendQueued();
+  }
+  short events = static_cast<short>((recvQueued() ? POLLIN : 0) | (stalledSend ? POLLOUT : 0));
+  for (const auto& s : streams_) {
+    // A stream parked on a later message's frame has nothing to read until another completes.
+    const bool parked = s.inGot == sizeof(FrameHeader) && s.in.message != recvMessage_;
+    short e = static_cast<short>(parked ? (events & ~POLLIN) : events);
+    if (e != 0) out.push_back({s.fd.get(), e, 0});
+  }
+  return true;
+}
+
 void WanConnection::pendingFds(std::vector<int>& out) {
   std::lock_guard<std::mutex> lk(sendMu_);
   for (const auto& s : streams_)

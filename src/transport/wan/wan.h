@@ -51,6 +51,7 @@ class WanConnection final : public Connection {
   WanConnection(int peer, std::string label, std::vector<Fd> streams, WanOptions options);
   uint64_t postSend(const void* data, size_t bytes) noexcept override;
   Status progress(bool& moved) noexcept override;
+  bool appendPollFds(std::vector<pollfd>& out) const noexcept override;
   size_t streamCount() const { return streams_.size(); }
 
   // The send side only, for the proxy: `pending` is set while anything waits to be written.
@@ -88,7 +89,7 @@ class WanConnection final : public Connection {
 
   WanOptions opt_;
   std::vector<Stream> streams_;
-  std::mutex sendMu_;  // guards the send queue, the staging ring, frames_ and Stream::out
+  mutable std::mutex sendMu_;  // guards the send queue, the staging ring, frames_ and Stream::out
   Status sendError_;   // sticky, from the proxy
   // Send side: a staging ring of opt_.windowBytes, frames in order of creation.
   std::unique_ptr<char[]> staging_;  // uninitialized: pages cost memory only once used
