@@ -101,12 +101,13 @@ run_openmpi() {
   # Shared memory off so traffic crosses the emulated links; TCP pinned to the
   # domain's eth0; mpirun runs in rank 0's namespace and starts its daemons in
   # the others through xsite-netns-rsh. 8 ranks share few cores, so ranks
-  # yield when idle instead of busy-polling each other off the CPU.
+  # yield when idle instead of busy-polling each other off the CPU. Daemons talk directly
+  # (routed=direct): the default tree routing sometimes fails to reach a daemon in time.
   "$RUN" --preset "$PRESET" --exec-once --timeout "$TIMEOUT" -- env PMIX_MCA_ptl_tcp_remote_connections=1 \
     sh -c 'exec mpirun --allow-run-as-root --oversubscribe --bind-to none \
       --hostfile "$XSITE_HOSTFILE" --mca plm_rsh_agent "$XSITE_NETNS_RSH" \
       --mca btl self,tcp --mca btl_tcp_if_include "$XSITE_IFNAME" \
-      --mca oob_tcp_if_include "$XSITE_IFNAME" --mca mpi_yield_when_idle 1 \
+      --mca oob_tcp_if_include "$XSITE_IFNAME" --mca mpi_yield_when_idle 1 --mca routed direct \
       -np "$XSITE_WORLD_SIZE" "$@"' mpirun "$MPI_BIN" "$SIZE" "$ITERS" "$WARMUP" >"$log" 2>&1
   rc=$?
   record openmpi "$log" "$rc" "$(result_us "$log")"
