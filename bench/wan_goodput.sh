@@ -21,7 +21,7 @@ PERF="$XSITE_BUILD/bin/xsite_wan_perf"
 RUN=("$ROOT/tools/xsite-run" --sites 2 --domains 1 --ranks-per-domain 1 --timeout 600)
 
 goodput() {  # goodput PRESET ARGS...: the goodput column of xsite_wan_perf's row
-  "${RUN[@]}" --preset "$1" -- "$PERF" -b "$SIZE" -e "$SIZE" -n 2 "${@:2}" 2>/dev/null |
+  "${RUN[@]}" --preset "$1" -- "$PERF" -b "$SIZE" -e "$SIZE" -n 3 "${@:2}" 2>/dev/null |
     awk '/^\[0\] +[0-9]/ { print $5 }'
 }
 iperf() {  # iperf PRESET: single-stream iperf3, default buffers, site 0 -> site 1, Mbit/s
