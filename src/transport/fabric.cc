@@ -119,9 +119,7 @@ std::unique_ptr<Connection> Fabric::makeSocketConnection(const LinkRequest& l, s
     return std::make_unique<tcp::TcpConnection>(l.peer, label(l), std::move(fds[0]));
   wan::WanOptions wo;
   wo.frameBytes = opt_.wan.frameBytes;
-  const double bdp = opt_.wan.rateMbit / 8.0 * 2.0 * opt_.wan.latencyUs;  // bytes per RTT
-  wo.windowBytes = opt_.wan.windowBytes > 0 ? opt_.wan.windowBytes
-                                            : std::max<size_t>(4u << 20, static_cast<size_t>(4 * bdp));
+  wo.windowBytes = wanWindowBytes_;
   return std::make_unique<wan::WanConnection>(l.peer, label(l), std::move(fds), wo);
 }
 
@@ -129,9 +127,13 @@ std::unique_ptr<Connection> Fabric::makeSocketConnection(const LinkRequest& l, s
 // connects (the kernel queues it in the peer's backlog until the peer accepts), and the first
 // bytes on a socket say who is calling, for which channel and stream, of which job.
 void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
-  const double bdp = opt_.wan.rateMbit / 8.0 * 2.0 * opt_.wan.latencyUs;
+  // WAN sizing from the bandwidth-delay product: four BDPs of socket buffer over the streams,
+  // and four BDPs of staging window (at least 4 MiB) unless XSITE_WAN_WINDOW says otherwise.
+  const double bdp = opt_.wan.rateMbit / 8.0 * 2.0 * opt_.wan.latencyUs;  // bytes per RTT
   const int streams = std::max(1, opt_.wan.streams);
   wanSocketBytes_ = static_cast<int>(std::clamp(4.0 * bdp / streams, 1.0 * (1 << 20), 64.0 * (1 << 20)));
+  wanWindowBytes_ = opt_.wan.windowBytes > 0 ? opt_.wan.windowBytes
+                                             : std::max<size_t>(4u << 20, static_cast<size_t>(4 * bdp));
   Fd listener = tcpListen(sockAddrOf(opt_.listenIp, 0));
   // Accepted WAN sockets inherit the listener's buffer sizes (set before listen()).
   Fd wanListener = tcpListen(sockAddrOf(opt_.listenIp, 0), 1024,

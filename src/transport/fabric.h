@@ -68,7 +68,6 @@ class Fabric {
   ~Fabric();
   void establish(const std::vector<LinkRequest>& links);
   Connection& connection(int peer, int channel) const;
-  bool has(int peer, int channel) const { return conns_.count({peer, channel}) > 0; }
   size_t count() const { return conns_.size(); }
 
  private:
@@ -83,7 +82,8 @@ class Fabric {
   FabricOptions opt_;
   std::map<std::pair<int, int>, std::unique_ptr<Connection>> conns_;
   std::unique_ptr<wan::WanProxy> wanProxy_;  // keeps staged WAN bytes flowing
-  int wanSocketBytes_ = 0;
+  int wanSocketBytes_ = 0;     // derived in establishSockets()
+  size_t wanWindowBytes_ = 0;
   bool warnedCongestion_ = false;
 };
 

@@ -46,11 +46,6 @@ class [[nodiscard]] Result {
 // Throws xsite::Error when the status is an error.
 void throwIfError(const Status& status);
 
-template <typename T>
-T valueOrThrow(Result<T>&& result) {
-  if (!result) throwIfError(result.status());
-  return std::move(result).value();
-}
 
 }  // namespace xsite
 

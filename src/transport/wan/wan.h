@@ -52,7 +52,6 @@ class WanConnection final : public Connection {
   uint64_t postSend(const void* data, size_t bytes) noexcept override;
   Status progress(bool& moved) noexcept override;
   bool appendPollFds(std::vector<pollfd>& out) const noexcept override;
-  size_t streamCount() const { return streams_.size(); }
 
   // The send side only, for the proxy: `pending` is set while anything waits to be written.
   // An error sticks and is returned by the caller's next progress().
