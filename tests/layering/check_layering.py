@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Fails when a file includes a header from a layer it may not use (src/README.md).
 
-Layers point down only: util <- {bootstrap, topo} ; bootstrap <- transport ; {transport, topo}
+Layers point down only: util <- {bootstrap, topo, compress} ; bootstrap <- transport ; {transport, topo, compress}
 <- coll <- api ; the public headers (include/xsite) include only each other; bench and tools
-use the public API (bench/transport, the transport-level benchmarks, the transport layer) (tools may also read util and topo for xsite-info). A header beside
+use the public API (bench/transport, the transport-level benchmarks, the transport layer; bench/compress, the
+codec microbenchmarks, the compress layer) (tools may also read util and topo for xsite-info). A header beside
 the including file is always fine.
 """
 import pathlib
@@ -16,11 +17,13 @@ ALLOWED = {
     "src/bootstrap": {"bootstrap", "util", "xsite"},
     "src/topo": {"topo", "util", "xsite"},
     "src/transport": {"transport", "bootstrap", "util", "xsite"},
-    "src/coll": {"coll", "transport", "topo", "bootstrap", "util", "xsite"},
-    "src/api": {"coll", "transport", "topo", "bootstrap", "util", "xsite"},
+    "src/compress": {"compress", "util", "xsite"},
+    "src/coll": {"coll", "compress", "transport", "topo", "bootstrap", "util", "xsite"},
+    "src/api": {"coll", "compress", "transport", "topo", "bootstrap", "util", "xsite"},
     "include/xsite": {"xsite"},
     "bench": {"xsite"},
     "bench/transport": {"transport", "bootstrap", "util", "xsite"},
+    "bench/compress": {"compress", "util", "xsite"},
     "tools": {"xsite", "topo", "util"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')

@@ -1,0 +1,1 @@
+target_sources(xsite_compress PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/lossless.cc)
