@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
     *r = *s * n;
   };
   c.run = [](Communicator& comm, Buffers b, size_t sendCount, size_t, DataType t, ReduceOp, int,
-             Algorithm) { comm.allGather(b.send, b.recv, sendCount, t); };
+             const AllReduceOptions&) { comm.allGather(b.send, b.recv, sendCount, t); };
   c.expected = [](const Communicator&, DataType t, ReduceOp, int, size_t sendCount, size_t i) {
     return inputValue(t, ReduceOp::kSum, static_cast<int>(i / sendCount), i % sendCount);
   };

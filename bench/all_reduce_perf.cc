@@ -1,4 +1,5 @@
-// xsite_allreduce_perf: nccl-tests' all_reduce_perf over xsite, plus -A ring|hier|latency|auto.
+// xsite_allreduce_perf: nccl-tests' all_reduce_perf over xsite, plus -A ring|hier|latency|auto
+// and --codec NAME (the cross-site codec of the hierarchical schedule).
 #include "harness.h"
 
 using namespace xsite;
@@ -12,7 +13,7 @@ int main(int argc, char** argv) {
   c.busFactor = [](int n) { return n > 1 ? 2.0 * (n - 1) / n : 0.0; };
   c.counts = [](size_t bytes, size_t es, int, size_t* s, size_t* r) { *s = *r = bytes / es; };
   c.run = [](Communicator& comm, Buffers b, size_t count, size_t, DataType t, ReduceOp op, int,
-             Algorithm algo) { comm.allReduce(b.send, b.recv, count, t, op, {algo}); };
+             const AllReduceOptions& options) { comm.allReduce(b.send, b.recv, count, t, op, options); };
   c.expected = [](const Communicator& comm, DataType t, ReduceOp op, int, size_t, size_t i) {
     return reducedValue(t, op, comm.size(), i);
   };

@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
   c.busFactor = [](int) { return 1.0; };
   c.counts = [](size_t bytes, size_t es, int, size_t* s, size_t* r) { *s = *r = bytes / es; };
   c.run = [](Communicator& comm, Buffers b, size_t count, size_t, DataType t, ReduceOp, int root,
-             Algorithm) { comm.broadcast(b.send, b.recv, count, t, root); };
+             const AllReduceOptions&) { comm.broadcast(b.send, b.recv, count, t, root); };
   c.expected = [](const Communicator&, DataType t, ReduceOp, int root, size_t, size_t i) {
     return inputValue(t, ReduceOp::kSum, root, i);
   };

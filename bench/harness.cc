@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,7 @@ struct Options {
   std::vector<DataType> types{DataType::kFloat32};
   std::vector<ReduceOp> ops{ReduceOp::kSum};
   Algorithm algo = Algorithm::kAuto;
+  std::optional<Codec> codec;  // unset: XSITE_CODEC
   std::string json;
 };
 
@@ -42,6 +44,8 @@ struct Options {
           "  -r, --root R         root of rooted collectives, default 0\n"
           "  -a, --average N      combine times over ranks: 0 rank 0, 1 average, 2 min, 3 max\n"
           "  -A, --algo A         ring|hier|latency|auto (all-reduce), default auto\n"
+          "      --codec C        none|lz4|zstd|bf16|fp16|int8|fp8|int4: the cross-site codec of\n"
+          "                       the hierarchical all-reduce, default XSITE_CODEC\n"
           "  -J, --output_file F  also write the results as JSON\n"
           "  -t, -g               threads and GPUs per process: only 1 is supported\n"
           "Run one process per rank, e.g. under xsite-run, torchrun or mpirun.\n",
@@ -78,6 +82,7 @@ Options parse(int argc, char** argv, const Collective& c) {
       {"check", required_argument, nullptr, 'c'},     {"op", required_argument, nullptr, 'o'},
       {"datatype", required_argument, nullptr, 'd'},  {"root", required_argument, nullptr, 'r'},
       {"average", required_argument, nullptr, 'a'},   {"algo", required_argument, nullptr, 'A'},
+      {"codec", required_argument, nullptr, 'C'},
       {"output_file", required_argument, nullptr, 'J'}, {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0}};
   int ch;
@@ -123,6 +128,10 @@ Options parse(int argc, char** argv, const Collective& c) {
         if (auto a = parseAlgorithm(optarg)) o.algo = *a;
         else usage(c, (std::string("unknown algorithm '") + optarg + "' (ring|hier|latency|auto)").c_str());
         break;
+      case 'C':
+        if (auto k = parseCodec(optarg)) o.codec = *k;
+        else usage(c, (std::string("unknown codec '") + optarg + "' (none|lz4|zstd|bf16|fp16|int8|fp8|int4)").c_str());
+        break;
       case 'h': usage(c, nullptr);
       default: usage(c, "unknown flag");
     }
@@ -153,7 +162,25 @@ struct Result {
   double us;
   double algbw, busbw;
   long wrong;  // -1: not checked
+  double wireBytes;  // per call, this rank's cross-site bytes after the codec
+  double ratio;      // cross-site bytes as elements / on the wire (1 uncompressed, 0 none sent)
 };
+
+// The error a lossy codec may add to an element of a sum of the harness's inputs (|x| <= 4
+// per rank): two roundings (contribution and result) plus a carried residual, each at most half
+// a step of the block's largest value (at most 4n).
+double codecTolerance(std::optional<Codec> codec, int nranks) {
+  double halfStep = 0;
+  switch (codec.value_or(Codec::kNone)) {
+    case Codec::kBf16: halfStep = 1.0 / 256; break;
+    case Codec::kFp16: halfStep = 1.0 / 2048; break;
+    case Codec::kInt8: halfStep = 1.0 / 254; break;
+    case Codec::kFp8: halfStep = 1.0 / 16; break;
+    case Codec::kInt4: halfStep = 1.0 / 14; break;
+    default: return 0;
+  }
+  return 4 * halfStep * 4.0 * nranks;
+}
 
 bool isSignedType(DataType t) {
   return t != DataType::kUint8 && t != DataType::kUint32 && t != DataType::kUint64;
@@ -203,8 +230,10 @@ int benchMain(int argc, char** argv, const Collective& c) {
              o.stepFactor > 1 ? (std::to_string(static_cast<int>(o.stepFactor)) + "(factor)").c_str()
                               : (std::to_string(o.stepBytes) + "(bytes)").c_str(),
              o.warmup, o.iters, o.check);
-      printf("#\n# xsite %s: %s; algorithm %s; host buffers\n", XSITE_VERSION_STRING,
-             comm.describeTopology().c_str(), std::string(algorithmName(o.algo)).c_str());
+      printf("#\n# xsite %s: %s; algorithm %s; cross-site codec %s; host buffers\n",
+             XSITE_VERSION_STRING, comm.describeTopology().c_str(),
+             std::string(algorithmName(o.algo)).c_str(),
+             o.codec ? std::string(codecName(*o.codec)).c_str() : "from XSITE_CODEC");
       printf("# Using devices\n");
       for (int r = 0; r < n; ++r)
         printf("#  Rank %2d Group  0 Pid %6d on %10s device  0 [site %d domain %d local %d] host\n",
@@ -213,9 +242,10 @@ int benchMain(int argc, char** argv, const Collective& c) {
       printf("#%87s%32s\n", "out-of-place", "in-place");
       printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s  %6s  %7s  %6s  %6s  %6s%s\n", "size",
              "count", "type", "redop", "root", "time", "algbw", "busbw", "#wrong", "time", "algbw",
-             "busbw", "#wrong", c.hasAlgorithm ? "    algo" : "");
-      printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s  %6s  %7s  %6s  %6s  %6s\n", "(B)",
-             "(elements)", "", "", "", "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "");
+             "busbw", "#wrong", c.hasAlgorithm ? "    algo      wire   ratio" : "");
+      printf("# %10s  %12s  %8s  %6s  %6s  %7s  %6s  %6s  %6s  %7s  %6s  %6s  %6s%s\n", "(B)",
+             "(elements)", "", "", "", "(us)", "(GB/s)", "(GB/s)", "", "(us)", "(GB/s)", "(GB/s)", "",
+             c.hasAlgorithm ? "               (B)        " : "");
       fflush(stdout);
     }
 
@@ -254,6 +284,9 @@ int benchMain(int argc, char** argv, const Collective& c) {
           Algorithm ran = c.hasAlgorithm
                               ? (o.algo == Algorithm::kAuto ? comm.chooseAlgorithm(sendCount * es) : o.algo)
                               : Algorithm::kAuto;
+          AllReduceOptions runOptions;
+          runOptions.algorithm = o.algo;
+          runOptions.codec = o.codec;
           Result res[2];
           for (int inPlace = 0; inPlace < 2; ++inPlace) {
             Buffers b = inPlace ? c.inPlace(comm, recvBuf.data(), es, sendCount, recvCount)
@@ -268,12 +301,14 @@ int benchMain(int argc, char** argv, const Collective& c) {
               int64_t local = 0;
               for (int k = 0; k < o.check; ++k) {
                 fill();
-                c.run(comm, b, sendCount, recvCount, t, op, c.rooted ? o.root : 0, o.algo);
+                c.run(comm, b, sendCount, recvCount, t, op, c.rooted ? o.root : 0, runOptions);
+                const double lossy = c.hasAlgorithm && isFloatingPoint(t) ? codecTolerance(o.codec, n) : 0;
                 for (size_t i = 0; i < recvCount; ++i) {
                   double got = elementToDouble(b.recv, t, i);
                   double want = c.expected(comm, t, op, c.rooted ? o.root : 0, sendCount, i);
                   bool ok = got == want ||
-                            (isFloatingPoint(t) && std::fabs(got - want) <= 1e-2 * std::max(1.0, std::fabs(want)));
+                            (isFloatingPoint(t) && std::fabs(got - want) <= 1e-2 * std::max(1.0, std::fabs(want))) ||
+                            std::fabs(got - want) <= lossy;
                   local += !ok;
                 }
               }
@@ -283,11 +318,12 @@ int benchMain(int argc, char** argv, const Collective& c) {
             }
             fill();
             for (int k = 0; k < o.warmup; ++k)
-              c.run(comm, b, sendCount, recvCount, t, op, c.rooted ? o.root : 0, o.algo);
+              c.run(comm, b, sendCount, recvCount, t, op, c.rooted ? o.root : 0, runOptions);
             comm.barrier();
+            const WanStats wan0 = comm.wanStats();
             auto t0 = std::chrono::steady_clock::now();
             for (int k = 0; k < o.iters; ++k)
-              c.run(comm, b, sendCount, recvCount, t, op, c.rooted ? o.root : 0, o.algo);
+              c.run(comm, b, sendCount, recvCount, t, op, c.rooted ? o.root : 0, runOptions);
             double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() / o.iters;
             // Combine across ranks as nccl-tests -a does.
             double combined = us;
@@ -301,7 +337,11 @@ int benchMain(int argc, char** argv, const Collective& c) {
               comm.broadcast(&us, &combined, 1, DataType::kFloat64, 0);
             }
             double algbw = static_cast<double>(sizeCol) / 1e3 / combined;  // GB/s
-            res[inPlace] = Result{combined, algbw, algbw * c.busFactor(n), wrong};
+            const WanStats wan1 = comm.wanStats();
+            const double raw = static_cast<double>(wan1.rawBytes - wan0.rawBytes) / o.iters;
+            const double wire = static_cast<double>(wan1.wireBytes - wan0.wireBytes) / o.iters;
+            res[inPlace] = Result{combined, algbw, algbw * c.busFactor(n), wrong, wire,
+                                  wire > 0 ? raw / wire : 0};
             busSum += res[inPlace].busbw;
             ++rows;
             if (wrong > 0) wrongTotal += wrong;
@@ -316,18 +356,22 @@ int benchMain(int argc, char** argv, const Collective& c) {
                    c.reduces ? std::string(reduceOpName(op)).c_str() : "none", root,
                    cols(res[0]).c_str(), cols(res[1]).c_str(),
                    c.hasAlgorithm ? ("  " + std::string(6 - std::min<size_t>(6, algorithmName(ran).size()), ' ') +
-                                     std::string(algorithmName(ran))).c_str()
+                                     std::string(algorithmName(ran)) + "  " + num(res[0].wireBytes, 8) +
+                                     "  " + num(res[0].ratio, 6)).c_str()
                                   : "");
             fflush(stdout);
             if (json) {
               fprintf(json,
                       "%s\n    {\"size\": %zu, \"count\": %zu, \"type\": \"%s\", \"redop\": \"%s\", "
-                      "\"root\": %d, \"algo\": \"%s\", \"out_of_place\": {\"time_us\": %.3f, "
+                      "\"root\": %d, \"algo\": \"%s\", \"codec\": \"%s\", \"wire_bytes\": %.0f, "
+                      "\"ratio\": %.4f, \"out_of_place\": {\"time_us\": %.3f, "
                       "\"algbw\": %.4f, \"busbw\": %.4f, \"wrong\": %ld}, \"in_place\": {\"time_us\": "
                       "%.3f, \"algbw\": %.4f, \"busbw\": %.4f, \"wrong\": %ld}}",
                       firstJson ? "" : ",", sizeCol, sizeCol / es, std::string(dataTypeName(t)).c_str(),
                       c.reduces ? std::string(reduceOpName(op)).c_str() : "none", root,
-                      std::string(algorithmName(ran)).c_str(), res[0].us, res[0].algbw, res[0].busbw,
+                      std::string(algorithmName(ran)).c_str(),
+                      o.codec ? std::string(codecName(*o.codec)).c_str() : "env", res[0].wireBytes,
+                      res[0].ratio, res[0].us, res[0].algbw, res[0].busbw,
                       res[0].wrong, res[1].us, res[1].algbw, res[1].busbw, res[1].wrong);
               firstJson = false;
             }

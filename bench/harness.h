@@ -18,14 +18,15 @@ struct Collective {
   const char* program;  // "xsite_allreduce_perf"
   bool reduces;         // takes -o
   bool rooted;          // takes -r
-  bool hasAlgorithm;    // takes -A
+  bool hasAlgorithm;    // takes -A and --codec (all-reduce)
   // nccl-tests' bus bandwidth factor for n ranks.
   double (*busFactor)(int nranks);
   // Element counts for a size column of `bytes`: what each rank sends and receives.
   void (*counts)(size_t bytes, size_t typeSize, int nranks, size_t* sendCount, size_t* recvCount);
-  // Run once. `inPlace` buffers follow NCCL's in-place conventions.
+  // Run once. `inPlace` buffers follow NCCL's in-place conventions; `options` (-A, --codec)
+  // apply to all-reduce.
   void (*run)(Communicator& comm, Buffers b, size_t sendCount, size_t recvCount, DataType type,
-              ReduceOp op, int root, Algorithm algo);
+              ReduceOp op, int root, const AllReduceOptions& options);
   // The value element i of the receive buffer must hold after one run, given each rank's input
   // x(rank, j) (rank's send element j).
   double (*expected)(const Communicator& comm, DataType type, ReduceOp op, int root,

@@ -14,7 +14,7 @@ int main(int argc, char** argv) {
     *s = *r * n;
   };
   c.run = [](Communicator& comm, Buffers b, size_t, size_t recvCount, DataType t, ReduceOp op, int,
-             Algorithm) { comm.reduceScatter(b.send, b.recv, recvCount, t, op); };
+             const AllReduceOptions&) { comm.reduceScatter(b.send, b.recv, recvCount, t, op); };
   c.expected = [](const Communicator& comm, DataType t, ReduceOp op, int, size_t sendCount, size_t i) {
     return reducedValue(t, op, comm.size(), comm.rank() * (sendCount / comm.size()) + i);
   };

@@ -3,18 +3,20 @@
 # superfactory (tools/xsite-run: 2 sites x 2 domains x 2 ranks joined by the emulated WAN link,
 # preset "default": 5.5 ms one way, 1000 Mbit/s) with the flat ring, the hierarchical path, the
 # latency path and auto side by side, from 8 B to 64 MiB; then the 64 MiB comparison with Open
-# MPI and Gloo over the same link (bench/compare.sh).
+# MPI and Gloo over the same link (bench/compare.sh); then the cross-site codecs side by side on
+# the "thin" preset (5.5 ms, 200 Mbit/s), 64 MiB (bench/codec_compare.sh).
 # Options: --preset NAME (default|thin|transatlantic), --iters N (default 5), --no-baselines,
-# and xsite-run's --sites S --domains D --ranks-per-domain L.
+# --no-codecs, and xsite-run's --sites S --domains D --ranks-per-domain L.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-PRESET=default ITERS=5 BASELINES=1
+PRESET=default ITERS=5 BASELINES=1 CODECS=1
 topo=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --preset) PRESET="$2"; shift 2 ;;
     --iters) ITERS="$2"; shift 2 ;;
     --no-baselines) BASELINES=0; shift ;;
+    --no-codecs) CODECS=0; shift ;;
     --sites|--domains|--ranks-per-domain) topo+=("$1" "$2"); shift 2 ;;
     *) echo "run_superfactory.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
@@ -40,5 +42,11 @@ if [ "$BASELINES" = 1 ]; then
   echo
   echo "== 64 MiB against Open MPI and Gloo over the same link (bench/compare.sh) =="
   "$XSITE_ROOT/bench/compare.sh" --size 64M --iters "$ITERS" --preset "$PRESET" \
+    --perf "$XSITE_BUILD/bin/xsite_allreduce_perf"
+fi
+if [ "$CODECS" = 1 ]; then
+  echo
+  echo "== 64 MiB under each cross-site codec, thin link (bench/codec_compare.sh) =="
+  "$XSITE_ROOT/bench/codec_compare.sh" --preset thin --size 64M --iters "$ITERS" "${topo[@]}" \
     --perf "$XSITE_BUILD/bin/xsite_allreduce_perf"
 fi

@@ -27,10 +27,31 @@ struct Config {
   std::optional<size_t> sliceBytes;         // XSITE_SLICE_SIZE
   std::optional<double> timeoutSeconds;     // XSITE_TIMEOUT
   std::optional<double> bootstrapTimeoutSeconds;  // XSITE_BOOTSTRAP_TIMEOUT
+  std::optional<Codec> codec;               // XSITE_CODEC: all-reduce's cross-site codec
+  std::optional<uint32_t> codecBlockSize;   // XSITE_CODEC_BLOCK
+  std::optional<bool> errorFeedback;        // XSITE_ERROR_FEEDBACK
 };
 
 struct AllReduceOptions {
+  AllReduceOptions() = default;
+  AllReduceOptions(Algorithm a) : algorithm(a) {}  // NOLINT: allReduce(..., Algorithm::kRing)
+
   Algorithm algorithm = Algorithm::kAuto;  // kAuto: the communicator's default (XSITE_ALGO)
+  // The codec of the cross-site stage of the hierarchical schedule (unset: the communicator's).
+  // Lossy codecs apply to sum and average of float32, bfloat16 and float16; other calls cross
+  // exactly. The domain and site stages are always exact, and every rank gets the same bytes.
+  std::optional<Codec> codec;
+  std::optional<bool> errorFeedback;  // lossy codecs: carry the residual over (unset: config's)
+  // Which residual this call reads and updates (one per gradient bucket, say). Empty: one per
+  // (count, type), spelled "count:<n>:<type>".
+  std::string errorFeedbackKey;
+};
+
+// Bytes this rank's cross-site stages sent since the communicator was created: as elements
+// (rawBytes) and on the wire after the codec (wireBytes, headers included).
+struct WanStats {
+  uint64_t rawBytes = 0;
+  uint64_t wireBytes = 0;
 };
 
 struct Placement {
@@ -71,6 +92,16 @@ class Communicator {
   // send is read on the root only; every rank's recv gets the root's data.
   void broadcast(const void* send, void* recv, size_t count, DataType type, int root);
   void barrier();
+
+  // Error feedback (lossy codecs): forget a key's residual (reset keeps its memory, drop frees
+  // it), or every key's. Local to this rank; call it on every rank to keep them in step.
+  void resetErrorFeedback();
+  void resetErrorFeedback(const std::string& key);
+  void dropErrorFeedback();
+  void dropErrorFeedback(const std::string& key);
+  // Memory the residuals hold (bounded by XSITE_ERROR_FEEDBACK_MAX_BYTES).
+  size_t errorFeedbackBytes() const;
+  WanStats wanStats() const;
 
  private:
   struct Impl;

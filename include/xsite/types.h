@@ -33,6 +33,13 @@ inline constexpr int kNumReduceOps = 5;
 // across sites; kAuto asks the cost model.
 enum class Algorithm : int { kAuto = 0, kRing = 1, kHierarchical = 2, kLatency = 3 };
 
+// What the cross-site stage of an all-reduce sends (docs/compression.md). kNone sends the
+// elements; kLz4 and kZstd are lossless (byte-plane shuffle + LZ4 / zstd); the others are lossy
+// (float32, bfloat16 and float16 input only): kBf16 and kFp16 casts, and block-scaled kInt8,
+// kFp8 (e4m3) and kInt4. The values are the wire ids: never renumbered.
+enum class Codec : uint8_t { kNone = 0, kLz4 = 1, kZstd = 2, kBf16 = 3, kFp16 = 4, kInt8 = 5, kFp8 = 6, kInt4 = 7 };
+inline constexpr int kNumCodecs = 8;
+
 size_t dataTypeSize(DataType type) noexcept;
 // nccl-tests spelling: int8 uint8 int32 uint32 int64 uint64 half float double bfloat16 f8e4m3 f8e5m2
 std::string_view dataTypeName(DataType type) noexcept;
@@ -48,6 +55,9 @@ void elementFromDouble(void* buffer, DataType type, size_t index, double value) 
 
 std::string_view reduceOpName(ReduceOp op) noexcept;  // sum prod max min avg
 std::optional<ReduceOp> parseReduceOp(std::string_view name) noexcept;
+
+std::string_view codecName(Codec codec) noexcept;  // none lz4 zstd bf16 fp16 int8 fp8 int4
+std::optional<Codec> parseCodec(std::string_view name) noexcept;
 
 std::string_view algorithmName(Algorithm algo) noexcept;  // auto ring hier latency
 std::optional<Algorithm> parseAlgorithm(std::string_view name) noexcept;

@@ -45,6 +45,24 @@ coll::Settings makeSettings(const Config& cfg, const params::Params& p) {
   s.costModel.domain = link(Id::kDomainLatencyUs, Id::kDomainRateMbit);
   s.costModel.site = link(Id::kSiteLatencyUs, Id::kSiteRateMbit);
   s.costModel.wan = link(Id::kWanLatencyUs, Id::kWanRateMbit);
+  if (cfg.codec) {
+    s.codec = *cfg.codec;
+  } else {
+    auto c = parseCodec(p.string(Id::kCodec));
+    if (!c)
+      throw Error(ErrorCategory::kInvalidUsage,
+                  "XSITE_CODEC='" + p.string(Id::kCodec) +
+                      "' is not one of none, lz4, zstd, bf16, fp16, int8, fp8, int4");
+    s.codec = *c;
+  }
+  const int64_t block = cfg.codecBlockSize ? int64_t{*cfg.codecBlockSize} : p.integer(Id::kCodecBlock);
+  if (block < 2 || block > 65536 || block % 2 != 0)
+    throw Error(ErrorCategory::kInvalidUsage, "XSITE_CODEC_BLOCK=" + std::to_string(block) +
+                                                  " must be even and within 2..65536");
+  s.codecOptions.blockSize = static_cast<uint32_t>(block);
+  s.codecOptions.level = static_cast<int>(p.integer(Id::kCodecLevel));
+  s.errorFeedback = cfg.errorFeedback.value_or(p.integer(Id::kErrorFeedback) != 0);
+  s.errorFeedbackMaxBytes = static_cast<size_t>(p.integer(Id::kErrorFeedbackMaxBytes));
   return s;
 }
 
@@ -129,6 +147,25 @@ int LocalGroup::size() const { return impl_->topology.size(); }
 struct Communicator::Impl {
   std::unique_ptr<bootstrap::Rendezvous> rendezvous;  // processes: rank 0 serves the store
   std::unique_ptr<coll::Context> ctx;
+  bool codecLogged[kNumCodecs] = {};
+
+  // Says which codec the cross-site stage ran and what it saved: INFO the first time a codec
+  // runs on this communicator, DEBUG after.
+  void logCodec(Codec codec, const coll::WanCounters& before, const coll::WanCounters& after) {
+    const uint64_t raw = after.raw - before.raw, wire = after.wire - before.wire;
+    if (codec == Codec::kNone || raw == 0) return;
+    const bool first = !codecLogged[static_cast<int>(codec)];
+    codecLogged[static_cast<int>(codec)] = true;
+    const std::string name(codecName(codec));
+    const double ratio = static_cast<double>(raw) / static_cast<double>(std::max<uint64_t>(wire, 1));
+    const auto r = static_cast<unsigned long long>(raw), w = static_cast<unsigned long long>(wire);
+    if (first)
+      XSITE_INFO(kColl, "all-reduce cross-site codec %s: %llu bytes sent as %llu (ratio %.2f)",
+                 name.c_str(), r, w, ratio);
+    else
+      XSITE_DEBUG(kColl, "all-reduce cross-site codec %s: %llu bytes sent as %llu (ratio %.2f)",
+                  name.c_str(), r, w, ratio);
+  }
 };
 
 Communicator::Communicator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -264,9 +301,22 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, DataTyp
                             : options.algorithm;
   switch (coll::resolveAlgorithm(*impl_->ctx, requested, count * dataTypeSize(type))) {
     case Algorithm::kRing: coll::allReduceRing(*impl_->ctx, send, recv, count, type, op); break;
-    case Algorithm::kHierarchical:
-      coll::allReduceHierarchical(*impl_->ctx, send, recv, count, type, op);
+    case Algorithm::kHierarchical: {
+      coll::Context& ctx = *impl_->ctx;
+      coll::CodecChoice codec;
+      codec.codec = options.codec.value_or(ctx.settings().codec);
+      if (static_cast<int>(codec.codec) >= kNumCodecs)
+        throw Error(ErrorCategory::kInvalidUsage, "allReduce: invalid codec " +
+                                                      std::to_string(static_cast<int>(codec.codec)));
+      codec.errorFeedback = options.errorFeedback.value_or(ctx.settings().errorFeedback);
+      codec.key = !options.errorFeedbackKey.empty()
+                      ? options.errorFeedbackKey
+                      : "count:" + std::to_string(count) + ":" + std::string(dataTypeName(type));
+      const coll::WanCounters before = ctx.wanCounters();
+      const Codec ran = coll::allReduceHierarchical(ctx, send, recv, count, type, op, codec);
+      impl_->logCodec(ran, before, ctx.wanCounters());
       break;
+    }
     case Algorithm::kLatency: coll::allReduceLatency(*impl_->ctx, send, recv, count, type, op); break;
     default:
       throw Error(ErrorCategory::kInvalidUsage,
@@ -296,6 +346,19 @@ void Communicator::broadcast(const void* send, void* recv, size_t count, DataTyp
   checkCount("broadcast", count, type, rank() == root ? send : recv, recv);
   if (count == 0) return;
   coll::broadcastTree(*impl_->ctx, send, recv, count, type, root);
+}
+
+void Communicator::resetErrorFeedback() {
+  auto& ef = impl_->ctx->errorFeedback();
+  for (const auto& key : ef.keyNames()) ef.reset(key);
+}
+void Communicator::resetErrorFeedback(const std::string& key) { impl_->ctx->errorFeedback().reset(key); }
+void Communicator::dropErrorFeedback() { impl_->ctx->errorFeedback().dropAll(); }
+void Communicator::dropErrorFeedback(const std::string& key) { impl_->ctx->errorFeedback().drop(key); }
+size_t Communicator::errorFeedbackBytes() const { return impl_->ctx->errorFeedback().bytes(); }
+WanStats Communicator::wanStats() const {
+  const auto& c = impl_->ctx->wanCounters();
+  return WanStats{c.raw, c.wire};
 }
 
 void Communicator::barrier() {

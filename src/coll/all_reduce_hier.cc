@@ -9,13 +9,34 @@
 #include <memory>
 
 #include "coll/collectives.h"
+#include "coll/exchange_stage.h"
 #include "coll/ring_stage.h"
 #include "util/log.h"
 
 namespace xsite::coll {
 
-void allReduceHierarchical(Context& ctx, const void* send, void* recv, size_t count, DataType type,
-                           ReduceOp op) {
+namespace {
+
+// The codec the cross-site stage really runs for this call (kNone: the exact ring).
+compress::CodecId effectiveCodec(const Context& ctx, const CodecChoice& choice, DataType type,
+                                 ReduceOp op) {
+  using compress::CodecId;
+  if (choice.codec == CodecId::kNone || ctx.topology().numSites() < 2) return CodecId::kNone;
+  const bool lossyOk = compress::codecSupports(choice.codec, type) &&
+                       (op == ReduceOp::kSum || op == ReduceOp::kAvg);
+  if (compress::isLossy(choice.codec) && !lossyOk) {
+    XSITE_DEBUG(kColl, "codec %s does not apply to a %s %s all-reduce: the cross-site stage "
+                       "runs exact", std::string(codecName(choice.codec)).c_str(),
+                std::string(dataTypeName(type)).c_str(), std::string(reduceOpName(op)).c_str());
+    return CodecId::kNone;
+  }
+  return choice.codec;
+}
+
+}  // namespace
+
+compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* recv, size_t count,
+                                        DataType type, ReduceOp op, const CodecChoice& codecChoice) {
   const auto& t = ctx.topology();
   if (!t.isRegular()) {
     static bool once = [&] {
@@ -25,7 +46,7 @@ void allReduceHierarchical(Context& ctx, const void* send, void* recv, size_t co
     }();
     (void)once;
     allReduceLatency(ctx, send, recv, count, type, op);
-    return;
+    return compress::CodecId::kNone;
   }
   const int rank = ctx.rank();
   const auto& place = t.place(rank);
@@ -69,21 +90,49 @@ void allReduceHierarchical(Context& ctx, const void* send, void* recv, size_t co
   };
 
   const int avg = op == ReduceOp::kAvg ? ctx.size() : 0;
+  const compress::CodecId codecId = effectiveCodec(ctx, codecChoice, type, op);
+  // Error feedback: one residual per key over this rank's shard of every chunk.
+  std::vector<size_t> residualOffset(chunks + 1, 0);
+  float* residual = nullptr;
+  if (codecChoice.errorFeedback && compress::isLossy(codecId)) {
+    for (int c = 0; c < chunks; ++c) {
+      size_t off, n;
+      chunkRange(c, off, n);
+      residualOffset[c + 1] = residualOffset[c] + splitPoint(n, P, shard + 1) - splitPoint(n, P, shard);
+    }
+    Result<float*> r = ctx.errorFeedback().residual(codecChoice.key, residualOffset[chunks]);
+    throwIfError(r ? Status::ok() : r.status());
+    residual = r.value();
+  }
+  auto exchangeLayout = [&](int c, ExchangeLayout& lay) {
+    RingLayout ring;
+    wanLayout(c, ring);
+    lay.region = ring.work;
+    lay.bounds = std::move(ring.bounds);
+    lay.residual = residual ? residual + residualOffset[c] : nullptr;
+  };
   RingStage domainRs(ctx, domainRing(t, rank), kChDomainRs, RingMode::kReduceScatter, type, op, 0,
                      domainLayout(true));
   RingStage railRs(ctx, railRing(t, rank), kChRailRs, RingMode::kReduceScatter, type, op, 0, railLayout);
-  // The cross-site stage runs on several lanes so that several chunks are in flight on the WAN.
-  std::vector<std::unique_ptr<RingStage>> wanLanes;
+  // The cross-site stage runs on several lanes so that several chunks are in flight on the WAN:
+  // an exact ring, or the direct exchange of encoded pieces.
+  std::vector<std::unique_ptr<Stage>> wanLanes;
   std::vector<Stage*> wan;
   for (int lane = 0; lane < ctx.settings().wanLanes; ++lane) {
-    wanLanes.push_back(std::make_unique<RingStage>(ctx, wanRing(t, rank), kChWan + lane,
-                                                   RingMode::kAllReduce, type, op, avg, wanLayout));
+    if (codecId == compress::CodecId::kNone)
+      wanLanes.push_back(std::make_unique<RingStage>(ctx, wanRing(t, rank), kChWan + lane,
+                                                     RingMode::kAllReduce, type, op, avg, wanLayout));
+    else
+      wanLanes.push_back(std::make_unique<ExchangeStage>(ctx, wanRing(t, rank), kChWan + lane,
+                                                         ctx.codec(codecId), type, op, avg,
+                                                         exchangeLayout));
     wan.push_back(wanLanes.back().get());
   }
   RingStage railAg(ctx, railRing(t, rank), kChRailAg, RingMode::kAllGather, type, op, 0, railLayout);
   RingStage domainAg(ctx, domainRing(t, rank), kChDomainAg, RingMode::kAllGather, type, op, 0,
                      domainLayout(false));
   runPipeline(ctx, {{&domainRs}, {&railRs}, wan, {&railAg}, {&domainAg}}, chunks, "allReduce(hier)");
+  return codecId;
 }
 
 }  // namespace xsite::coll

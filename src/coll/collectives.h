@@ -9,8 +9,11 @@
 namespace xsite::coll {
 
 void allReduceRing(Context& ctx, const void* send, void* recv, size_t count, DataType type, ReduceOp op);
-void allReduceHierarchical(Context& ctx, const void* send, void* recv, size_t count, DataType type,
-                           ReduceOp op);
+// The cross-site stage runs `codec` (an exact ring when it is kNone or does not apply to the
+// type and op: lossy codecs need a sum or average of floating-point values); returns the codec
+// that ran.
+compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* recv, size_t count, DataType type,
+                           ReduceOp op, const CodecChoice& codec = {});
 void allReduceLatency(Context& ctx, const void* send, void* recv, size_t count, DataType type, ReduceOp op);
 
 // send holds size()*recvCount elements; this rank's reduced block lands in recv.

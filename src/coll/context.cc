@@ -71,7 +71,12 @@ std::vector<transport::LinkRequest> planLinks(const topo::Topology& t, int rank,
   if (t.isRegular()) {
     addRing(railRing(t, rank), kChRailRs);
     addRing(railRing(t, rank), kChRailAg);
-    for (int lane = 0; lane < wanLanes; ++lane) addRing(wanRing(t, rank), kChWan + lane);
+    // WAN lanes join every member of the WAN group (the ring uses its neighbours, the
+    // compressed exchange all of them).
+    const RingView w = wanRing(t, rank);
+    for (int lane = 0; lane < wanLanes; ++lane)
+      for (int peer : w.members)
+        if (peer != rank) want.insert({peer, kChWan + lane});
   }
   // Star links: every rank to the leader of every other site, to the leader of every other
   // domain of its site and to every member of its domain; symmetrized over all ranks.
@@ -103,7 +108,17 @@ std::vector<transport::LinkRequest> planLinks(const topo::Topology& t, int rank,
 
 Context::Context(int rank, topo::Topology topology, std::unique_ptr<transport::Fabric> fabric,
                  Settings settings)
-    : rank_(rank), topo_(std::move(topology)), fabric_(std::move(fabric)), settings_(settings) {}
+    : rank_(rank),
+      topo_(std::move(topology)),
+      fabric_(std::move(fabric)),
+      settings_(settings),
+      errorFeedback_(settings.errorFeedbackMaxBytes) {}
+
+const compress::Codec& Context::codec(compress::CodecId id) {
+  auto& c = codecs_[static_cast<size_t>(id)];
+  if (!c) c = compress::makeCodec(id, settings_.codecOptions);
+  return *c;
+}
 
 char* Context::scratch(int slot, size_t bytes) {
   if (scratch_.size() <= static_cast<size_t>(slot)) scratch_.resize(slot + 1);

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "compress/codec.h"
+#include "compress/error_feedback.h"
 #include "topo/cost_model.h"
 #include "topo/topology.h"
 #include "transport/fabric.h"
@@ -63,6 +65,23 @@ struct Settings {
   topo::CostModel costModel;
   Algorithm defaultAlgorithm = Algorithm::kAuto;
   int wanLanes = 4;  // chunks the cross-site stage keeps in flight (1..kMaxWanLanes)
+  compress::CodecId codec = compress::CodecId::kNone;  // all-reduce default
+  compress::CodecOptions codecOptions;
+  bool errorFeedback = true;
+  size_t errorFeedbackMaxBytes = size_t{1} << 30;
+};
+
+// The codec of one all-reduce's cross-site stage.
+struct CodecChoice {
+  compress::CodecId codec = compress::CodecId::kNone;
+  bool errorFeedback = false;  // lossy codecs only
+  std::string key;             // the error-feedback residual's key
+};
+
+// Bytes the cross-site stages sent: `raw` as elements, `wire` as encoded (equal uncompressed).
+struct WanCounters {
+  uint64_t raw = 0;
+  uint64_t wire = 0;
 };
 
 class Context {
@@ -76,6 +95,14 @@ class Context {
   transport::Connection& conn(int peer, int channel) const { return fabric_->connection(peer, channel); }
   // Scratch memory, grown on demand and kept; `slot` separates concurrent users.
   char* scratch(int slot, size_t bytes);
+  // The codec for `id` with the settings' options, created on first use.
+  const compress::Codec& codec(compress::CodecId id);
+  compress::ErrorFeedback& errorFeedback() { return errorFeedback_; }
+  void countWan(uint64_t raw, uint64_t wire) noexcept {
+    wan_.raw += raw;
+    wan_.wire += wire;
+  }
+  const WanCounters& wanCounters() const noexcept { return wan_; }
 
  private:
   int rank_;
@@ -83,6 +110,9 @@ class Context {
   std::unique_ptr<transport::Fabric> fabric_;
   Settings settings_;
   std::vector<std::vector<char>> scratch_;
+  std::unique_ptr<compress::Codec> codecs_[kNumCodecs];
+  compress::ErrorFeedback errorFeedback_;
+  WanCounters wan_;
 };
 
 // Even split of n items into parts: the start of part i (i in 0..parts).

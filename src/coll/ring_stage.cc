@@ -142,6 +142,7 @@ Status RingStage::advance(bool& moved, bool& done) noexcept {
     else
       src = layout_.output + off * esize_;
     lastSendTicket_ = right_->postSend(src, (hi - lo) * esize_);
+    if (channel_ >= kChWan && channel_ <= kChWanLast) ctx_.countWan((hi - lo) * esize_, (hi - lo) * esize_);
     ++sendPosted_;
     moved = true;
   }

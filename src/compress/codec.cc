@@ -6,9 +6,6 @@
 namespace xsite::compress {
 namespace {
 
-constexpr std::string_view kNames[kNumCodecs] = {"none", "lz4", "zstd", "bf16",
-                                                 "fp16", "int8", "fp8", "int4"};
-
 class NoneCodec final : public Codec {
  public:
   CodecId id() const noexcept override { return CodecId::kNone; }
@@ -41,17 +38,6 @@ class NoneCodec final : public Codec {
 };
 
 }  // namespace
-
-std::string_view codecName(CodecId id) noexcept {
-  auto i = static_cast<size_t>(id);
-  return i < kNumCodecs ? kNames[i] : std::string_view("unknown");
-}
-
-std::optional<CodecId> parseCodec(std::string_view name) noexcept {
-  for (int i = 0; i < kNumCodecs; ++i)
-    if (kNames[i] == name) return static_cast<CodecId>(i);
-  return std::nullopt;
-}
 
 bool isLossy(CodecId id) noexcept { return id >= CodecId::kBf16 && id <= CodecId::kInt4; }
 

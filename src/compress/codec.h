@@ -29,18 +29,16 @@
 
 namespace xsite::compress {
 
-// Wire ids (the WAN frame's codec field and EncodedHeader::codec). Never renumber.
-enum class CodecId : uint8_t { kNone = 0, kLz4 = 1, kZstd = 2, kBf16 = 3, kFp16 = 4, kInt8 = 5, kFp8 = 6, kInt4 = 7 };
-inline constexpr int kNumCodecs = 8;
+// The public xsite::Codec (xsite/types.h, with codecName/parseCodec); its values are the wire
+// ids (the WAN frame's codec field and EncodedHeader::codec).
+using CodecId = ::xsite::Codec;
 
-std::string_view codecName(CodecId id) noexcept;  // none lz4 zstd bf16 fp16 int8 fp8 int4
-std::optional<CodecId> parseCodec(std::string_view name) noexcept;
 bool isLossy(CodecId id) noexcept;
 // Whether `id` can encode `type` (lossy codecs: float32, bfloat16, float16 only).
 bool codecSupports(CodecId id, DataType type) noexcept;
 
 struct CodecOptions {
-  uint32_t blockSize = 256;  // block-scaled codecs: elements per scale (1..65536, multiple of 2)
+  uint32_t blockSize = 256;  // block-scaled codecs: elements per scale (even, 2..65536)
   int level = 1;             // zstd level (lz4 ignores it)
 };
 

@@ -67,6 +67,12 @@ void ErrorFeedback::drop(const std::string& key) {
   store_.erase(it);
 }
 
+std::vector<std::string> ErrorFeedback::keyNames() const {
+  std::vector<std::string> out;
+  for (const auto& kv : store_) out.push_back(kv.first);
+  return out;
+}
+
 void ErrorFeedback::dropAll() {
   store_.clear();
   bytes_ = 0;

@@ -26,6 +26,7 @@ class ErrorFeedback {
   size_t bytes() const noexcept { return bytes_; }
   size_t maxBytes() const noexcept { return maxBytes_; }
   size_t keys() const noexcept { return store_.size(); }
+  std::vector<std::string> keyNames() const;
 
  private:
   size_t maxBytes_;

@@ -144,6 +144,21 @@ std::optional<ReduceOp> parseReduceOp(std::string_view name) noexcept {
   return std::nullopt;
 }
 
+namespace {
+constexpr std::string_view kCodecs[kNumCodecs] = {"none", "lz4", "zstd", "bf16",
+                                                  "fp16", "int8", "fp8",  "int4"};
+}  // namespace
+
+std::string_view codecName(Codec c) noexcept {
+  auto i = static_cast<size_t>(c);
+  return i < kNumCodecs ? kCodecs[i] : std::string_view("invalid");
+}
+std::optional<Codec> parseCodec(std::string_view name) noexcept {
+  for (int i = 0; i < kNumCodecs; ++i)
+    if (name == kCodecs[i]) return static_cast<Codec>(i);
+  return std::nullopt;
+}
+
 std::string_view algorithmName(Algorithm a) noexcept {
   int i = static_cast<int>(a);
   return i >= 0 && i < 4 ? kAlgos[i] : "invalid";

@@ -1,0 +1,203 @@
+#include "coll/exchange_stage.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "coll/reduce.h"
+#include "compress/error_feedback.h"
+
+namespace xsite::coll {
+
+ExchangeStage::ExchangeStage(Context& ctx, const RingView& group, int channel,
+                             const compress::Codec& codec, DataType type, ReduceOp op,
+                             int avgDivisor, LayoutFn layout)
+    : ctx_(ctx),
+      group_(group),
+      channel_(channel),
+      codec_(codec),
+      fixedSize_(codec.id() == compress::CodecId::kNone || compress::isLossy(codec.id())),
+      type_(type),
+      op_(op),
+      avgDivisor_(avgDivisor),
+      layoutFn_(std::move(layout)),
+      esize_(dataTypeSize(type)) {
+  for (int site = 0; site < group_.size(); ++site)
+    if (site != group_.index)
+      peers_.push_back(Peer{site, &ctx_.conn(group_.members[site], channel_), nullptr, nullptr, nullptr});
+}
+
+std::string ExchangeStage::describe() const {
+  std::string s = std::string(channelName(channel_)) + " " + std::string(codecName(codec_.id())) +
+                  " exchange among " + std::to_string(group_.size()) + " sites (ranks";
+  for (int r : group_.members) s += " " + std::to_string(r);
+  return s + ")";
+}
+
+bool ExchangeStage::appendPollFds(std::vector<pollfd>& out) const noexcept {
+  for (const auto& p : peers_)
+    if (!p.conn->appendPollFds(out)) return false;
+  return true;
+}
+
+void ExchangeStage::start(int chunk) {
+  layout_ = ExchangeLayout{};
+  layoutFn_(chunk, layout_);
+  maxPiece_ = 0;
+  for (int site = 0; site < group_.size(); ++site) maxPiece_ = std::max(maxPiece_, pieceCount(site));
+  maxEncoded_ = codec_.maxEncodedBytes(maxPiece_, type_);
+  // One scratch region per stage (never in use by a transfer when a chunk starts): per peer its
+  // send, two receive and one decode buffer, then the result's encoding and the float scratch.
+  const size_t enc = (maxEncoded_ + 63) & ~size_t{63};
+  const size_t dec = (maxPiece_ * std::max<size_t>(esize_, 4) + 63) & ~size_t{63};
+  const size_t perPeer = 3 * enc + dec;
+  char* base = ctx_.scratch(kNumChannels + channel_, peers_.size() * perPeer + enc + dec);
+  for (size_t i = 0; i < peers_.size(); ++i) {
+    Peer& p = peers_[i];
+    char* b = base + i * perPeer;
+    p = Peer{p.site, p.conn};
+    p.sendBuf = b;
+    p.contribBuf = b + enc;
+    p.resultBuf = b + 2 * enc;
+    p.decoded = b + 3 * enc;
+  }
+  resultBuf_ = base + peers_.size() * perPeer;
+  floatScratch_ = reinterpret_cast<float*>(resultBuf_ + enc);
+  phase_ = Phase::kStart;
+  resultSize_ = 0;
+}
+
+Status ExchangeStage::encodeContributions() {
+  for (Peer& p : peers_) {
+    const size_t n = pieceCount(p.site);
+    Result<size_t> bytes =
+        residual(p.site) != nullptr
+            ? compress::encodeWithFeedback(codec_, piece(p.site), n, type_, residual(p.site),
+                                           p.sendBuf, maxEncoded_, p.decoded, floatScratch_)
+            : codec_.encode(piece(p.site), n, type_, p.sendBuf, maxEncoded_);
+    if (!bytes) return bytes.status();
+    p.sizeOut = bytes.value();
+    if (!fixedSize_) p.conn->postSend(&p.sizeOut, sizeof p.sizeOut);
+    p.lastSend = p.conn->postSend(p.sendBuf, p.sizeOut);
+    ctx_.countWan(n * esize_, p.sizeOut);
+    // Receives, in arrival order: the contribution to my piece, then the peer's result. Sizes
+    // every rank knows are posted at once; announced sizes first.
+    if (fixedSize_) {
+      p.ticket = p.conn->postRecv(p.contribBuf, codec_.maxEncodedBytes(pieceCount(group_.index), type_));
+      p.conn->postRecv(p.resultBuf, codec_.maxEncodedBytes(pieceCount(p.site), type_));
+      p.await = Await::kContrib;
+    } else {
+      p.ticket = p.conn->postRecv(&p.contribSize, sizeof p.contribSize);
+      p.await = Await::kContribSize;
+    }
+  }
+  return Status::ok();
+}
+
+Status ExchangeStage::checkAnnounced(const Peer& p, uint64_t bytes, size_t count) const {
+  if (bytes >= sizeof(compress::EncodedHeader) && bytes <= codec_.maxEncodedBytes(count, type_))
+    return Status::ok();
+  return Status(ErrorCategory::kRemote,
+                "rank " + std::to_string(p.conn->peer()) + " announced " + std::to_string(bytes) +
+                    " encoded bytes for " + std::to_string(count) + " elements of codec " +
+                    std::string(codecName(codec_.id())) + " (garbled stream or mismatched call)");
+}
+
+Status ExchangeStage::receive(Peer& p, bool& moved) {
+  while (p.await != Await::kNothing && p.conn->recvsDone() >= p.ticket) {
+    moved = true;
+    switch (p.await) {
+      case Await::kContribSize:
+        XSITE_RETURN_IF_ERROR(checkAnnounced(p, p.contribSize, pieceCount(group_.index)));
+        p.ticket = p.conn->postRecv(p.contribBuf, p.contribSize);
+        p.conn->postRecv(&p.resultSize, sizeof p.resultSize);
+        p.await = Await::kContrib;
+        break;
+      case Await::kContrib: {
+        const size_t bytes = fixedSize_ ? codec_.maxEncodedBytes(pieceCount(group_.index), type_)
+                                        : p.contribSize;
+        Status st = codec_.decode(p.contribBuf, bytes, pieceCount(group_.index), type_, p.decoded);
+        if (!st)
+          return Status(st.category(), "contribution from rank " + std::to_string(p.conn->peer()) +
+                                           ": " + st.message());
+        ++p.ticket;  // the result (or its size) was posted right after
+        p.await = fixedSize_ ? Await::kResult : Await::kResultSize;
+        break;
+      }
+      case Await::kResultSize:
+        XSITE_RETURN_IF_ERROR(checkAnnounced(p, p.resultSize, pieceCount(p.site)));
+        p.ticket = p.conn->postRecv(p.resultBuf, p.resultSize);
+        p.await = Await::kResult;
+        break;
+      case Await::kResult: {
+        const size_t bytes = fixedSize_ ? codec_.maxEncodedBytes(pieceCount(p.site), type_)
+                                        : p.resultSize;
+        Status st = codec_.decode(p.resultBuf, bytes, pieceCount(p.site), type_, piece(p.site));
+        if (!st)
+          return Status(st.category(), "result from rank " + std::to_string(p.conn->peer()) +
+                                           ": " + st.message());
+        p.await = Await::kNothing;
+        break;
+      }
+      case Await::kNothing:
+        break;
+    }
+  }
+  return Status::ok();
+}
+
+Status ExchangeStage::reduceAndEncodeResult() {
+  const int me = group_.index, s = group_.size();
+  const size_t n = pieceCount(me);
+  auto value = [&](int site) -> const char* {
+    if (site == me) return piece(me);
+    for (const Peer& p : peers_)
+      if (p.site == site) return p.decoded;
+    return nullptr;
+  };
+  // Reduce in site order, the owner's own contribution exactly, into the first peer's decode
+  // buffer (read before it is overwritten: reduce() allows out == a).
+  char* acc = peers_[0].decoded;
+  reduce(acc, value(0), value(1), n, type_, op_);
+  for (int site = 2; site < s; ++site) reduce(acc, acc, value(site), n, type_, op_);
+  if (avgDivisor_ > 0) divideInPlace(acc, n, type_, avgDivisor_);
+  // Encode the result once; the owner keeps the decoded form, as every other site will.
+  Result<size_t> bytes = compress::encodeWithFeedback(codec_, acc, n, type_, residual(me),
+                                                      resultBuf_, maxEncoded_, piece(me),
+                                                      floatScratch_);
+  if (!bytes) return bytes.status();
+  resultSize_ = bytes.value();
+  for (Peer& p : peers_) {
+    if (!fixedSize_) p.conn->postSend(&resultSize_, sizeof resultSize_);
+    p.lastSend = p.conn->postSend(resultBuf_, resultSize_);
+    ctx_.countWan(n * esize_, resultSize_);
+  }
+  return Status::ok();
+}
+
+Status ExchangeStage::advance(bool& moved, bool& done) noexcept {
+  if (phase_ == Phase::kStart) {
+    XSITE_RETURN_IF_ERROR(encodeContributions());
+    phase_ = Phase::kContributions;
+    moved = true;
+  }
+  bool contributions = true, finished = true;
+  for (Peer& p : peers_) {
+    XSITE_RETURN_IF_ERROR(p.conn->progress(moved));
+    XSITE_RETURN_IF_ERROR(receive(p, moved));
+    contributions = contributions && p.await != Await::kContribSize && p.await != Await::kContrib;
+    finished = finished && p.await == Await::kNothing;
+  }
+  if (phase_ == Phase::kContributions && contributions) {
+    XSITE_RETURN_IF_ERROR(reduceAndEncodeResult());
+    phase_ = Phase::kResults;
+    moved = true;
+    for (Peer& p : peers_) XSITE_RETURN_IF_ERROR(p.conn->progress(moved));
+  }
+  if (phase_ != Phase::kResults || !finished) return Status::ok();
+  for (const Peer& p : peers_)
+    if (p.conn->sendsDone() < p.lastSend) return Status::ok();
+  done = true;
+  return Status::ok();
+}
+
+}  // namespace xsite::coll

@@ -1,0 +1,88 @@
+// The compressed cross-site stage of the hierarchical all-reduce: a direct exchange among the
+// s ranks that own the same shard in every site (the WAN group), with a codec on the wire.
+//
+// Per chunk, the shard is cut into s pieces; the rank of site i owns piece i.
+//   1. every rank encodes its contribution to piece j and sends it to the owner of piece j;
+//   2. the owner decodes the other sites' contributions, reduces all s in site order (its own
+//      exactly), encodes the result once, sends that encoding to every other site, and keeps
+//      the decoded form of its own encoding as the result;
+//   3. every rank decodes the other owners' results into place.
+// Every rank therefore ends with the same bytes under every codec. With error feedback, each
+// encoding adds in what the previous call with the same key lost (compress/error_feedback.h).
+// Lossless codecs send their variable size first; the others have a size every rank knows.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "coll/pipeline.h"
+#include "compress/codec.h"
+
+namespace xsite::coll {
+
+struct ExchangeLayout {
+  char* region = nullptr;       // this rank's shard of the chunk (in place)
+  std::vector<size_t> bounds;   // s+1 piece boundaries, in elements
+  float* residual = nullptr;    // error feedback for the region (nullptr: none)
+};
+
+class ExchangeStage final : public Stage {
+ public:
+  using LayoutFn = std::function<void(int chunk, ExchangeLayout& layout)>;
+  // avgDivisor > 0: divide the reduced piece by it (ReduceOp::kAvg) before it is encoded.
+  ExchangeStage(Context& ctx, const RingView& group, int channel, const compress::Codec& codec,
+                DataType type, ReduceOp op, int avgDivisor, LayoutFn layout);
+  void start(int chunk) override;
+  Status advance(bool& moved, bool& done) noexcept override;
+  std::string describe() const override;
+  bool appendPollFds(std::vector<pollfd>& out) const noexcept override;
+
+ private:
+  // What a peer's connection waits for next, in the order its messages arrive.
+  enum class Await { kContribSize, kContrib, kResultSize, kResult, kNothing };
+  struct Peer {
+    int site;
+    transport::Connection* conn;
+    char* sendBuf = nullptr;     // my encoded contribution to the peer's piece
+    char* contribBuf = nullptr;  // the peer's encoded contribution to my piece
+    char* resultBuf = nullptr;   // the peer's encoded result (its piece)
+    char* decoded = nullptr;     // the peer's contribution, decoded
+    uint64_t sizeOut = 0;                   // lossless: my contribution's size, sent first
+    uint64_t contribSize = 0, resultSize = 0;  // lossless: the sizes received first
+    Await await = Await::kNothing;
+    uint64_t ticket = 0;  // of the receive `await` waits for
+    uint64_t lastSend = 0;
+  };
+  size_t pieceCount(int site) const { return layout_.bounds[site + 1] - layout_.bounds[site]; }
+  char* piece(int site) const { return layout_.region + layout_.bounds[site] * esize_; }
+  float* residual(int site) const {
+    return layout_.residual ? layout_.residual + layout_.bounds[site] : nullptr;
+  }
+  Status encodeContributions();
+  Status reduceAndEncodeResult();
+  Status receive(Peer& p, bool& moved);  // handles the peer's completed receives, in order
+  Status checkAnnounced(const Peer& p, uint64_t bytes, size_t count) const;
+
+  Context& ctx_;
+  RingView group_;
+  int channel_;
+  const compress::Codec& codec_;
+  bool fixedSize_;  // every rank knows the encoded size (none, lossy); else it is sent first
+  DataType type_;
+  ReduceOp op_;
+  int avgDivisor_;
+  LayoutFn layoutFn_;
+  size_t esize_;
+  std::vector<Peer> peers_;
+  char* resultBuf_ = nullptr;
+  float* floatScratch_ = nullptr;
+  size_t maxPiece_ = 0, maxEncoded_ = 0;
+
+  ExchangeLayout layout_;
+  enum class Phase { kIdle, kStart, kContributions, kResults } phase_ = Phase::kIdle;
+  uint64_t resultSize_ = 0;
+};
+
+}  // namespace xsite::coll

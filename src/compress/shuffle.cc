@@ -1,0 +1,100 @@
+// Byte-plane shuffle: the scalar loops and the dispatch to the AVX2 ones (shuffle_avx2.cc).
+#include "compress/shuffle.h"
+
+#include <cstdint>
+#include <cstring>
+
+#include "compress/codec.h"
+
+namespace xsite::compress {
+namespace {
+
+// Elements [begin, count): a constant E lets the compiler unroll the inner loop.
+template <size_t E>
+void shuffleScalarN(const uint8_t* s, size_t begin, size_t count, uint8_t* d) {
+  for (size_t i = begin; i < count; ++i)
+    for (size_t b = 0; b < E; ++b) d[b * count + i] = s[i * E + b];
+}
+template <size_t E>
+void unshuffleScalarN(const uint8_t* s, size_t begin, size_t count, uint8_t* d) {
+  for (size_t i = begin; i < count; ++i)
+    for (size_t b = 0; b < E; ++b) d[i * E + b] = s[b * count + i];
+}
+
+void shuffleScalar(const uint8_t* s, size_t begin, size_t count, size_t e, uint8_t* d) {
+  switch (e) {
+    case 2: return shuffleScalarN<2>(s, begin, count, d);
+    case 4: return shuffleScalarN<4>(s, begin, count, d);
+    case 8: return shuffleScalarN<8>(s, begin, count, d);
+    default:
+      for (size_t i = begin; i < count; ++i)
+        for (size_t b = 0; b < e; ++b) d[b * count + i] = s[i * e + b];
+  }
+}
+void unshuffleScalar(const uint8_t* s, size_t begin, size_t count, size_t e, uint8_t* d) {
+  switch (e) {
+    case 2: return unshuffleScalarN<2>(s, begin, count, d);
+    case 4: return unshuffleScalarN<4>(s, begin, count, d);
+    case 8: return unshuffleScalarN<8>(s, begin, count, d);
+    default:
+      for (size_t i = begin; i < count; ++i)
+        for (size_t b = 0; b < e; ++b) d[i * e + b] = s[b * count + i];
+  }
+}
+
+bool cpuHasAvx2() noexcept {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2");
+}
+
+}  // namespace
+
+bool shuffleIsaAvailable(ShuffleIsa isa) noexcept {
+  static const bool avx2 = cpuHasAvx2();
+  return isa == ShuffleIsa::kScalar || avx2;
+}
+
+ShuffleIsa shuffleIsa() noexcept {
+  // codecIsa() is the one choice of vector code for the host codecs (XSITE_CODEC_ISA may force
+  // scalar); the shuffle has no AVX-512 path, so avx512 runs the AVX2 one.
+  static const ShuffleIsa isa = shuffleIsaAvailable(ShuffleIsa::kAvx2) && codecIsa() != "scalar"
+                                    ? ShuffleIsa::kAvx2
+                                    : ShuffleIsa::kScalar;
+  return isa;
+}
+
+void shuffleBytes(ShuffleIsa isa, const void* src, size_t count, size_t elemSize,
+                  void* dst) noexcept {
+  const auto* s = static_cast<const uint8_t*>(src);
+  auto* d = static_cast<uint8_t*>(dst);
+  if (elemSize <= 1) {
+    if (count > 0) memcpy(d, s, count * elemSize);
+    return;
+  }
+  size_t done = 0;
+  if (isa == ShuffleIsa::kAvx2) done = detail::shuffleAvx2(s, count, elemSize, d);
+  shuffleScalar(s, done, count, elemSize, d);
+}
+
+void unshuffleBytes(ShuffleIsa isa, const void* src, size_t count, size_t elemSize,
+                    void* dst) noexcept {
+  const auto* s = static_cast<const uint8_t*>(src);
+  auto* d = static_cast<uint8_t*>(dst);
+  if (elemSize <= 1) {
+    if (count > 0) memcpy(d, s, count * elemSize);
+    return;
+  }
+  size_t done = 0;
+  if (isa == ShuffleIsa::kAvx2) done = detail::unshuffleAvx2(s, count, elemSize, d);
+  unshuffleScalar(s, done, count, elemSize, d);
+}
+
+void shuffleBytes(const void* src, size_t count, size_t elemSize, void* dst) noexcept {
+  shuffleBytes(shuffleIsa(), src, count, elemSize, dst);
+}
+
+void unshuffleBytes(const void* src, size_t count, size_t elemSize, void* dst) noexcept {
+  unshuffleBytes(shuffleIsa(), src, count, elemSize, dst);
+}
+
+}  // namespace xsite::compress
