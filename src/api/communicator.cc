@@ -259,11 +259,26 @@ Communicator Communicator::fromEnvironment(const Config& config) {
   if (wanTransport != "streams" && wanTransport != "tcp")
     throw Error(ErrorCategory::kInvalidUsage,
                 "XSITE_WAN_TRANSPORT='" + wanTransport + "' is not streams or tcp");
-  auto fabric = std::make_unique<transport::Fabric>(me.rank, me.worldSize, *store, fo);
+  // Between domains of a site: UCX when asked for, or by default when this build has it.
+  const std::string siteTransport = p.string(Id::kSiteTransport);
+  const bool haveUcx = transport::backendBuilt(transport::Backend::kUcx);
+  if (siteTransport != "ucx" && siteTransport != "tcp" && siteTransport != "auto")
+    throw Error(ErrorCategory::kInvalidUsage,
+                "XSITE_SITE_TRANSPORT='" + siteTransport + "' is not ucx, tcp or auto");
+  if (siteTransport == "ucx" && !haveUcx)
+    throw Error(ErrorCategory::kInvalidUsage,
+                "XSITE_SITE_TRANSPORT=ucx but this xsite was built without UCX (install libucx-dev "
+                "and rebuild, or use XSITE_SITE_TRANSPORT=tcp or auto)");
   const auto tcp = transport::Backend::kTcp;
+  const auto site = siteTransport == "tcp" || !haveUcx ? tcp : transport::Backend::kUcx;
+  if (me.rank == 0)
+    XSITE_INFO(kInit, "site transport (between domains): %s (XSITE_SITE_TRANSPORT=%s%s)",
+               transport::backendName(site), siteTransport.c_str(),
+               haveUcx ? "" : "; built without UCX");
+  auto fabric = std::make_unique<transport::Fabric>(me.rank, me.worldSize, *store, fo);
   fabric->establish(coll::planLinks(
       topology, me.rank,
-      {domainTransport == "shm" ? transport::Backend::kShm : tcp, tcp,
+      {domainTransport == "shm" ? transport::Backend::kShm : tcp, site,
        wanTransport == "streams" ? transport::Backend::kWan : tcp},
       settings.wanLanes));
   impl->rendezvous->leave();

@@ -1,12 +1,31 @@
-// The lossless codecs, lz4 and zstd: byte-plane shuffle (shuffle.h), then LZ4 or zstd over the
-// whole chunk, decided per chunk: a chunk whose compressed form is not smaller than its raw
-// bytes goes raw (flags kRaw, the unshuffled input). The compressor is given room for raw - 1
-// bytes only, so it gives up as soon as the chunk cannot shrink and maxEncodedBytes is the
-// header plus the raw bytes.
+// The lossless codecs, lz4 and zstd, decided per chunk (EncodedHeader::flags):
+//
+//   0         shuffled: LZ4 or zstd over the byte-plane shuffle (shuffle.h) of the elements
+//   kRaw      raw: the elements as they are (a chunk that does not shrink)
+//   kZeroMapFlag (2, zero_map.h) zero-elided: when at least kZeroMapMinShare of the chunk's bytes are in zero
+//             elements (all bytes 0; -0.0 and NaNs are not zero), the payload is
+//               uint32 nonZero (little-endian), the number of non-zero elements
+//               LZ4 or zstd over: bitmap (ceil(count / 8) bytes, bit i % 8 of byte i / 8 set
+//                                 when element i is not zero, unused high bits 0)
+//                                 then the byte-plane shuffle of the nonZero non-zero elements
+//             (zero_map.h). Decode checks nonZero <= count, that the stream decompresses to
+//             exactly bitmap + nonZero * elemSize bytes, the bitmap's padding bits and that its
+//             popcount is nonZero.
+//
+// A chunk whose compressed form (either layout) is not smaller than its raw bytes goes raw. The
+// compressor is given room for raw - 1 bytes (less the 4-byte count) only, so it gives up as soon
+// as the chunk cannot shrink and maxEncodedBytes is the header plus the raw bytes; decode
+// rejects a non-raw payload that is not smaller than raw.
+//
+// The zero count is one vectorized read of the chunk (countZeroElements) before anything else;
+// zero-elided chunks then pack (bitmap + non-zero elements, one pass), shuffle only the packed
+// elements and compress bitmap + planes in one call (the bitmap of row-sparse data compresses to
+// almost nothing; a random one passes through).
 //
 // LZ4 runs LZ4_compress_fast at acceleration kLz4Acceleration; zstd runs ZSTD_compressCCtx at
 // CodecOptions::level. Scratch space (the shuffled planes) and zstd contexts are per thread, so
-// one Codec serves concurrent callers; each thread keeps a scratch as large as its largest chunk.
+// one Codec serves concurrent callers; each thread keeps a scratch as large as its largest chunk
+// needs (twice the chunk and its bitmap for a zero-elided one).
 #include <lz4.h>
 #include <zstd.h>
 
@@ -18,6 +37,7 @@
 
 #include "compress/internal.h"
 #include "compress/shuffle.h"
+#include "compress/zero_map.h"
 
 namespace xsite::compress {
 namespace {
@@ -28,6 +48,13 @@ namespace {
 // 1.034); row-sparse data (75% zero rows) keeps 3.9x at 16 (4.2x at 1). 16 meets the 1 GB/s
 // per core goal; bench/codec_bench.sh measures it.
 constexpr int kLz4Acceleration = 16;
+
+// Zero elision pays when the zero elements' bytes are at least this share of the chunk (1/8:
+// float32 with >= 1/8 of its elements zero, where the bitmap costs 1/32; 2-byte types need 1/4
+// of their elements zero, 1-byte types 1/2).
+// TODO(measure): see bench/codec_bench.sh relu rows.
+constexpr size_t kZeroMapMinShareInv = 8;
+constexpr size_t kZeroMapCountBytes = 4;  // the uint32 nonZero in front of the stream
 
 // Largest chunk the compressors see; a larger one (over LZ4's limit) is sent raw.
 constexpr size_t kMaxCompressBytes = LZ4_MAX_INPUT_SIZE;
@@ -87,21 +114,28 @@ class LosslessCodec final : public Codec {
                    std::to_string(sizeof(EncodedHeader) + raw) + " needed");
     auto* out = static_cast<uint8_t*>(dst) + sizeof(EncodedHeader);
     size_t packed = 0;  // 0: send raw
+    uint8_t flags = 0;
     if (raw > 1 && raw <= kMaxCompressBytes) {
-      const uint8_t* planes = static_cast<const uint8_t*>(src);
-      if (e > 1) {
-        uint8_t* scratch = tlsScratch.get(raw);
-        if (scratch) shuffleBytes(src, count, e, scratch);
-        planes = scratch;  // no memory for the planes: send raw
+      const size_t zeros = countZeroElements(src, count, e);
+      if (zeros * e * kZeroMapMinShareInv >= raw) {
+        flags = kZeroMapFlag;
+        packed = encodeZeroMap(src, count, e, out, raw);
+      } else {
+        const uint8_t* planes = static_cast<const uint8_t*>(src);
+        if (e > 1) {
+          uint8_t* scratch = tlsScratch.get(raw);
+          if (scratch) shuffleBytes(src, count, e, scratch);
+          planes = scratch;  // no memory for the planes: send raw
+        }
+        if (planes) packed = compress(planes, raw, out, raw - 1);
       }
-      if (planes) packed = compress(planes, raw, out, raw - 1);
     }
     if (packed == 0) {
       if (raw > 0) memcpy(out, src, raw);
       writeHeader(dst, id_, type, EncodedHeader::kRaw, 0, count, raw);
       return sizeof(EncodedHeader) + raw;
     }
-    writeHeader(dst, id_, type, 0, 0, count, packed);
+    writeHeader(dst, id_, type, flags, 0, count, packed);
     return sizeof(EncodedHeader) + packed;
   }
 
@@ -124,11 +158,12 @@ class LosslessCodec final : public Codec {
       if (raw > 0) memcpy(dst, in, raw);
       return Status::ok();
     }
-    if (h.flags != 0)
+    if (h.flags != 0 && h.flags != kZeroMapFlag)
       return remote("unknown flags 0x" + hex(h.flags) + " in the encoded header");
     if (payload >= raw || raw > kMaxCompressBytes)
       return remote("compressed payload of " + std::to_string(payload) + " bytes for " +
                     std::to_string(raw) + " raw bytes (such a chunk is sent raw)");
+    if (h.flags == kZeroMapFlag) return decodeZeroMap(in, payload, count, e, dst);
     uint8_t* planes = static_cast<uint8_t*>(dst);
     if (e > 1 && !(planes = tlsScratch.get(raw)))
       return Status(ErrorCategory::kSystem, who() + "no memory for " + std::to_string(raw) +
@@ -139,6 +174,65 @@ class LosslessCodec final : public Codec {
   }
 
  private:
+  // The kZeroMap payload (layout at the top) into out, at most raw - 1 bytes; 0 when it does not
+  // fit or there is no memory for the scratch. Scratch: [bitmap | planes | slack][packed | slack].
+  size_t encodeZeroMap(const void* src, size_t count, size_t e, uint8_t* out,
+                       size_t raw) const noexcept {
+    const size_t bitmapBytes = zeroMapBitmapBytes(count);
+    if (raw - 1 <= kZeroMapCountBytes) return 0;
+    const size_t streamRoom = bitmapBytes + raw + kZeroMapSlack;
+    uint8_t* scratch = tlsScratch.get(streamRoom + raw + kZeroMapSlack);
+    if (!scratch) return 0;
+    uint8_t* stream = scratch;
+    uint8_t* packedElems = scratch + streamRoom;
+    const size_t nonZero = packNonZero(src, count, e, stream, packedElems);
+    shuffleBytes(packedElems, nonZero, e, stream + bitmapBytes);
+    const size_t streamBytes = bitmapBytes + nonZero * e;
+    if (streamBytes > kMaxCompressBytes) return 0;
+    const uint32_t n32 = static_cast<uint32_t>(nonZero);
+    const uint8_t le[4] = {static_cast<uint8_t>(n32), static_cast<uint8_t>(n32 >> 8),
+                           static_cast<uint8_t>(n32 >> 16), static_cast<uint8_t>(n32 >> 24)};
+    memcpy(out, le, sizeof le);
+    const size_t n = compress(stream, streamBytes, out + kZeroMapCountBytes,
+                              raw - 1 - kZeroMapCountBytes);
+    return n == 0 ? 0 : kZeroMapCountBytes + n;
+  }
+
+  Status decodeZeroMap(const uint8_t* in, size_t payload, size_t count, size_t e,
+                       void* dst) const noexcept {
+    if (payload <= kZeroMapCountBytes)
+      return remote("zero-map payload of " + std::to_string(payload) +
+                    " bytes is shorter than its element count");
+    const size_t nonZero = static_cast<size_t>(in[0]) | static_cast<size_t>(in[1]) << 8 |
+                           static_cast<size_t>(in[2]) << 16 | static_cast<size_t>(in[3]) << 24;
+    if (nonZero > count)
+      return remote("zero map says " + std::to_string(nonZero) + " non-zero elements of " +
+                    std::to_string(count));
+    const size_t bitmapBytes = zeroMapBitmapBytes(count);
+    const size_t streamBytes = bitmapBytes + nonZero * e;
+    if (streamBytes > kMaxCompressBytes)
+      return remote("zero-map stream of " + std::to_string(streamBytes) + " bytes is too large");
+    const size_t streamRoom = bitmapBytes + count * e + kZeroMapSlack;
+    uint8_t* scratch = tlsScratch.get(streamRoom + count * e + kZeroMapSlack);
+    if (!scratch)
+      return Status(ErrorCategory::kSystem, who() + "no memory for " +
+                                                std::to_string(streamRoom + count * e) +
+                                                " bytes of scratch space");
+    uint8_t* stream = scratch;
+    uint8_t* packedElems = scratch + streamRoom;
+    XSITE_RETURN_IF_ERROR(decompress(in + kZeroMapCountBytes, payload - kZeroMapCountBytes,
+                                     stream, streamBytes));
+    if (count % 8 != 0 && (stream[bitmapBytes - 1] >> (count % 8)) != 0)
+      return remote("zero map has bits set past its " + std::to_string(count) + " elements");
+    const size_t ones = bitmapPopcount(stream, bitmapBytes);
+    if (ones != nonZero)
+      return remote("zero map has " + std::to_string(ones) + " non-zero elements, its count says " +
+                    std::to_string(nonZero));
+    unshuffleBytes(stream + bitmapBytes, nonZero, e, packedElems);
+    unpackNonZero(stream, packedElems, count, e, dst);
+    return Status::ok();
+  }
+
   // Compresses into at most `capacity` bytes; 0 when the data does not fit (or zstd fails).
   size_t compress(const uint8_t* in, size_t raw, uint8_t* out, size_t capacity) const noexcept {
     if (id_ == CodecId::kLz4) {

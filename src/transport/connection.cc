@@ -15,8 +15,18 @@ const char* backendName(Backend b) noexcept {
     case Backend::kShm: return "shm";
     case Backend::kTcp: return "tcp";
     case Backend::kWan: return "wan";
+    case Backend::kUcx: return "ucx";
   }
   return "?";
+}
+
+bool backendBuilt(Backend b) noexcept {
+#ifdef XSITE_HAVE_UCX
+  (void)b;
+  return true;
+#else
+  return b != Backend::kUcx;
+#endif
 }
 
 uint64_t Connection::postSend(const void* data, size_t bytes) noexcept {

@@ -8,6 +8,9 @@
 
 #include "transport/shm/shm.h"
 #include "transport/tcp/tcp.h"
+#ifdef XSITE_HAVE_UCX
+#include "transport/ucx/ucx.h"
+#endif
 #include "transport/wan/proxy.h"
 #include "transport/wan/wan.h"
 #include "util/log.h"
@@ -67,6 +70,7 @@ void Fabric::establish(const std::vector<LinkRequest>& links) {
     }
   }
   establishShm(links);
+  establishUcx(links);
   establishSockets(links);
   std::vector<wan::WanConnection*> wanConns;
   for (auto& [key, conn] : conns_)
@@ -99,6 +103,25 @@ void Fabric::establishShm(const std::vector<LinkRequest>& links) {
     throw;
   }
   for (const auto& n : created) shm::unlinkRing(n);  // nothing leaks, even after a crash
+}
+
+// UCX links: pairwise through the store (a rank without UCX links takes no part), one UCP worker
+// for all of them.
+void Fabric::establishUcx(const std::vector<LinkRequest>& links) {
+  std::vector<const LinkRequest*> ucx;
+  for (const auto& l : links)
+    if (l.backend == Backend::kUcx) ucx.push_back(&l);
+  if (ucx.empty()) return;
+#ifdef XSITE_HAVE_UCX
+  std::vector<ucx::LinkSpec> specs;
+  for (const auto* l : ucx) specs.push_back({l->peer, l->channel, label(*l)});
+  auto made = ucx::establish(rank_, store_, opt_.prefix, specs, opt_.timeout);
+  for (size_t i = 0; i < ucx.size(); ++i) conns_[{ucx[i]->peer, ucx[i]->channel}] = std::move(made[i]);
+#else
+  throw Error(ErrorCategory::kInvalidUsage,
+              "a UCX link was requested but xsite was built without UCX (install libucx-dev and "
+              "rebuild, or set XSITE_SITE_TRANSPORT=tcp)");
+#endif
 }
 
 void Fabric::prepareWanSocket(int fd, bool bulk) {

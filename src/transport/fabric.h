@@ -76,6 +76,7 @@ class Fabric {
   void prepareWanSocket(int fd, bool bulk);
   std::unique_ptr<Connection> makeSocketConnection(const LinkRequest& l, std::vector<Fd> fds);
   void establishShm(const std::vector<LinkRequest>& links);
+  void establishUcx(const std::vector<LinkRequest>& links);
   std::string label(const LinkRequest& l) const;
   int rank_, size_;
   bootstrap::Store& store_;

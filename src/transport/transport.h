@@ -1,5 +1,5 @@
 // The transport contract: one ordered, reliable, full-duplex message channel between two ranks.
-// Every backend (loopback, shm, tcp; later ucx and wan) implements Connection and is created by
+// Every backend (loopback, shm, tcp, ucx, wan) implements Connection and is created by
 // Fabric::establish(). Everything here is non-blocking and noexcept on the data path.
 //
 // Semantics (pinned by tests/transport/conformance_test.cc for every backend):
@@ -24,8 +24,10 @@
 
 namespace xsite::transport {
 
-enum class Backend { kLoopback, kShm, kTcp, kWan };
+enum class Backend { kLoopback, kShm, kTcp, kWan, kUcx };
 const char* backendName(Backend b) noexcept;
+// False for a backend this build left out (kUcx without UCX).
+bool backendBuilt(Backend b) noexcept;
 
 class Connection {
  public:
@@ -38,9 +40,10 @@ class Connection {
   const std::string& label() const noexcept { return label_; }  // e.g. "rank 5 ring (tcp)"
 
   // Queue a message; returns its ticket (1-based count of messages posted in that direction).
-  // A backend whose sends also progress on another thread (WAN streams) overrides postSend.
+  // A backend whose sends also progress on another thread (WAN streams) overrides postSend; one
+  // that hands every operation to a library at once (UCX) overrides both, calling these first.
   virtual uint64_t postSend(const void* data, size_t bytes) noexcept;
-  uint64_t postRecv(void* data, size_t bytes) noexcept;
+  virtual uint64_t postRecv(void* data, size_t bytes) noexcept;
   uint64_t sendsDone() const noexcept { return sendsDone_.load(std::memory_order_acquire); }
   uint64_t recvsDone() const noexcept { return recvsDone_; }
   bool idle() const noexcept { return sends_.empty() && recvs_.empty(); }

@@ -1,0 +1,282 @@
+// NIC discovery: the pure conversion of verbs records, the /sys/class/net branch, XSITE_NICS.
+// The libibverbs scan itself is verbs.cc.
+#include "transport/nic/nic.h"
+
+#include <dirent.h>
+#include <endian.h>
+#include <limits.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "transport/nic/sysfs.h"
+#include "util/log.h"
+#include "util/params.h"
+
+namespace xsite::transport::nic {
+
+namespace {
+
+// ibv_port_attr.active_speed codes -> Gbit/s per lane, in Mbit/s (data rate after encoding, as
+// NCCL and the kernel's sysfs "rate" report them).
+int laneMbps(int activeSpeed) {
+  switch (activeSpeed) {
+    case 1: return 2500;     // SDR
+    case 2: return 5000;     // DDR
+    case 4: return 10000;    // QDR
+    case 8: return 10000;    // FDR10
+    case 16: return 14000;   // FDR
+    case 32: return 25000;   // EDR
+    case 64: return 50000;   // HDR
+    case 128: return 100000; // NDR
+    case 256: return 200000; // XDR (active_speed_ex in rdma-core >= 50)
+    default: return 0;
+  }
+}
+
+// ibv_port_attr.active_width codes -> lanes.
+int lanes(int activeWidth) {
+  switch (activeWidth) {
+    case 1: return 1;
+    case 2: return 4;
+    case 4: return 8;
+    case 8: return 12;
+    case 16: return 2;
+    default: return 0;
+  }
+}
+
+const char* portStateName(int state) {
+  switch (state) {
+    case 1: return "DOWN";
+    case 2: return "INIT";
+    case 3: return "ARMED";
+    case 4: return "ACTIVE";
+    case 5: return "ACTIVE_DEFER";
+    default: return "NOP";
+  }
+}
+
+constexpr int kPortActive = 4;          // IBV_PORT_ACTIVE
+constexpr int kLinkLayerEthernet = 2;   // IBV_LINK_LAYER_ETHERNET (0, unspecified, means IB)
+
+bool isPciAddress(const std::string& s) {
+  // dddd:bb:dd.f, hex digits
+  if (s.size() != 12 || s[4] != ':' || s[7] != ':' || s[10] != '.') return false;
+  for (size_t i : {0, 1, 2, 3, 5, 6, 8, 9, 11})
+    if (!isxdigit(static_cast<unsigned char>(s[i]))) return false;
+  return true;
+}
+
+int parseIntOr(const std::string& text, int fallback) {
+  if (text.empty()) return fallback;
+  char* end = nullptr;
+  long v = strtol(text.c_str(), &end, 0);
+  return (end && *end == '\0') ? static_cast<int>(v) : fallback;
+}
+
+std::vector<std::string> splitList(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    auto b = item.find_first_not_of(" \t");
+    auto e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+bool matches(const NicInfo& nic, const std::string& name) {
+  return name == nic.name || name == nic.label() || (!nic.netdev.empty() && name == nic.netdev);
+}
+
+std::string describeList(const std::vector<NicInfo>& nics) {
+  if (nics.empty()) return "(none)";
+  std::string out;
+  for (const auto& n : nics) {
+    if (!out.empty()) out += ", ";
+    out += n.label();
+    out += n.speedMbps > 0 ? " " + std::to_string(n.speedMbps) + " Mbps" : " speed unknown";
+  }
+  return out;
+}
+
+}  // namespace
+
+namespace sysfs {
+
+std::string line(const std::string& path) {
+  std::ifstream in(path);
+  std::string text;
+  if (!in || !std::getline(in, text)) return "";
+  while (!text.empty() && isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  return text;
+}
+
+std::string realPath(const std::string& path) {
+  char buf[PATH_MAX];
+  return ::realpath(path.c_str(), buf) ? std::string(buf) : std::string();
+}
+
+std::vector<std::string> list(const std::string& path) {
+  std::vector<std::string> names;
+  DIR* dir = opendir(path.c_str());
+  if (!dir) return names;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+  }
+  closedir(dir);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace sysfs
+
+std::string NicInfo::label() const {
+  return kind == Kind::kRdma ? name + ":" + std::to_string(port) : name;
+}
+
+const char* kindName(NicInfo::Kind kind) noexcept {
+  return kind == NicInfo::Kind::kRdma ? "rdma" : "ip";
+}
+
+std::string formatGuid(uint64_t guid) {
+  char buf[24];
+  snprintf(buf, sizeof(buf), "0x%016llx", static_cast<unsigned long long>(guid));
+  return buf;
+}
+
+int ibLinkSpeedMbps(int activeWidth, int activeSpeed) noexcept {
+  return lanes(activeWidth) * laneMbps(activeSpeed);
+}
+
+std::vector<NicInfo> nicsFromRecords(const std::vector<VerbsDeviceRecord>& records) {
+  std::vector<NicInfo> out;
+  out.reserve(records.size());
+  for (const auto& r : records) {
+    NicInfo n;
+    n.name = r.name;
+    n.kind = NicInfo::Kind::kRdma;
+    n.guid = be64toh(r.guidBe);
+    n.port = r.port;
+    n.up = r.state == kPortActive;
+    n.state = portStateName(r.state);
+    n.speedMbps = ibLinkSpeedMbps(r.activeWidth, r.activeSpeed);
+    n.pciPath = pciFunctionPath(r.devicePath);
+    n.netdev = r.netdev;
+    n.linkLayer = r.linkLayer == kLinkLayerEthernet ? "Ethernet" : "InfiniBand";
+    n.numaNode = r.numaNode;
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+std::string pciFunctionPath(const std::string& devicePath) {
+  std::string path = devicePath;
+  while (!path.empty()) {
+    auto slash = path.rfind('/');
+    std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+    if (isPciAddress(base)) return path;
+    if (slash == std::string::npos || slash == 0) break;
+    path.resize(slash);
+  }
+  return "";
+}
+
+std::vector<NicInfo> scanNetInterfaces(const std::string& sysfsRoot) {
+  std::vector<NicInfo> out;
+  const std::string base = sysfsRoot + "/class/net/";
+  for (const auto& name : sysfs::list(base)) {
+    const std::string dir = base + name;
+    if (name == "lo") continue;
+    // a plain file (bonding_masters) is no interface
+    if (sysfs::line(dir + "/operstate").empty() && sysfs::list(dir).empty()) continue;
+    const int flags = parseIntOr(sysfs::line(dir + "/flags"), 0);
+    if (flags & 0x8) continue;  // IFF_LOOPBACK, whatever its name
+    NicInfo n;
+    n.name = name;
+    n.kind = NicInfo::Kind::kIp;
+    n.netdev = name;
+    n.state = sysfs::line(dir + "/operstate");
+    // Some working interfaces (tun, some virtual NICs) never leave "unknown": trust the
+    // IFF_UP | IFF_RUNNING flags for them.
+    n.up = n.state == "up" || (n.state == "unknown" && (flags & 0x41) == 0x41);
+    // veth, tun and friends report -1 or fail the read: unknown.
+    n.speedMbps = std::max(0, parseIntOr(sysfs::line(dir + "/speed"), 0));
+    const std::string device = sysfs::realPath(dir + "/device");
+    n.pciPath = pciFunctionPath(device);
+    if (!n.pciPath.empty()) n.numaNode = parseIntOr(sysfs::line(n.pciPath + "/numa_node"), -1);
+    switch (parseIntOr(sysfs::line(dir + "/type"), -1)) {
+      case 1: n.linkLayer = "Ethernet"; break;     // ARPHRD_ETHER
+      case 32: n.linkLayer = "InfiniBand"; break;  // ARPHRD_INFINIBAND (IPoIB)
+      default: break;
+    }
+    out.push_back(std::move(n));
+  }
+  return out;
+}
+
+NicSelection selectNics(const std::vector<NicInfo>& all, const std::string& spec) {
+  NicSelection sel;
+  std::string list = spec;
+  const bool exclude = !list.empty() && list[0] == '^';
+  if (exclude) list.erase(0, 1);
+  const auto names = splitList(list);
+  std::vector<bool> used(names.size(), false);
+  for (const auto& nic : all) {
+    if (!nic.up) continue;
+    bool named = false;
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (matches(nic, names[i])) named = used[i] = true;
+    }
+    if (names.empty() || named != exclude) sel.nics.push_back(nic);
+  }
+  for (size_t i = 0; i < names.size(); ++i)
+    if (!used[i]) sel.unmatched.push_back(names[i]);
+  return sel;
+}
+
+NicDiscovery discoverNics(const params::Params& params, const DiscoverOptions& options) {
+  static std::atomic<bool> logged{false};
+  const bool first = !logged.exchange(true);
+  const auto level = first ? log::Level::kInfo : log::Level::kDebug;
+
+  NicDiscovery d;
+  VerbsScan scan;
+  if (options.useVerbs) scan = scanVerbs(options.sysfsRoot);
+  else scan.note = "not asked";
+  const std::string spec = params.string(params::Id::kNics);
+  if (!scan.records.empty()) {
+    d.branch = NicInfo::Kind::kRdma;
+    d.all = nicsFromRecords(scan.records);
+    d.selected = selectNics(d.all, spec);
+    if (log::enabled(level, log::kNet))
+      log::write(level, log::kNet, "RDMA devices (libibverbs): using %s",
+                 describeList(d.selected.nics).c_str());
+  } else {
+    d.branch = NicInfo::Kind::kIp;
+    d.rdmaNote = scan.note;
+    d.all = scanNetInterfaces(options.sysfsRoot);
+    d.selected = selectNics(d.all, spec);
+    if (log::enabled(level, log::kNet))
+      log::write(level, log::kNet, "no RDMA devices (libibverbs: %s): using IP interfaces %s",
+                 scan.note.c_str(), describeList(d.selected.nics).c_str());
+  }
+  if (first) {
+    for (const auto& name : d.selected.unmatched)
+      XSITE_WARN(kNet, "XSITE_NICS names '%s', which matches no %s NIC that is up", name.c_str(),
+                 kindName(d.branch));
+    if (d.selected.nics.empty())
+      XSITE_WARN(kNet, "no usable NIC: %zu found, none up%s", d.all.size(),
+                 spec.empty() ? "" : " and allowed by XSITE_NICS");
+  }
+  return d;
+}
+
+}  // namespace xsite::transport::nic
