@@ -281,12 +281,11 @@ int benchMain(int argc, char** argv, const Collective& c) {
           c.counts(bytes, es, n, &sendCount, &recvCount);
           const size_t sizeCol = std::max(sendCount, recvCount) * es;
           const int root = c.rooted ? o.root : -1;
-          Algorithm ran = c.hasAlgorithm
-                              ? (o.algo == Algorithm::kAuto ? comm.chooseAlgorithm(sendCount * es) : o.algo)
-                              : Algorithm::kAuto;
           AllReduceOptions runOptions;
           runOptions.algorithm = o.algo;
           runOptions.codec = o.codec;
+          Algorithm ran = c.hasAlgorithm ? comm.chooseAlgorithm(sendCount, t, op, runOptions)
+                                         : Algorithm::kAuto;
           Result res[2];
           for (int inPlace = 0; inPlace < 2; ++inPlace) {
             Buffers b = inPlace ? c.inPlace(comm, recvBuf.data(), es, sendCount, recvCount)

@@ -80,8 +80,10 @@ class Communicator {
   int numSites() const;
   Placement placement(int rank) const;
   std::string describeTopology() const;
-  // What Algorithm::kAuto runs for an all-reduce of `bytes` per rank.
-  Algorithm chooseAlgorithm(size_t bytes) const;
+  // The algorithm allReduce(..., count, type, op, options) runs (the cost model's choice when
+  // it is kAuto, counting the codec's compression of the hierarchical path).
+  Algorithm chooseAlgorithm(size_t count, DataType type, ReduceOp op,
+                            const AllReduceOptions& options = {}) const;
 
   void allReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
                  const AllReduceOptions& options = {});

@@ -302,8 +302,13 @@ Placement Communicator::placement(int rank) const {
   return Placement{pl.site, pl.domain, pl.local};
 }
 
-Algorithm Communicator::chooseAlgorithm(size_t bytes) const {
-  return coll::resolveAlgorithm(*impl_->ctx, impl_->ctx->settings().defaultAlgorithm, bytes);
+Algorithm Communicator::chooseAlgorithm(size_t count, DataType type, ReduceOp op,
+                                        const AllReduceOptions& options) const {
+  const auto& st = impl_->ctx->settings();
+  const Algorithm requested =
+      options.algorithm == Algorithm::kAuto ? st.defaultAlgorithm : options.algorithm;
+  return coll::resolveAlgorithm(*impl_->ctx, requested, count, type, op,
+                                options.codec.value_or(st.codec));
 }
 
 void Communicator::allReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
@@ -311,10 +316,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, DataTyp
   checkCount("allReduce", count, type, send, recv);
   checkReduction("allReduce", type, op);
   if (count == 0) return;
-  Algorithm requested = options.algorithm == Algorithm::kAuto
-                            ? impl_->ctx->settings().defaultAlgorithm
-                            : options.algorithm;
-  switch (coll::resolveAlgorithm(*impl_->ctx, requested, count * dataTypeSize(type))) {
+  switch (chooseAlgorithm(count, type, op, options)) {
     case Algorithm::kRing: coll::allReduceRing(*impl_->ctx, send, recv, count, type, op); break;
     case Algorithm::kHierarchical: {
       coll::Context& ctx = *impl_->ctx;

@@ -15,25 +15,21 @@
 
 namespace xsite::coll {
 
-namespace {
-
-// The codec the cross-site stage really runs for this call (kNone: the exact ring).
-compress::CodecId effectiveCodec(const Context& ctx, const CodecChoice& choice, DataType type,
+compress::CodecId effectiveCodec(const Context& ctx, compress::CodecId requested, DataType type,
                                  ReduceOp op) {
   using compress::CodecId;
-  if (choice.codec == CodecId::kNone || ctx.topology().numSites() < 2) return CodecId::kNone;
-  const bool lossyOk = compress::codecSupports(choice.codec, type) &&
+  if (requested == CodecId::kNone || ctx.topology().numSites() < 2 || !ctx.topology().isRegular())
+    return CodecId::kNone;
+  const bool lossyOk = compress::codecSupports(requested, type) &&
                        (op == ReduceOp::kSum || op == ReduceOp::kAvg);
-  if (compress::isLossy(choice.codec) && !lossyOk) {
+  if (compress::isLossy(requested) && !lossyOk) {
     XSITE_DEBUG(kColl, "codec %s does not apply to a %s %s all-reduce: the cross-site stage "
-                       "runs exact", std::string(codecName(choice.codec)).c_str(),
+                       "runs exact", std::string(codecName(requested)).c_str(),
                 std::string(dataTypeName(type)).c_str(), std::string(reduceOpName(op)).c_str());
     return CodecId::kNone;
   }
-  return choice.codec;
+  return requested;
 }
-
-}  // namespace
 
 compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* recv, size_t count,
                                         DataType type, ReduceOp op, const CodecChoice& codecChoice) {
@@ -90,7 +86,7 @@ compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* re
   };
 
   const int avg = op == ReduceOp::kAvg ? ctx.size() : 0;
-  const compress::CodecId codecId = effectiveCodec(ctx, codecChoice, type, op);
+  const compress::CodecId codecId = effectiveCodec(ctx, codecChoice.codec, type, op);
   // Error feedback: one residual per key over this rank's shard of every chunk.
   std::vector<size_t> residualOffset(chunks + 1, 0);
   float* residual = nullptr;

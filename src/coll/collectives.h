@@ -12,6 +12,9 @@ void allReduceRing(Context& ctx, const void* send, void* recv, size_t count, Dat
 // The cross-site stage runs `codec` (an exact ring when it is kNone or does not apply to the
 // type and op: lossy codecs need a sum or average of floating-point values); returns the codec
 // that ran.
+// The codec the hierarchical schedule's cross-site stage runs for this call (kNone: exact).
+compress::CodecId effectiveCodec(const Context& ctx, compress::CodecId requested, DataType type,
+                                 ReduceOp op);
 compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* recv, size_t count, DataType type,
                            ReduceOp op, const CodecChoice& codec = {});
 void allReduceLatency(Context& ctx, const void* send, void* recv, size_t count, DataType type, ReduceOp op);
@@ -24,9 +27,10 @@ void allGatherRing(Context& ctx, const void* send, void* recv, size_t sendCount,
 // Site leaders, then domain leaders, then members, each level a star, pipelined by chunk.
 void broadcastTree(Context& ctx, const void* send, void* recv, size_t count, DataType type, int root);
 
-// The algorithm an all-reduce of `bytes` per rank runs: `requested` unless it is kAuto, in which
-// case the cost model picks.
-Algorithm resolveAlgorithm(const Context& ctx, Algorithm requested, size_t bytes);
+// The algorithm an all-reduce of `count` elements runs: `requested` unless it is kAuto, in which
+// case the cost model picks, counting the compression `codec` would give the hierarchical path.
+Algorithm resolveAlgorithm(const Context& ctx, Algorithm requested, size_t count, DataType type,
+                           ReduceOp op, compress::CodecId codec);
 
 // Chunks of at most chunkBytes for a buffer of count elements (at least one).
 int chunkCount(const Context& ctx, size_t count, DataType type);

@@ -4,9 +4,12 @@
 
 namespace xsite::coll {
 
-Algorithm resolveAlgorithm(const Context& ctx, Algorithm requested, size_t bytes) {
+Algorithm resolveAlgorithm(const Context& ctx, Algorithm requested, size_t count, DataType type,
+                           ReduceOp op, compress::CodecId codec) {
   if (requested != Algorithm::kAuto) return requested;
-  return ctx.settings().costModel.choose(bytes, ctx.topology());
+  const double ratio = compress::nominalRatio(effectiveCodec(ctx, codec, type, op), type,
+                                              ctx.settings().codecOptions.blockSize);
+  return ctx.settings().costModel.choose(count * dataTypeSize(type), ctx.topology(), ratio);
 }
 
 int chunkCount(const Context& ctx, size_t count, DataType type) {

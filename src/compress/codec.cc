@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -44,6 +45,20 @@ bool isLossy(CodecId id) noexcept { return id >= CodecId::kBf16 && id <= CodecId
 bool codecSupports(CodecId id, DataType type) noexcept {
   if (!isLossy(id)) return true;
   return type == DataType::kFloat32 || type == DataType::kBfloat16 || type == DataType::kFloat16;
+}
+
+double nominalRatio(CodecId id, DataType type, uint32_t blockSize) noexcept {
+  if (!isLossy(id) || !codecSupports(id, type)) return 1;
+  const double e = static_cast<double>(dataTypeSize(type));
+  const double scale = 4.0 / std::max<uint32_t>(blockSize, 1);  // a float32 per block
+  switch (id) {
+    case CodecId::kBf16:
+    case CodecId::kFp16: return e / 2;
+    case CodecId::kInt8:
+    case CodecId::kFp8: return e / (1 + scale);
+    case CodecId::kInt4: return e / (0.5 + scale);
+    default: return 1;
+  }
 }
 
 std::unique_ptr<Codec> makeNoneCodec() { return std::make_unique<NoneCodec>(); }

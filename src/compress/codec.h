@@ -37,6 +37,11 @@ bool isLossy(CodecId id) noexcept;
 // Whether `id` can encode `type` (lossy codecs: float32, bfloat16, float16 only).
 bool codecSupports(CodecId id, DataType type) noexcept;
 
+struct CodecOptions;
+// The ratio (element bytes / wire bytes) a codec is planned with: exact for the casts and the
+// block-scaled codecs, 1 for none and for the lossless codecs (data-dependent).
+double nominalRatio(CodecId id, DataType type, uint32_t blockSize) noexcept;
+
 struct CodecOptions {
   uint32_t blockSize = 256;  // block-scaled codecs: elements per scale (even, 2..65536)
   int level = 1;             // zstd level (lz4 ignores it)

@@ -4,7 +4,7 @@
 // Encoded layout after the 24-byte EncodedHeader (flags 0):
 //   casts:        count 16-bit values (blockSize 0 in the header)
 //   block-scaled: ceil(count / blockSize) float32 scales, then the codes: one byte an element
-//                 (int8 two's complement, fp8 e4m3) or two an element (int4, low nibble first; an
+//                 (int8 two's complement, fp8 e4m3) or one byte per two elements (int4, low nibble first; an
 //                 odd count's last high nibble is 0)
 // Decode trusts nothing: header fields, exact size, blockSize equal to this codec's, every scale
 // +0, positive finite or the encoder's NaN (0x7fc00000), int4 padding 0, and no fp8 NaN code

@@ -18,7 +18,8 @@ double ringUs(int g, double bytes, LinkModel link, int steps) {
 
 }  // namespace
 
-double CostModel::estimateUs(Algorithm algo, size_t bytesIn, const Topology& t) const {
+double CostModel::estimateUs(Algorithm algo, size_t bytesIn, const Topology& t,
+                             double wanRatio) const {
   const double S = static_cast<double>(bytesIn);
   const int n = t.size(), s = t.numSites();
   switch (algo) {
@@ -34,7 +35,8 @@ double CostModel::estimateUs(Algorithm algo, size_t bytesIn, const Topology& t) 
       // Bandwidth terms of the five stages; the rails of a site share the WAN link.
       double dom = L > 1 ? 2.0 * (L - 1) * (S / L) / domain.bytesPerUs : 0;
       double site = D > 1 ? 2.0 * (D - 1) * (S / P) / this->site.bytesPerUs : 0;
-      double cross = s > 1 ? 2.0 * (s - 1) * (S / P / s) / (wan.bytesPerUs / P) : 0;
+      double cross = s > 1 ? 2.0 * (s - 1) * (S / P / s) / (wan.bytesPerUs / P) /
+                                 std::max(wanRatio, 1e-3) : 0;
       // Pipelined: every stage's latency once per step plus the slowest stage's bandwidth.
       double lat = 2 * (L - 1) * domain.latencyUs + 2 * (D - 1) * this->site.latencyUs +
                    2 * (s - 1) * wan.latencyUs;
@@ -50,16 +52,16 @@ double CostModel::estimateUs(Algorithm algo, size_t bytesIn, const Topology& t) 
       return 2 * up + cross;
     }
     case Algorithm::kAuto:
-      return estimateUs(choose(bytesIn, t), bytesIn, t);
+      return estimateUs(choose(bytesIn, t, wanRatio), bytesIn, t, wanRatio);
   }
   return 0;
 }
 
-Algorithm CostModel::choose(size_t bytes, const Topology& t) const {
+Algorithm CostModel::choose(size_t bytes, const Topology& t, double wanRatio) const {
   Algorithm best = Algorithm::kRing;
-  double bestUs = estimateUs(best, bytes, t);
+  double bestUs = estimateUs(best, bytes, t, wanRatio);
   for (Algorithm a : {Algorithm::kHierarchical, Algorithm::kLatency}) {
-    double us = estimateUs(a, bytes, t);
+    double us = estimateUs(a, bytes, t, wanRatio);
     if (us < bestUs) {
       best = a;
       bestUs = us;

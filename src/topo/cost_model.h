@@ -19,10 +19,11 @@ struct CostModel {
   LinkModel site{30, 1250};
   LinkModel wan{5500, 125};  // shared by every rail crossing between two sites
 
-  // Microseconds the schedule is expected to take for `bytes` per rank.
-  double estimateUs(Algorithm algo, size_t bytes, const Topology& topo) const;
+  // Microseconds the schedule is expected to take for `bytes` per rank. `wanRatio` is the
+  // compression ratio of the hierarchical schedule's cross-site stage (its codec; 1: none).
+  double estimateUs(Algorithm algo, size_t bytes, const Topology& topo, double wanRatio = 1) const;
   // The cheapest of ring, hierarchical and latency (never kAuto).
-  Algorithm choose(size_t bytes, const Topology& topo) const;
+  Algorithm choose(size_t bytes, const Topology& topo, double wanRatio = 1) const;
 };
 
 }  // namespace xsite::topo

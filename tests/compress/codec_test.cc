@@ -121,5 +121,20 @@ TEST(NoneCodec, SmallOutputBufferIsInvalidUsage) {
   EXPECT_EQ(r.status().category(), ErrorCategory::kInvalidUsage);
 }
 
+TEST(NominalRatio, MatchesTheEncodedSizes) {
+  // The planner's ratio equals what the lossy codecs really put on the wire (headers aside).
+  const size_t n = 1 << 16;
+  for (CodecId id : {CodecId::kBf16, CodecId::kFp16, CodecId::kInt8, CodecId::kFp8, CodecId::kInt4})
+    for (DataType t : {DataType::kFloat32, DataType::kBfloat16}) {
+      auto codec = makeCodec(id);
+      const double wire = static_cast<double>(codec->maxEncodedBytes(n, t) - sizeof(EncodedHeader));
+      EXPECT_NEAR(nominalRatio(id, t, 256), n * dataTypeSize(t) / wire, 1e-9) << codecName(id);
+    }
+  EXPECT_EQ(nominalRatio(CodecId::kNone, DataType::kFloat32, 256), 1.0);
+  EXPECT_EQ(nominalRatio(CodecId::kLz4, DataType::kFloat32, 256), 1.0);   // data-dependent
+  EXPECT_EQ(nominalRatio(CodecId::kInt8, DataType::kInt32, 256), 1.0);    // does not apply
+  EXPECT_NEAR(nominalRatio(CodecId::kInt4, DataType::kFloat32, 256), 4 / (0.5 + 4.0 / 256), 1e-12);
+}
+
 }  // namespace
 }  // namespace xsite::compress

@@ -39,6 +39,21 @@ TEST(CostModel, DefaultsMatchTheParamsRegistry) {
   EXPECT_DOUBLE_EQ(m.wan.bytesPerUs, def(params::Id::kWanRateMbit) / 8);
 }
 
+TEST(CostModel, CompressionMakesTheHierarchicalPathCheaperAndMovesTheCrossover) {
+  const Topology t = Topology::regular(2, 2, 2);
+  const CostModel m;
+  EXPECT_LT(m.estimateUs(Algorithm::kHierarchical, kLarge, t, 4),
+            m.estimateUs(Algorithm::kHierarchical, kLarge, t) / 3);
+  EXPECT_EQ(m.estimateUs(Algorithm::kRing, kLarge, t, 4), m.estimateUs(Algorithm::kRing, kLarge, t));
+  // The smallest size at which the hierarchical path wins drops with a ratio of 8.
+  auto crossover = [&](double ratio) {
+    size_t b = 1024;
+    while (m.choose(b, t, ratio) != Algorithm::kHierarchical && b < (size_t{1} << 34)) b *= 2;
+    return b;
+  };
+  EXPECT_LT(crossover(8), crossover(1));
+}
+
 TEST(CostModel, TwoSitesPickLatencyForSmallAndHierarchicalForLarge) {
   const Topology t = Topology::regular(2, 2, 2);
   const CostModel m;

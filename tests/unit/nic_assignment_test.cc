@@ -54,11 +54,12 @@ TEST(NicAssignment, NearestNicByPciPath) {
 }
 
 TEST(NicAssignment, SameNumaNodeSpreadsOverItsNics) {
-  // Only NUMA nodes known: ranks on node 1 share mlx5_2 and mlx5_3, in turn.
+  // Only NUMA nodes known: ranks on node 1 share mlx5_2 and mlx5_3 in turn; rank 3 on node 0
+  // finds mlx5_0 and mlx5_1 equally near and unloaded and takes the first after its rail (3).
   std::vector<NicLocality> nics = kNics;
   for (auto& n : nics) n.pciPath = "";
-  std::vector<RankLocality> ranks{{"", 1}, {"", 1}, {"", 1}, {"", 0}};
-  EXPECT_THAT(nicOf(assignNics(nics, ranks)), ElementsAre(2, 3, 2, 1));
+  std::vector<RankLocality> ranks{{"", 1}, {"", 1}, {"", 1}, {"", 0}, {"", 0}};
+  EXPECT_THAT(nicOf(assignNics(nics, ranks)), ElementsAre(2, 3, 2, 0, 1));
 }
 
 TEST(NicAssignment, PciAffinityCountsSharedComponentsFromTheRootComplex) {

@@ -48,10 +48,10 @@ VerbsDeviceRecord ibHdr() {
   r.name = "mlx5_0";
   r.guidBe = htobe64(0x0002c90300a0b1c2ull);  // as ibv_get_device_guid returns it
   r.port = 1;
-  r.state = 4;        // IBV_PORT_ACTIVE
-  r.activeWidth = 2;  // 4x
-  r.activeSpeed = 64; // HDR
-  r.linkLayer = 1;    // IBV_LINK_LAYER_INFINIBAND
+  r.state = 4;         // IBV_PORT_ACTIVE
+  r.activeWidth = 2;   // 4x
+  r.activeSpeed = 64;  // HDR
+  r.linkLayer = 1;     // IBV_LINK_LAYER_INFINIBAND
   r.devicePath = "/sys/devices/pci0000:3a/0000:3a:00.0/0000:3b:00.0";
   r.netdev = "ib0";
   r.numaNode = 0;
@@ -133,17 +133,17 @@ TEST(NicRecords, GuidFormatting) {
 }
 
 TEST(NicRecords, LinkSpeedTable) {
-  EXPECT_EQ(ibLinkSpeedMbps(1, 1), 2500);     // 1x SDR
-  EXPECT_EQ(ibLinkSpeedMbps(2, 4), 40000);    // 4x QDR
-  EXPECT_EQ(ibLinkSpeedMbps(2, 8), 40000);    // 4x FDR10
-  EXPECT_EQ(ibLinkSpeedMbps(2, 16), 56000);   // 4x FDR
-  EXPECT_EQ(ibLinkSpeedMbps(2, 32), 100000);  // 4x EDR
-  EXPECT_EQ(ibLinkSpeedMbps(8, 2), 60000);    // 12x DDR
+  EXPECT_EQ(ibLinkSpeedMbps(1, 1), 2500);       // 1x SDR
+  EXPECT_EQ(ibLinkSpeedMbps(2, 4), 40000);      // 4x QDR
+  EXPECT_EQ(ibLinkSpeedMbps(2, 8), 40000);      // 4x FDR10
+  EXPECT_EQ(ibLinkSpeedMbps(2, 16), 56000);     // 4x FDR
+  EXPECT_EQ(ibLinkSpeedMbps(2, 32), 100000);    // 4x EDR
+  EXPECT_EQ(ibLinkSpeedMbps(8, 2), 60000);      // 12x DDR
   EXPECT_EQ(ibLinkSpeedMbps(16, 128), 200000);  // 2x NDR
   EXPECT_EQ(ibLinkSpeedMbps(2, 128), 400000);   // 4x NDR
   EXPECT_EQ(ibLinkSpeedMbps(4, 64), 400000);    // 8x HDR
-  EXPECT_EQ(ibLinkSpeedMbps(3, 64), 0);  // not a width code
-  EXPECT_EQ(ibLinkSpeedMbps(2, 5), 0);   // not a speed code
+  EXPECT_EQ(ibLinkSpeedMbps(3, 64), 0);         // not a width code
+  EXPECT_EQ(ibLinkSpeedMbps(2, 5), 0);          // not a speed code
 }
 
 // ---- the sysfs branch: a /sys tree in a temporary directory ----
@@ -227,7 +227,7 @@ TEST_F(SysfsTree, UpMeansOperstateUpOrUnknownAndRunning) {
   auto nics = scanNetInterfaces(root_);
   EXPECT_FALSE(nics.at(1).up);  // eth1 down
   EXPECT_EQ(nics.at(1).numaNode, -1);
-  EXPECT_TRUE(nics.at(2).up);   // tun0
+  EXPECT_TRUE(nics.at(2).up);              // tun0
   file("class/net/tun0/flags", "0x1091");  // UP but not RUNNING
   EXPECT_FALSE(scanNetInterfaces(root_).at(2).up);
 }
@@ -258,7 +258,7 @@ TEST_F(SysfsTree, DiscoverUsesXsiteNicsAndLogsTheIpBranch) {
   EXPECT_THAT(labels(d.selected.nics), ElementsAre("eth0", "tun0"));
   ASSERT_FALSE(lines.empty());
   EXPECT_THAT(lines[0], HasSubstr("no RDMA devices (libibverbs: not asked): using IP interfaces "
-                                  "eth0 25000 Mbps, tun0 speed unknown"));
+                                  "eth0 (25000 Mbps), tun0 (speed unknown)"));
 }
 
 // ---- XSITE_NICS ----

@@ -22,48 +22,34 @@ namespace xsite::transport::nic {
 
 namespace {
 
-// ibv_port_attr.active_speed codes -> Gbit/s per lane, in Mbit/s (data rate after encoding, as
-// NCCL and the kernel's sysfs "rate" report them).
-int laneMbps(int activeSpeed) {
-  switch (activeSpeed) {
-    case 1: return 2500;     // SDR
-    case 2: return 5000;     // DDR
-    case 4: return 10000;    // QDR
-    case 8: return 10000;    // FDR10
-    case 16: return 14000;   // FDR
-    case 32: return 25000;   // EDR
-    case 64: return 50000;   // HDR
-    case 128: return 100000; // NDR
-    case 256: return 200000; // XDR (active_speed_ex in rdma-core >= 50)
-    default: return 0;
-  }
+// ibv_port_attr.active_speed code -> nominal Mbit/s per lane, as the kernel's sysfs "rate" and
+// NCCL report them. XDR (256) does not fit active_speed; newer rdma-core reports it in
+// active_speed_ex, which rdma-core 44 lacks: a record may carry it all the same.
+struct CodeValue {
+  int code, value;
+};
+constexpr CodeValue kLaneMbps[] = {
+    {1, 2500},   {2, 5000},     {4, 10000},     // SDR, DDR, QDR
+    {8, 10000},  {16, 14000},   {32, 25000},    // FDR10, FDR, EDR
+    {64, 50000}, {128, 100000}, {256, 200000},  // HDR, NDR, XDR
+};
+// ibv_port_attr.active_width code -> lanes (1x, 4x, 8x, 12x, 2x).
+constexpr CodeValue kLanes[] = {{1, 1}, {2, 4}, {4, 8}, {8, 12}, {16, 2}};
+
+template <size_t N>
+int lookup(const CodeValue (&table)[N], int code) {  // 0 for a code it does not know
+  for (const auto& e : table)
+    if (e.code == code) return e.value;
+  return 0;
 }
 
-// ibv_port_attr.active_width codes -> lanes.
-int lanes(int activeWidth) {
-  switch (activeWidth) {
-    case 1: return 1;
-    case 2: return 4;
-    case 4: return 8;
-    case 8: return 12;
-    case 16: return 2;
-    default: return 0;
-  }
+const char* portStateName(int state) {  // enum ibv_port_state
+  static const char* const kNames[] = {"NOP", "DOWN", "INIT", "ARMED", "ACTIVE", "ACTIVE_DEFER"};
+  return state >= 0 && state <= 5 ? kNames[state] : "NOP";
 }
 
-const char* portStateName(int state) {
-  switch (state) {
-    case 1: return "DOWN";
-    case 2: return "INIT";
-    case 3: return "ARMED";
-    case 4: return "ACTIVE";
-    case 5: return "ACTIVE_DEFER";
-    default: return "NOP";
-  }
-}
-
-constexpr int kPortActive = 4;          // IBV_PORT_ACTIVE
-constexpr int kLinkLayerEthernet = 2;   // IBV_LINK_LAYER_ETHERNET (0, unspecified, means IB)
+constexpr int kPortActive = 4;         // IBV_PORT_ACTIVE
+constexpr int kLinkLayerEthernet = 2;  // IBV_LINK_LAYER_ETHERNET (0, unspecified, means IB)
 
 bool isPciAddress(const std::string& s) {
   // dddd:bb:dd.f, hex digits
@@ -102,7 +88,7 @@ std::string describeList(const std::vector<NicInfo>& nics) {
   for (const auto& n : nics) {
     if (!out.empty()) out += ", ";
     out += n.label();
-    out += n.speedMbps > 0 ? " " + std::to_string(n.speedMbps) + " Mbps" : " speed unknown";
+    out += n.speedMbps > 0 ? " (" + std::to_string(n.speedMbps) + " Mbps)" : " (speed unknown)";
   }
   return out;
 }
@@ -153,7 +139,7 @@ std::string formatGuid(uint64_t guid) {
 }
 
 int ibLinkSpeedMbps(int activeWidth, int activeSpeed) noexcept {
-  return lanes(activeWidth) * laneMbps(activeSpeed);
+  return lookup(kLanes, activeWidth) * lookup(kLaneMbps, activeSpeed);
 }
 
 std::vector<NicInfo> nicsFromRecords(const std::vector<VerbsDeviceRecord>& records) {
@@ -207,15 +193,20 @@ std::vector<NicInfo> scanNetInterfaces(const std::string& sysfsRoot) {
     // Some working interfaces (tun, some virtual NICs) never leave "unknown": trust the
     // IFF_UP | IFF_RUNNING flags for them.
     n.up = n.state == "up" || (n.state == "unknown" && (flags & 0x41) == 0x41);
-    // veth, tun and friends report -1 or fail the read: unknown.
+    // virtio, tun, ifb (and veth on older kernels) report -1 or fail the read: unknown.
     n.speedMbps = std::max(0, parseIntOr(sysfs::line(dir + "/speed"), 0));
     const std::string device = sysfs::realPath(dir + "/device");
     n.pciPath = pciFunctionPath(device);
     if (!n.pciPath.empty()) n.numaNode = parseIntOr(sysfs::line(n.pciPath + "/numa_node"), -1);
     switch (parseIntOr(sysfs::line(dir + "/type"), -1)) {
-      case 1: n.linkLayer = "Ethernet"; break;     // ARPHRD_ETHER
-      case 32: n.linkLayer = "InfiniBand"; break;  // ARPHRD_INFINIBAND (IPoIB)
-      default: break;
+      case 1:
+        n.linkLayer = "Ethernet";
+        break;  // ARPHRD_ETHER
+      case 32:
+        n.linkLayer = "InfiniBand";
+        break;  // ARPHRD_INFINIBAND (IPoIB)
+      default:
+        break;
     }
     out.push_back(std::move(n));
   }
@@ -249,8 +240,10 @@ NicDiscovery discoverNics(const params::Params& params, const DiscoverOptions& o
 
   NicDiscovery d;
   VerbsScan scan;
-  if (options.useVerbs) scan = scanVerbs(options.sysfsRoot);
-  else scan.note = "not asked";
+  if (options.useVerbs)
+    scan = scanVerbs(options.sysfsRoot);
+  else
+    scan.note = "not asked";
   const std::string spec = params.string(params::Id::kNics);
   if (!scan.records.empty()) {
     d.branch = NicInfo::Kind::kRdma;

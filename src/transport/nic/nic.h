@@ -6,8 +6,9 @@
 // (dlopen), so xsite has no link-time dependency on it.
 //
 // The verbs branch is split in two: scanVerbs() asks the driver and copies what it says into plain
-// VerbsDeviceRecords; nicsFromRecords() (pure) turns records into NicInfo. Tests hand records to the
-// pure part; the sysfs branch takes its root as a parameter so tests point it at a tree they build.
+// VerbsDeviceRecords; nicsFromRecords() (pure) turns records into NicInfo. Tests hand records to
+// the pure part; the sysfs branch takes its root as a parameter so tests point it at a tree they
+// build.
 #pragma once
 
 #include <cstdint>
@@ -22,7 +23,7 @@ namespace xsite::transport::nic {
 
 struct NicInfo {
   enum class Kind { kRdma, kIp };
-  std::string name;       // RDMA device ("mlx5_0") or interface ("eth0")
+  std::string name;  // RDMA device ("mlx5_0") or interface ("eth0")
   Kind kind = Kind::kIp;
   uint64_t guid = 0;      // node GUID in host order (RDMA); 0 for IP interfaces
   int port = 0;           // RDMA port number (1-based); 0 for IP interfaces
@@ -39,7 +40,7 @@ struct NicInfo {
 };
 
 const char* kindName(NicInfo::Kind kind) noexcept;  // "rdma" / "ip"
-std::string formatGuid(uint64_t guid);               // "0x0002c90300a0b1c2"
+std::string formatGuid(uint64_t guid);              // "0x0002c90300a0b1c2"
 
 // Link rate of an IB-style port from ibv_port_attr's active_width x active_speed codes (the
 // encodings of the IB spec's PortInfo, which RoCE drivers use too); 0 for a code it does not know.
@@ -47,13 +48,13 @@ int ibLinkSpeedMbps(int activeWidth, int activeSpeed) noexcept;
 
 // One port of one RDMA device, as libibverbs and sysfs describe it.
 struct VerbsDeviceRecord {
-  std::string name;        // ibv_get_device_name
-  uint64_t guidBe = 0;     // ibv_get_device_guid: network (big-endian) byte order
+  std::string name;     // ibv_get_device_name
+  uint64_t guidBe = 0;  // ibv_get_device_guid: network (big-endian) byte order
   int port = 1;
-  int state = 0;           // enum ibv_port_state
-  int activeWidth = 0;     // ibv_port_attr.active_width (1 = 1x, 2 = 4x, 4 = 8x, 8 = 12x, 16 = 2x)
-  int activeSpeed = 0;     // ibv_port_attr.active_speed (1 = SDR ... 64 = HDR, 128 = NDR, 256 = XDR)
-  int linkLayer = 0;       // IBV_LINK_LAYER_*
+  int state = 0;        // enum ibv_port_state
+  int activeWidth = 0;  // ibv_port_attr.active_width (1 = 1x, 2 = 4x, 4 = 8x, 8 = 12x, 16 = 2x)
+  int activeSpeed = 0;  // ibv_port_attr.active_speed (1 = SDR ... 64 = HDR, 128 = NDR, 256 = XDR)
+  int linkLayer = 0;    // IBV_LINK_LAYER_*
   std::string devicePath;  // realpath of /sys/class/infiniband/<name>/device ("" if none)
   std::string netdev;      // first entry of <devicePath>/net, if any
   int numaNode = -1;       // <devicePath>/numa_node
@@ -70,15 +71,18 @@ struct VerbsScan {
 };
 VerbsScan scanVerbs(const std::string& sysfsRoot = "/sys");
 
-// The sysfs branch: every interface under <sysfsRoot>/class/net except lo, up or not, sorted by name.
+// The sysfs branch: every interface under <sysfsRoot>/class/net except lo, up or not, sorted by
+// name.
 std::vector<NicInfo> scanNetInterfaces(const std::string& sysfsRoot = "/sys");
 
 // The PCI function a sysfs device path lies under: the deepest component named like
-// "0000:00:03.0" ("/sys/devices/pci0000:00/0000:00:03.0/virtio2" -> ".../0000:00:03.0"); "" if none.
+// "0000:00:03.0" ("/sys/devices/pci0000:00/0000:00:03.0/virtio2" -> ".../0000:00:03.0"); "" if
+// none.
 std::string pciFunctionPath(const std::string& devicePath);
 
 // XSITE_NICS: "" selects every NIC that is up; "a,b" the named ones that are up; "^a,b" every NIC
-// that is up except the named ones. A name matches a NIC's name, its "name:port" label or its netdev.
+// that is up except the named ones. A name matches a NIC's name, its "name:port" label or its
+// netdev.
 struct NicSelection {
   std::vector<NicInfo> nics;           // the usable NICs, in discovery order
   std::vector<std::string> unmatched;  // names of the list that matched no NIC that is up

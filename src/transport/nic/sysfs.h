@@ -6,8 +6,8 @@
 
 namespace xsite::transport::nic::sysfs {
 
-std::string line(const std::string& path);                // first line, trimmed; "" if unreadable
-std::string realPath(const std::string& path);            // "" if it does not resolve
-std::vector<std::string> list(const std::string& path);   // entries but dot-files, sorted
+std::string line(const std::string& path);               // first line, trimmed; "" if unreadable
+std::string realPath(const std::string& path);           // "" if it does not resolve
+std::vector<std::string> list(const std::string& path);  // entries but dot-files, sorted
 
 }  // namespace xsite::transport::nic::sysfs

@@ -31,9 +31,10 @@ VerbsScan scanVerbs(const std::string&) {
 
 namespace {
 
-// The few entry points discovery needs. ibv_query_port is a macro in verbs.h over an inline
-// function; the exported symbol (IBVERBS_1.1) takes the same struct, which we zero first, as the
-// inline fallback does.
+// The few entry points discovery needs, loaded once and kept for the life of the process (as NCCL
+// does: unloading libibverbs with its providers is not safe). ibv_query_port is a macro in verbs.h
+// over an inline function; the exported symbol (IBVERBS_1.1) takes the same struct, which we zero
+// first, as the inline fallback does.
 struct Verbs {
   void* handle = nullptr;
   ibv_device** (*getDeviceList)(int*) = nullptr;
@@ -45,11 +46,11 @@ struct Verbs {
   int (*queryDevice)(ibv_context*, ibv_device_attr*) = nullptr;
   int (*queryPort)(ibv_context*, uint8_t, ibv_port_attr*) = nullptr;
 
-  ~Verbs() {
-    if (handle) dlclose(handle);
-  }
+  std::string error;  // "" when loaded, else what is missing
 
-  // "" on success, else what is missing.
+  Verbs() { error = load(); }
+
+ private:
   std::string load() {
     handle = dlopen("libibverbs.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
@@ -61,7 +62,7 @@ struct Verbs {
       void* p = dlvsym(handle, name, "IBVERBS_1.1");
       if (!p) p = dlsym(handle, name);
       if (!p) missing += std::string(missing.empty() ? "" : ", ") + name;
-      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(p);
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)> >(p);
     };
     sym(getDeviceList, "ibv_get_device_list");
     sym(freeDeviceList, "ibv_free_device_list");
@@ -89,15 +90,19 @@ void fillSysfs(VerbsDeviceRecord& r, const std::string& sysfsRoot) {
 
 VerbsScan scanVerbs(const std::string& sysfsRoot) {
   VerbsScan scan;
-  Verbs v;
-  scan.note = v.load();
+  static const Verbs v;
+  scan.note = v.error;
   if (!scan.note.empty()) return scan;
 
   int count = 0;
   errno = 0;
   ibv_device** list = v.getDeviceList(&count);
   if (!list) {
-    scan.note = std::string("ibv_get_device_list failed: ") + strerror(errno);
+    const int err = errno;
+    scan.note = std::string("ibv_get_device_list: ") + strerror(err);
+    // rdma-core answers ENOSYS when the kernel has no RDMA subsystem at all
+    if (sysfs::list(sysfsRoot + "/class/infiniband").empty())
+      scan.note += " (no " + sysfsRoot + "/class/infiniband)";
     return scan;
   }
   std::string failures;
@@ -136,7 +141,8 @@ VerbsScan scanVerbs(const std::string& sysfsRoot) {
   }
   v.freeDeviceList(list);
   if (scan.records.empty())
-    scan.note = count == 0 ? "no devices" : std::to_string(count) + " devices, none usable: " + failures;
+    scan.note =
+        count == 0 ? "no devices" : std::to_string(count) + " devices, none usable: " + failures;
   return scan;
 }
 
