@@ -3,7 +3,8 @@
 // Three data sets of N(0, 0.01) floats from fixed seeds: "normal" (dense), "sparse" (75% of the
 // 256-element rows zero: embedding-style row sparsity) and "relu" (50% of the elements zero at
 // random positions). Bytes/s counts the uncompressed bytes; "ratio" is uncompressed /
-// encoded. bench/codec_bench.sh runs this and prints the table against the goals.
+// encoded. zeropack4/zerounpack4 time the lossless codecs' zero elision per path.
+// bench/codec_bench.sh runs this and prints the table against the goals.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -11,10 +12,12 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "compress/codec.h"
 #include "compress/shuffle.h"
+#include "compress/zero_map.h"
 
 namespace xsite::compress {
 namespace {
@@ -71,6 +74,23 @@ void shuffleBench(benchmark::State& state, Data d, ShuffleIsa isa, bool forward)
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * kBytes);
 }
 
+// Zero elision's pack (bitmap + non-zero elements) or unpack of the 64 MiB, per path.
+void zeroMapBench(benchmark::State& state, Data d, ZeroMapIsa isa, bool forward) {
+  if (!zeroMapIsaAvailable(isa)) return state.SkipWithError("ISA not available on this CPU");
+  const auto& in = input(d);
+  auto bitmap = touched(zeroMapBitmapBytes(kCount));
+  auto packed = touched(kBytes + kZeroMapSlack);
+  auto out = touched(kBytes);
+  const size_t n = packNonZero(isa, in.data(), kCount, sizeof(float), bitmap.data(), packed.data());
+  for (auto _ : state) {
+    if (forward) packNonZero(isa, in.data(), kCount, sizeof(float), bitmap.data(), packed.data());
+    else unpackNonZero(isa, bitmap.data(), packed.data(), kCount, sizeof(float), out.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations()) * kBytes);
+  state.counters["nonzero"] = static_cast<double>(n) / static_cast<double>(kCount);
+}
+
 void codecBench(benchmark::State& state, Data d, CodecId id, bool encode) {
   auto codec = makeCodec(id);
   if (!codec) return state.SkipWithError("codec not built yet (makeCodec returned nullptr)");
@@ -107,6 +127,16 @@ void registerAll() {
         benchmark::RegisterBenchmark(name.c_str(), codecBench, d, id, encode)
             ->Unit(benchmark::kMillisecond);
       }
+    }
+    const std::pair<ZeroMapIsa, const char*> zisas[] = {
+        {ZeroMapIsa::kScalar, "scalar"}, {ZeroMapIsa::kAvx2, "avx2"}, {ZeroMapIsa::kAvx512, "avx512"}};
+    for (const auto& [isa, isaName] : zisas) {
+      benchmark::RegisterBenchmark(("zeropack4/" + std::string(isaName) + "/" + set).c_str(),
+                                   zeroMapBench, d, isa, true)
+          ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark(("zerounpack4/" + std::string(isaName) + "/" + set).c_str(),
+                                   zeroMapBench, d, isa, false)
+          ->Unit(benchmark::kMillisecond);
     }
     for (ShuffleIsa isa : {ShuffleIsa::kScalar, ShuffleIsa::kAvx2}) {
       const std::string isaName = isa == ShuffleIsa::kAvx2 ? "avx2" : "scalar";

@@ -53,12 +53,13 @@ struct EncodedHeader {
   uint16_t magic;
   uint8_t codec;      // CodecId
   uint8_t dataType;   // xsite::DataType
-  uint8_t flags;      // lossless: kRaw when the payload is the unshuffled input
+  uint8_t flags;      // lossless: 0 shuffled + compressed, kRaw, or kZeroMap (lossless.cc)
   uint8_t reserved[3];  // 0
   uint32_t blockSize;   // block-scaled codecs; 0 otherwise
   uint32_t payload;     // bytes after the header (checked against the buffer)
   uint64_t count;       // elements
-  static constexpr uint8_t kRaw = 1;
+  static constexpr uint8_t kRaw = 1;      // the unshuffled input
+  static constexpr uint8_t kZeroMap = 2;  // non-zero bitmap + packed non-zero elements
 };
 static_assert(sizeof(EncodedHeader) == 24);
 

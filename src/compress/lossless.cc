@@ -2,8 +2,9 @@
 //
 //   0         shuffled: LZ4 or zstd over the byte-plane shuffle (shuffle.h) of the elements
 //   kRaw      raw: the elements as they are (a chunk that does not shrink)
-//   kZeroMapFlag (2, zero_map.h) zero-elided: when at least kZeroMapMinShare of the chunk's bytes are in zero
-//             elements (all bytes 0; -0.0 and NaNs are not zero), the payload is
+//   EncodedHeader::kZeroMap (2) zero-elided: when the zero elements' bytes (all bytes 0;
+//             -0.0 and NaNs are not zero) are at least kZeroMapMinGain times the bitmap's
+//             (float32: 1/8 of the elements zero), the payload is
 //               uint32 nonZero (little-endian), the number of non-zero elements
 //               LZ4 or zstd over: bitmap (ceil(count / 8) bytes, bit i % 8 of byte i / 8 set
 //                                 when element i is not zero, unused high bits 0)
@@ -17,10 +18,11 @@
 // as the chunk cannot shrink and maxEncodedBytes is the header plus the raw bytes; decode
 // rejects a non-raw payload that is not smaller than raw.
 //
-// The zero count is one vectorized read of the chunk (countZeroElements) before anything else;
-// zero-elided chunks then pack (bitmap + non-zero elements, one pass), shuffle only the packed
-// elements and compress bitmap + planes in one call (the bitmap of row-sparse data compresses to
-// almost nothing; a random one passes through).
+// The zero count comes with the shuffle (shuffleBytesCountZeros), so dense chunks pay nothing
+// for the test; zero-rich ones drop those planes, pack (bitmap + non-zero elements, one pass),
+// shuffle only the packed elements and compress bitmap + planes in one call (the bitmap of
+// row-sparse data compresses to almost nothing; a random one passes through). A zero-rich chunk
+// whose zero-elided form does not shrink goes raw (the shuffled form is not tried).
 //
 // LZ4 runs LZ4_compress_fast at acceleration kLz4Acceleration; zstd runs ZSTD_compressCCtx at
 // CodecOptions::level. Scratch space (the shuffled planes) and zstd contexts are per thread, so
@@ -49,11 +51,10 @@ namespace {
 // per core goal; bench/codec_bench.sh measures it.
 constexpr int kLz4Acceleration = 16;
 
-// Zero elision pays when the zero elements' bytes are at least this share of the chunk (1/8:
-// float32 with >= 1/8 of its elements zero, where the bitmap costs 1/32; 2-byte types need 1/4
-// of their elements zero, 1-byte types 1/2).
-// TODO(measure): see bench/codec_bench.sh relu rows.
-constexpr size_t kZeroMapMinShareInv = 8;
+// Zero elision when the zero elements' bytes are at least kZeroMapMinGain times the bitmap's
+// (zeros * elemSize >= kZeroMapMinGain * count / 8): float32 needs 1/8 of its elements zero,
+// 2-byte types 1/4, 1-byte types 1/2, 8-byte types 1/16.
+constexpr size_t kZeroMapMinGain = 4;
 constexpr size_t kZeroMapCountBytes = 4;  // the uint32 nonZero in front of the stream
 
 // Largest chunk the compressors see; a larger one (over LZ4's limit) is sent raw.
@@ -116,18 +117,21 @@ class LosslessCodec final : public Codec {
     size_t packed = 0;  // 0: send raw
     uint8_t flags = 0;
     if (raw > 1 && raw <= kMaxCompressBytes) {
-      const size_t zeros = countZeroElements(src, count, e);
-      if (zeros * e * kZeroMapMinShareInv >= raw) {
-        flags = kZeroMapFlag;
-        packed = encodeZeroMap(src, count, e, out, raw);
+      // The shuffle counts the zero elements on its way; a zero-rich chunk drops its planes.
+      const uint8_t* planes = static_cast<const uint8_t*>(src);
+      size_t zeros = 0;
+      if (e > 1) {
+        uint8_t* scratch = tlsScratch.get(raw);
+        if (scratch) zeros = shuffleBytesCountZeros(src, count, e, scratch);
+        planes = scratch;  // no memory for the planes: send raw
       } else {
-        const uint8_t* planes = static_cast<const uint8_t*>(src);
-        if (e > 1) {
-          uint8_t* scratch = tlsScratch.get(raw);
-          if (scratch) shuffleBytes(src, count, e, scratch);
-          planes = scratch;  // no memory for the planes: send raw
-        }
-        if (planes) packed = compress(planes, raw, out, raw - 1);
+        zeros = countZeroElements(src, count, e);
+      }
+      if (planes && zeros * e * 8 >= kZeroMapMinGain * count) {
+        flags = EncodedHeader::kZeroMap;
+        packed = encodeZeroMap(src, count, e, out, raw);
+      } else if (planes) {
+        packed = compress(planes, raw, out, raw - 1);
       }
     }
     if (packed == 0) {
@@ -158,12 +162,12 @@ class LosslessCodec final : public Codec {
       if (raw > 0) memcpy(dst, in, raw);
       return Status::ok();
     }
-    if (h.flags != 0 && h.flags != kZeroMapFlag)
+    if (h.flags != 0 && h.flags != EncodedHeader::kZeroMap)
       return remote("unknown flags 0x" + hex(h.flags) + " in the encoded header");
     if (payload >= raw || raw > kMaxCompressBytes)
       return remote("compressed payload of " + std::to_string(payload) + " bytes for " +
                     std::to_string(raw) + " raw bytes (such a chunk is sent raw)");
-    if (h.flags == kZeroMapFlag) return decodeZeroMap(in, payload, count, e, dst);
+    if (h.flags == EncodedHeader::kZeroMap) return decodeZeroMap(in, payload, count, e, dst);
     uint8_t* planes = static_cast<uint8_t*>(dst);
     if (e > 1 && !(planes = tlsScratch.get(raw)))
       return Status(ErrorCategory::kSystem, who() + "no memory for " + std::to_string(raw) +

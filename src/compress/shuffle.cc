@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "compress/codec.h"
+#include "compress/zero_map.h"
 
 namespace xsite::compress {
 namespace {
@@ -74,6 +75,28 @@ void shuffleBytes(ShuffleIsa isa, const void* src, size_t count, size_t elemSize
   size_t done = 0;
   if (isa == ShuffleIsa::kAvx2) done = detail::shuffleAvx2(s, count, elemSize, d);
   shuffleScalar(s, done, count, elemSize, d);
+}
+
+size_t shuffleBytesCountZeros(ShuffleIsa isa, const void* src, size_t count, size_t elemSize,
+                              void* dst) noexcept {
+  const auto* s = static_cast<const uint8_t*>(src);
+  auto* d = static_cast<uint8_t*>(dst);
+  size_t done = 0, zeros = 0;
+  if (elemSize > 1 && isa == ShuffleIsa::kAvx2) done = detail::shuffleAvx2(s, count, elemSize, d, &zeros);
+  if (elemSize <= 1) {
+    if (count > 0) memcpy(d, s, count * elemSize);
+  } else {
+    shuffleScalar(s, done, count, elemSize, d);
+  }
+  // The rest (all of it on the scalar path, or for sizes without an AVX2 shuffle) counted apart.
+  const ZeroMapIsa zisa = isa == ShuffleIsa::kAvx2 && zeroMapIsaAvailable(ZeroMapIsa::kAvx2)
+                              ? ZeroMapIsa::kAvx2
+                              : ZeroMapIsa::kScalar;
+  return zeros + countZeroElements(zisa, s + done * elemSize, count - done, elemSize);
+}
+
+size_t shuffleBytesCountZeros(const void* src, size_t count, size_t elemSize, void* dst) noexcept {
+  return shuffleBytesCountZeros(shuffleIsa(), src, count, elemSize, dst);
 }
 
 void unshuffleBytes(ShuffleIsa isa, const void* src, size_t count, size_t elemSize,

@@ -21,13 +21,19 @@ void unshuffleBytes(const void* src, size_t count, size_t elemSize, void* dst) n
 // The same with a given path (must be available).
 void shuffleBytes(ShuffleIsa isa, const void* src, size_t count, size_t elemSize,
                   void* dst) noexcept;
+// The shuffle that also counts the elements whose bytes are all 0 (returned): the lossless
+// codecs' zero-elision test comes free with the pass they make anyway.
+size_t shuffleBytesCountZeros(ShuffleIsa isa, const void* src, size_t count, size_t elemSize,
+                              void* dst) noexcept;
+size_t shuffleBytesCountZeros(const void* src, size_t count, size_t elemSize, void* dst) noexcept;
 void unshuffleBytes(ShuffleIsa isa, const void* src, size_t count, size_t elemSize,
                     void* dst) noexcept;
 
 namespace detail {
 // shuffle_avx2.cc (built with -mavx2): the elements [0, n) for some n <= count, n returned; the
-// caller finishes [n, count) with the scalar loop.
-size_t shuffleAvx2(const void* src, size_t count, size_t elemSize, void* dst) noexcept;
+// caller finishes [n, count) with the scalar loop. With zeros, *zeros gets [0, n)'s zero count.
+size_t shuffleAvx2(const void* src, size_t count, size_t elemSize, void* dst,
+                   size_t* zeros = nullptr) noexcept;
 size_t unshuffleAvx2(const void* src, size_t count, size_t elemSize, void* dst) noexcept;
 }  // namespace detail
 

@@ -31,17 +31,26 @@ inline __m256i load(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_ca
 inline void store(uint8_t* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
 
 // 32 elements per step: two registers; per lane [plane0 x8 | plane1 x8], then gather qwords.
-size_t shuffle2(const uint8_t* s, size_t count, uint8_t* d) {
+template <bool kCount>
+size_t shuffle2(const uint8_t* s, size_t count, uint8_t* d, size_t* zeros) {
   const __m256i m = mask2();
-  size_t i = 0;
+  size_t i = 0, z = 0;
   for (; i + 32 <= count; i += 32) {
-    __m256i a = _mm256_shuffle_epi8(load(s + 2 * i), m);       // elements i..i+15
-    __m256i b = _mm256_shuffle_epi8(load(s + 2 * i + 32), m);  // elements i+16..i+31
+    const __m256i va = load(s + 2 * i), vb = load(s + 2 * i + 32);
+    if (kCount) {
+      const __m256i ca = _mm256_cmpeq_epi16(va, _mm256_setzero_si256());
+      const __m256i cb = _mm256_cmpeq_epi16(vb, _mm256_setzero_si256());
+      z += static_cast<size_t>(__builtin_popcount(
+          static_cast<unsigned>(_mm256_movemask_epi8(_mm256_packs_epi16(ca, cb)))));
+    }
+    __m256i a = _mm256_shuffle_epi8(va, m);  // elements i..i+15
+    __m256i b = _mm256_shuffle_epi8(vb, m);  // elements i+16..i+31
     a = _mm256_permute4x64_epi64(a, 0xD8);                     // [p0 p0 p1 p1]
     b = _mm256_permute4x64_epi64(b, 0xD8);
     store(d + i, _mm256_permute2x128_si256(a, b, 0x20));
     store(d + count + i, _mm256_permute2x128_si256(a, b, 0x31));
   }
+  if (kCount) *zeros = z;
   return i;
 }
 
@@ -62,14 +71,23 @@ size_t unshuffle2(const uint8_t* s, size_t count, uint8_t* d) {
 
 // 32 elements per step: four registers of 8; per register the four planes' 8 bytes each as
 // qwords, then a 4x4 qword transpose gives each plane's 32 bytes.
-size_t shuffle4(const uint8_t* s, size_t count, uint8_t* d) {
+template <bool kCount>
+size_t shuffle4(const uint8_t* s, size_t count, uint8_t* d, size_t* zeros) {
   const __m256i m = mask4();
   const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-  size_t i = 0;
+  size_t i = 0, z = 0;
   for (; i + 32 <= count; i += 32) {
     __m256i r[4];
-    for (int k = 0; k < 4; ++k)
-      r[k] = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(load(s + 4 * i + 32 * k), m), perm);
+    unsigned zeroBits = 0;
+    for (int k = 0; k < 4; ++k) {
+      const __m256i v = load(s + 4 * i + 32 * k);
+      if (kCount) {
+        const __m256i c = _mm256_cmpeq_epi32(v, _mm256_setzero_si256());
+        zeroBits |= static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(c))) << (8 * k);
+      }
+      r[k] = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(v, m), perm);
+    }
+    if (kCount) z += static_cast<size_t>(__builtin_popcount(zeroBits));
     const __m256i lo01 = _mm256_unpacklo_epi64(r[0], r[1]), hi01 = _mm256_unpackhi_epi64(r[0], r[1]);
     const __m256i lo23 = _mm256_unpacklo_epi64(r[2], r[3]), hi23 = _mm256_unpackhi_epi64(r[2], r[3]);
     store(d + i, _mm256_permute2x128_si256(lo01, lo23, 0x20));
@@ -77,6 +95,7 @@ size_t shuffle4(const uint8_t* s, size_t count, uint8_t* d) {
     store(d + 2 * count + i, _mm256_permute2x128_si256(lo01, lo23, 0x31));
     store(d + 3 * count + i, _mm256_permute2x128_si256(hi01, hi23, 0x31));
   }
+  if (kCount) *zeros = z;
   return i;
 }
 
@@ -103,11 +122,12 @@ size_t unshuffle4(const uint8_t* s, size_t count, uint8_t* d) {
 
 }  // namespace
 
-size_t shuffleAvx2(const void* src, size_t count, size_t elemSize, void* dst) noexcept {
+size_t shuffleAvx2(const void* src, size_t count, size_t elemSize, void* dst,
+                   size_t* zeros) noexcept {
   const auto* s = static_cast<const uint8_t*>(src);
   auto* d = static_cast<uint8_t*>(dst);
-  if (elemSize == 2) return shuffle2(s, count, d);
-  if (elemSize == 4) return shuffle4(s, count, d);
+  if (elemSize == 2) return zeros ? shuffle2<true>(s, count, d, zeros) : shuffle2<false>(s, count, d, zeros);
+  if (elemSize == 4) return zeros ? shuffle4<true>(s, count, d, zeros) : shuffle4<false>(s, count, d, zeros);
   return 0;
 }
 

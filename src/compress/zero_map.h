@@ -10,10 +10,6 @@
 
 namespace xsite::compress {
 
-// EncodedHeader::flags of a zero-elided lossless chunk (lossless.cc documents its payload); the
-// other values are 0 (shuffled and compressed) and EncodedHeader::kRaw.
-constexpr uint8_t kZeroMapFlag = 2;
-
 enum class ZeroMapIsa { kScalar, kAvx2, kAvx512 };
 
 // The path the codecs use: codecIsa()'s choice (XSITE_CODEC_ISA may force a lower one).

@@ -2,7 +2,9 @@
 // decision, the shuffle's paths against each other, and decode's distrust of its input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <cstddef>
 #include <cstring>
 #include <random>
@@ -11,6 +13,7 @@
 
 #include "compress/codec.h"
 #include "compress/shuffle.h"
+#include "compress/zero_map.h"
 
 namespace xsite::compress {
 namespace {
@@ -66,11 +69,19 @@ TEST(Lossless, RoundTripEveryTypeCountAndKind) {
           const EncodedHeader h = headerOf(enc);
           EXPECT_EQ(h.count, count);
           EXPECT_EQ(h.payload, enc.size() - sizeof(EncodedHeader));
-          if (kind == Kind::kRandom || count <= 1) {
+          if (kind == Kind::kRandom || (count <= 1 && kind != Kind::kZeros)) {
             EXPECT_EQ(h.flags, EncodedHeader::kRaw);  // noise does not shrink: sent raw
             EXPECT_EQ(enc.size(), sizeof(EncodedHeader) + count * e);
           } else if (count >= 4097) {
-            EXPECT_EQ(h.flags, 0);  // compressed, and smaller
+            // all zeros: zero-elided; smooth data: shuffled (integer types round a few percent
+            // of it to 0, which can make the 8-byte ones zero-elided)
+            if (kind == Kind::kZeros || !isFloatingPoint(type))
+              EXPECT_NE(h.flags, EncodedHeader::kRaw);
+            else
+              EXPECT_EQ(h.flags, 0);
+            if (kind == Kind::kZeros) {
+              EXPECT_EQ(h.flags, EncodedHeader::kZeroMap);
+            }
             EXPECT_LT(enc.size(), sizeof(EncodedHeader) + count * e);
           }
           std::vector<uint8_t> out(in.size() + 1, 0xA5);
@@ -185,7 +196,7 @@ TEST(Lossless, DecodeRejectsInconsistentBuffers) {
       expectRejected(*codec, *enc, 4097, DataType::kInt32);  // wrong type, same size
       auto other = makeCodec(id == CodecId::kLz4 ? CodecId::kZstd : CodecId::kLz4);
       expectRejected(*other, *enc);  // wrong codec
-      for (uint8_t flags : {2, 3, 0x80}) {
+      for (uint8_t flags : {3, 4, 0x80}) {
         auto bad = *enc;
         h = headerOf(bad);
         h.flags = flags;
@@ -249,6 +260,273 @@ TEST(Lossless, MutatedBuffersNeverCrash) {
       for (size_t i = rawBytes; i < out.size(); ++i) ASSERT_EQ(out[i], 0xA5) << "iteration " << iter;
     }
     EXPECT_GT(rejected, 1000);  // most mutations are caught (LZ4 has no checksum: not all)
+  }
+}
+
+// Elements of `type` with exactly round(frac * count) all-zero ones at random positions; the
+// others are random bytes (never all zero) or, for every seventh, a special value: -0.0 or a NaN
+// with a payload (floats), the sign bit alone (integers). Random values make a zero-map chunk's
+// size predictable: only the zeros shrink.
+std::vector<uint8_t> zeroData(DataType type, size_t count, double frac, uint32_t seed) {
+  const size_t e = dataTypeSize(type);
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> v(count * e);
+  for (auto& b : v) b = static_cast<uint8_t>(rng());
+  for (size_t i = 0; i < count; ++i) {
+    uint8_t* p = v.data() + i * e;
+    if (i % 7 == 3) {
+      std::fill(p, p + e, 0);
+      p[e - 1] = 0x80;  // -0.0 for every float type; the sign bit alone otherwise
+      if (i % 14 == 3 && e >= 2) {  // a NaN with payload bits
+        std::fill(p, p + e, 0xff);
+        p[0] = 0x01;
+        p[e - 1] = 0x7f;
+      }
+    }
+    if (std::all_of(p, p + e, [](uint8_t b) { return b == 0; })) p[0] = 1;
+  }
+  std::vector<size_t> idx(count);
+  std::iota(idx.begin(), idx.end(), size_t{0});
+  std::shuffle(idx.begin(), idx.end(), rng);
+  const auto zeros = static_cast<size_t>(std::llround(frac * static_cast<double>(count)));
+  for (size_t k = 0; k < zeros; ++k) std::fill_n(v.data() + idx[k] * e, e, uint8_t{0});
+  return v;
+}
+
+TEST(LosslessZeroMap, RoundTripEveryTypeAndZeroFraction) {
+  for (CodecId id : kLossless) {
+    auto codec = makeCodec(id, CodecOptions{});
+    for (int t = 0; t < kNumDataTypes; ++t) {
+      const auto type = static_cast<DataType>(t);
+      const size_t e = dataTypeSize(type);
+      for (size_t count : {size_t{1}, size_t{9}, size_t{4097}, size_t{100003}}) {
+        for (double frac : {0.0, 0.1, 0.5, 0.99, 1.0}) {
+          SCOPED_TRACE(std::string(codecName(id)) + " " + std::string(dataTypeName(type)) +
+                       " n=" + std::to_string(count) + " zeros=" + std::to_string(frac));
+          const auto in = zeroData(type, count, frac, static_cast<uint32_t>(t * 131 + count));
+          const auto enc = encodeOk(*codec, in, count, type);
+          ASSERT_GE(enc.size(), sizeof(EncodedHeader));
+          const EncodedHeader h = headerOf(enc);
+          const size_t zeros = static_cast<size_t>(std::llround(frac * static_cast<double>(count)));
+          // The rule: the zero elements' bytes at least 4x the bitmap's.
+          const bool zeroMap = zeros * e * 8 >= 4 * count;
+          if (count >= 4097) {
+            if (zeroMap) {
+              EXPECT_EQ(h.flags, EncodedHeader::kZeroMap);
+              EXPECT_LT(enc.size(), sizeof(EncodedHeader) + count * e);
+            } else {
+              EXPECT_NE(h.flags, EncodedHeader::kZeroMap);
+            }
+          }
+          if (h.flags == EncodedHeader::kZeroMap) {
+            uint32_t nonZero;
+            memcpy(&nonZero, enc.data() + sizeof(EncodedHeader), 4);
+            EXPECT_EQ(nonZero, count - zeros);
+          }
+          std::vector<uint8_t> out(in.size() + 1, 0xA5);
+          Status s = codec->decode(enc.data(), enc.size(), count, type, out.data());
+          ASSERT_TRUE(s) << s.message();
+          EXPECT_EQ(out.back(), 0xA5);
+          out.pop_back();
+          EXPECT_TRUE(out == in);
+        }
+      }
+    }
+  }
+}
+
+TEST(LosslessZeroMap, NegativeZeroIsNotZero) {
+  // All -0.0: no element is zero bitwise, so no zero map; the shuffle compresses it instead.
+  const size_t count = 10000;
+  std::vector<uint8_t> in(count * 4, 0);
+  for (size_t i = 0; i < count; ++i) in[i * 4 + 3] = 0x80;
+  for (CodecId id : kLossless) {
+    auto codec = makeCodec(id);
+    const auto enc = encodeOk(*codec, in, count, DataType::kFloat32);
+    EXPECT_EQ(headerOf(enc).flags, 0);
+    std::vector<uint8_t> out(in.size());
+    ASSERT_TRUE(codec->decode(enc.data(), enc.size(), count, DataType::kFloat32, out.data()));
+    EXPECT_TRUE(out == in);
+  }
+}
+
+TEST(LosslessZeroMap, RowSparseAndReluFloatsShrink) {
+  // relu-like: half the elements zero, the rest smooth; row-sparse: 3 of 4 rows of 256 zero.
+  const size_t count = size_t{1} << 18;
+  for (int kind = 0; kind < 2; ++kind) {
+    std::vector<float> v(count);
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.0f, 0.01f);
+    for (auto& x : v) x = normal(rng);
+    for (size_t i = 0; i < count; ++i)
+      if (kind == 0 ? rng() % 2 == 0 : (i / 256) % 4 != 0) v[i] = 0.0f;
+    std::vector<uint8_t> in(count * 4);
+    memcpy(in.data(), v.data(), in.size());
+    for (CodecId id : kLossless) {
+      auto codec = makeCodec(id);
+      const auto enc = encodeOk(*codec, in, count, DataType::kFloat32);
+      EXPECT_EQ(headerOf(enc).flags, EncodedHeader::kZeroMap);
+      // relu: about 1.8x at least; row-sparse: about 4x
+      EXPECT_LT(enc.size() * (kind == 0 ? 17 : 35), in.size() * 10) << codecName(id) << " " << kind;
+      std::vector<uint8_t> out(in.size());
+      ASSERT_TRUE(codec->decode(enc.data(), enc.size(), count, DataType::kFloat32, out.data()));
+      EXPECT_TRUE(out == in);
+    }
+  }
+}
+
+TEST(ZeroMap, PathsAgree) {
+  const ZeroMapIsa isas[] = {ZeroMapIsa::kScalar, ZeroMapIsa::kAvx2, ZeroMapIsa::kAvx512};
+  const char* names[] = {"scalar", "avx2", "avx512"};
+  for (size_t e : {1, 2, 3, 4, 8}) {
+    for (size_t count : {0, 1, 7, 8, 9, 31, 32, 33, 63, 64, 65, 100, 4097, 100003}) {
+      for (double frac : {0.0, 0.1, 0.5, 0.99, 1.0}) {
+        // random bytes, with zero elements and elements with a single non-zero byte
+        std::mt19937 rng(static_cast<uint32_t>(e * 1000 + count));
+        std::vector<uint8_t> in(count * e);
+        for (auto& b : in) b = static_cast<uint8_t>(rng());
+        for (size_t i = 0; i < count; ++i) {
+          if (rng() % 5 == 0) {
+            std::fill_n(in.data() + i * e, e, uint8_t{0});
+            in[i * e + rng() % e] = static_cast<uint8_t>(1 + rng() % 255);
+          }
+          if (static_cast<double>(rng() % 1000) < frac * 1000) std::fill_n(in.data() + i * e, e, uint8_t{0});
+        }
+        size_t wantZeros = 0;
+        std::vector<uint8_t> wantBitmap(zeroMapBitmapBytes(count), 0), wantPacked;
+        for (size_t i = 0; i < count; ++i) {
+          const bool nz = std::any_of(in.begin() + i * e, in.begin() + (i + 1) * e,
+                                      [](uint8_t b) { return b != 0; });
+          if (nz) {
+            wantBitmap[i / 8] |= static_cast<uint8_t>(1u << (i % 8));
+            wantPacked.insert(wantPacked.end(), in.begin() + i * e, in.begin() + (i + 1) * e);
+          } else {
+            ++wantZeros;
+          }
+        }
+        for (int k = 0; k < 3; ++k) {
+          if (!zeroMapIsaAvailable(isas[k])) continue;
+          SCOPED_TRACE("E=" + std::to_string(e) + " n=" + std::to_string(count) + " frac=" +
+                       std::to_string(frac) + " " + names[k]);
+          EXPECT_EQ(countZeroElements(isas[k], in.data(), count, e), wantZeros);
+          std::vector<uint8_t> bitmap(wantBitmap.size() + 1, 0x5A);
+          std::vector<uint8_t> packed(count * e + kZeroMapSlack, 0x5A);
+          const size_t n = packNonZero(isas[k], in.data(), count, e, bitmap.data(), packed.data());
+          ASSERT_EQ(n, count - wantZeros);
+          EXPECT_EQ(bitmap.back(), 0x5A);
+          bitmap.pop_back();
+          EXPECT_TRUE(bitmap == wantBitmap);
+          EXPECT_TRUE(std::equal(wantPacked.begin(), wantPacked.end(), packed.begin()));
+          std::vector<uint8_t> src(wantPacked);
+          src.resize(src.size() + kZeroMapSlack, 0x77);  // slack: garbage that must not leak
+          std::vector<uint8_t> out(count * e + 1, 0x5A);
+          unpackNonZero(isas[k], wantBitmap.data(), src.data(), count, e, out.data());
+          EXPECT_EQ(out.back(), 0x5A);
+          out.pop_back();
+          EXPECT_TRUE(out == in);
+        }
+        for (ShuffleIsa isa : {ShuffleIsa::kScalar, ShuffleIsa::kAvx2}) {
+          if (!shuffleIsaAvailable(isa)) continue;
+          std::vector<uint8_t> planes(in.size()), want(in.size());
+          shuffleBytes(ShuffleIsa::kScalar, in.data(), count, e, want.data());
+          EXPECT_EQ(shuffleBytesCountZeros(isa, in.data(), count, e, planes.data()), wantZeros);
+          EXPECT_TRUE(planes == want);
+        }
+      }
+    }
+  }
+  if (!zeroMapIsaAvailable(ZeroMapIsa::kAvx512)) GTEST_SKIP() << "no AVX-512: not every path ran";
+}
+
+// A zero-mapped encoding of 4097 float32 (half zero, the rest smooth) for the rejection tests.
+std::vector<uint8_t> zeroMapSample(const Codec& codec, size_t count = 4097, size_t tailNonZero = 0) {
+  std::vector<uint8_t> in = makeData(DataType::kFloat32, count, Kind::kSmooth);
+  for (size_t i = 0; i + tailNonZero < count; i += 2) std::fill_n(in.data() + 4 * i, 4, uint8_t{0});
+  auto enc = encodeOk(codec, in, count, DataType::kFloat32);
+  EXPECT_EQ(headerOf(enc).flags, EncodedHeader::kZeroMap);
+  return enc;
+}
+
+TEST(LosslessZeroMap, DecodeRejectsInconsistentBuffers) {
+  for (CodecId id : kLossless) {
+    SCOPED_TRACE(codecName(id));
+    auto codec = makeCodec(id);
+    const auto enc = zeroMapSample(*codec);
+    std::vector<uint8_t> out(4097 * 4);
+    ASSERT_TRUE(codec->decode(enc.data(), enc.size(), 4097, DataType::kFloat32, out.data()));
+    expectRejected(*codec, {enc.begin(), enc.end() - 1});
+    // the non-zero count: one off either way, more than count, zero
+    for (uint32_t n : {2047u, 2049u, 4098u, 0xffffffffu, 0u}) {  // 2048 is right
+      auto bad = enc;
+      memcpy(bad.data() + sizeof(EncodedHeader), &n, 4);
+      expectRejected(*codec, bad);
+    }
+    // only the count, or less
+    for (size_t keep : {0, 3, 4}) {
+      std::vector<uint8_t> cut(enc.begin(), enc.begin() + sizeof(EncodedHeader) + keep);
+      EncodedHeader h = headerOf(cut);
+      h.payload = static_cast<uint32_t>(keep);
+      setHeader(cut, h);
+      expectRejected(*codec, cut);
+    }
+    // bits set past the last element: 4100 elements whose last three are non-zero, passed off
+    // as 4097 (the same bitmap size; the stream's size matches the count it carries)
+    auto longer = zeroMapSample(*codec, 4100, 3);
+    EncodedHeader h = headerOf(longer);
+    h.count = 4097;
+    setHeader(longer, h);
+    expectRejected(*codec, longer);
+    // a zero-map payload claimed as shuffled, and a shuffled one claimed as zero-mapped
+    auto flip = enc;
+    h = headerOf(flip);
+    h.flags = 0;
+    setHeader(flip, h);
+    expectRejected(*codec, flip);
+    flip = sample(*codec).packed;
+    h = headerOf(flip);
+    h.flags = EncodedHeader::kZeroMap;
+    setHeader(flip, h);
+    expectRejected(*codec, flip);
+  }
+}
+
+TEST(LosslessZeroMap, MutatedBuffersNeverCrash) {
+  for (CodecId id : kLossless) {
+    SCOPED_TRACE(codecName(id));
+    auto codec = makeCodec(id);
+    const auto enc = zeroMapSample(*codec);
+    std::mt19937 rng(13);
+    const size_t rawBytes = 4097 * 4;
+    std::vector<uint8_t> out(rawBytes + 64);
+    int rejected = 0;
+    for (int iter = 0; iter < 3000; ++iter) {
+      auto buf = enc;
+      const int mode = iter % 5;
+      if (mode == 3) {
+        const size_t n = sizeof(EncodedHeader) + rng() % (rawBytes + 16);
+        buf.resize(n, static_cast<uint8_t>(rng()));
+        EncodedHeader h = headerOf(buf);
+        h.payload = static_cast<uint32_t>(n - sizeof(EncodedHeader));
+        setHeader(buf, h);
+      } else if (mode == 4) {  // the non-zero count
+        const uint32_t n = rng() % 2 ? static_cast<uint32_t>(rng()) : static_cast<uint32_t>(rng() % 4200);
+        memcpy(buf.data() + sizeof(EncodedHeader), &n, 4);
+      } else {
+        const int flips = 1 + static_cast<int>(rng() % 8);
+        for (int f = 0; f < flips; ++f) {
+          const size_t at = (rng() % 16 == 0) ? rng() % sizeof(EncodedHeader) : rng() % buf.size();
+          buf[at] ^= static_cast<uint8_t>(1 + rng() % 255);
+        }
+      }
+      std::fill(out.begin(), out.end(), 0xA5);
+      Status st = codec->decode(buf.data(), buf.size(), 4097, DataType::kFloat32, out.data());
+      if (!st) {
+        ++rejected;
+        EXPECT_EQ(st.category(), ErrorCategory::kRemote) << st.message();
+      }
+      for (size_t i = rawBytes; i < out.size(); ++i) ASSERT_EQ(out[i], 0xA5) << "iteration " << iter;
+    }
+    EXPECT_GT(rejected, 1000);
   }
 }
 
