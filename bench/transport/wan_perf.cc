@@ -1,6 +1,8 @@
 // xsite_wan_perf: point-to-point goodput between two sites over one xsite connection, like
 // ucx_perftest at the transport level. Run with two ranks in different sites:
 //   xsite-run --sites 2 --domains 1 --ranks-per-domain 1 -- xsite_wan_perf -b 64K -e 1G
+// or, for the site transport, two domains of one site with -t ucx (bench/ucx_compare.sh):
+//   xsite-run --sites 1 --domains 2 --ranks-per-domain 1 -- xsite_wan_perf -t ucx -b 4M -e 4M
 // Rank 0 sends `iters` messages of each size back to back; rank 1 answers with one byte when it
 // has them all; the time is rank 0's, from the first send to that answer.
 #include <getopt.h>
@@ -26,11 +28,11 @@ using Clock = std::chrono::steady_clock;
   if (error) fprintf(stderr, "xsite_wan_perf: %s\n", error);
   fprintf(stderr,
           "usage: xsite_wan_perf [-b MIN] [-e MAX] [-f FACTOR] [-n ITERS] [-w WARMUP]\n"
-          "                      [-s STREAMS] [-W WINDOW] [-F FRAME] [-t streams|tcp] [-r MBIT]\n"
+          "                      [-s STREAMS] [-W WINDOW] [-F FRAME] [-t streams|tcp|ucx] [-r MBIT]\n"
           "  -b/-e  sizes (K/M/G), default 64K..1G    -f  step factor, default 4\n"
           "  -n     messages per size (at least 64M of data), default 4   -w warm-up messages, 1\n"
           "  -s     WAN streams (XSITE_WAN_STREAMS)    -W  staging window (XSITE_WAN_WINDOW)\n"
-          "  -F     frame size (XSITE_WAN_FRAME_SIZE)  -t  transport: streams or tcp (one socket)\n"
+          "  -F     frame size (XSITE_WAN_FRAME_SIZE)  -t  transport: streams, tcp (one socket) or ucx\n"
           "  -r     the link's rate in Mbit/s for the '%% of link' column (XSITE_WAN_RATE_MBIT)\n"
           "Two ranks, one per site (e.g. under xsite-run --sites 2 --domains 1 --ranks-per-domain 1).\n");
   exit(error ? 2 : 0);
@@ -79,7 +81,10 @@ int main(int argc, char** argv) {
         case 's': wan.streams = atoi(optarg); if (wan.streams < 1 || wan.streams > 64) usage("-s takes 1..64"); break;
         case 'W': wan.windowBytes = bytesArg(optarg); break;
         case 'F': wan.frameBytes = bytesArg(optarg); break;
-        case 't': kind = optarg; if (kind != "streams" && kind != "tcp") usage("-t takes streams or tcp"); break;
+        case 't':
+          kind = optarg;
+          if (kind != "streams" && kind != "tcp" && kind != "ucx") usage("-t takes streams, tcp or ucx");
+          break;
         case 'r': rate = atof(optarg); break;
         case 'h': usage(nullptr);
         default: usage("unknown flag");
@@ -99,7 +104,9 @@ int main(int argc, char** argv) {
     fo.timeout = timeout;
     fo.wan = wan;
     transport::Fabric fabric(rank, world, rv.store(), fo);
-    const auto backend = kind == "streams" ? transport::Backend::kWan : transport::Backend::kTcp;
+    const auto backend = kind == "streams" ? transport::Backend::kWan
+                         : kind == "ucx"     ? transport::Backend::kUcx
+                                             : transport::Backend::kTcp;
     fabric.establish({{1 - rank, 0, backend, "wan-perf"}});
     rv.leave();
     transport::Connection& c = fabric.connection(1 - rank, 0);
@@ -107,7 +114,7 @@ int main(int argc, char** argv) {
     if (rank == 0)
       printf("# xsite_wan_perf: %s, %d stream%s, frame %zu B, window %s, link %.0f Mbit/s\n"
              "# %12s %10s %12s %12s %10s\n",
-             kind.c_str(), kind == "tcp" ? 1 : wan.streams, (kind == "tcp" || wan.streams == 1) ? "" : "s",
+             kind.c_str(), kind != "streams" ? 1 : wan.streams, (kind != "streams" || wan.streams == 1) ? "" : "s",
              wan.frameBytes, wan.windowBytes ? std::to_string(wan.windowBytes).c_str() : "auto (2 BDP)",
              rate, "size (B)", "messages", "time (ms)", "goodput Mb/s", "% of link");
     std::vector<char> buf(maxBytes, static_cast<char>(rank + 1));

@@ -1,8 +1,8 @@
 // The transport conformance suite: the contract of transport/transport.h, checked identically on
-// every backend (loopback, shm, tcp, wan, ucx). Ranks run as threads of this process, rendezvous through an
-// InProcessStore, and use rings small enough (8 KiB) that most messages wrap around and many are
-// streamed through a ring far smaller than themselves. A last test forks a real peer process to
-// check that a shm peer that dies is reported.
+// every backend (loopback, shm, tcp, wan, ucx). Ranks run as threads of this process, rendezvous
+// through an InProcessStore, and use rings small enough (8 KiB) that most messages wrap around and
+// many are streamed through a ring far smaller than themselves. A last test forks a real peer
+// process to check that a shm peer that dies is reported.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
