@@ -4,6 +4,7 @@
 
 #include "compress/element.h"
 #include "compress/kernels.h"
+#include "compress/kernels_simd.h"
 #include "util/log.h"
 #include "util/params.h"
 
@@ -83,18 +84,8 @@ bool blockDecode(CodecId codec, const void* scales, const void* codes, size_t co
     const size_t end = count - begin < blockSize ? count : begin + blockSize;
     float scale;
     memcpy(&scale, static_cast<const char*>(scales) + 4 * b, 4);
-    for (size_t i = begin; i < end; ++i) {
-      float q;
-      if (codec == CodecId::kInt8) {
-        q = static_cast<float>(static_cast<int8_t>(in[i]));
-      } else if (codec == CodecId::kInt4) {
-        q = static_cast<float>(int4FromNibble((in[i / 2] >> (4 * (i & 1))) & 0xfu));
-      } else {
-        ok &= !isE4m3NaN(in[i]);
-        q = e4m3ToFloat(in[i]);
-      }
-      storeFloat(type, dst, i, dequantize(q, scale));
-    }
+    for (size_t i = begin; i < end; ++i)
+      storeFloat(type, dst, i, dequantize(decodeCode(codec, in, i, ok), scale));
   }
   return ok;
 }

@@ -10,37 +10,43 @@
 namespace xsite::compress {
 namespace {
 
-// Elements [begin, count): a constant E lets the compiler unroll the inner loop.
-template <size_t E>
-void shuffleScalarN(const uint8_t* s, size_t begin, size_t count, uint8_t* d) {
+// Elements [begin, count) between the interleaved layout (s[i * e + b]) and the byte planes
+// (d[b * count + i]), or back when kUnshuffle. E is e as a constant (so the compiler unrolls the
+// inner loop), 0 where e is only known at run time.
+template <bool kUnshuffle, size_t E>
+void transposeN(const uint8_t* s, size_t begin, size_t count, size_t e, uint8_t* d) {
+  const size_t n = E != 0 ? E : e;
   for (size_t i = begin; i < count; ++i)
-    for (size_t b = 0; b < E; ++b) d[b * count + i] = s[i * E + b];
-}
-template <size_t E>
-void unshuffleScalarN(const uint8_t* s, size_t begin, size_t count, uint8_t* d) {
-  for (size_t i = begin; i < count; ++i)
-    for (size_t b = 0; b < E; ++b) d[i * E + b] = s[b * count + i];
+    for (size_t b = 0; b < n; ++b) {
+      if constexpr (kUnshuffle) d[i * n + b] = s[b * count + i];
+      else d[b * count + i] = s[i * n + b];
+    }
 }
 
-void shuffleScalar(const uint8_t* s, size_t begin, size_t count, size_t e, uint8_t* d) {
+template <bool kUnshuffle>
+void transposeScalar(const uint8_t* s, size_t begin, size_t count, size_t e, uint8_t* d) {
   switch (e) {
-    case 2: return shuffleScalarN<2>(s, begin, count, d);
-    case 4: return shuffleScalarN<4>(s, begin, count, d);
-    case 8: return shuffleScalarN<8>(s, begin, count, d);
-    default:
-      for (size_t i = begin; i < count; ++i)
-        for (size_t b = 0; b < e; ++b) d[b * count + i] = s[i * e + b];
+    case 2: return transposeN<kUnshuffle, 2>(s, begin, count, e, d);
+    case 4: return transposeN<kUnshuffle, 4>(s, begin, count, e, d);
+    case 8: return transposeN<kUnshuffle, 8>(s, begin, count, e, d);
+    default: return transposeN<kUnshuffle, 0>(s, begin, count, e, d);
   }
 }
-void unshuffleScalar(const uint8_t* s, size_t begin, size_t count, size_t e, uint8_t* d) {
-  switch (e) {
-    case 2: return unshuffleScalarN<2>(s, begin, count, d);
-    case 4: return unshuffleScalarN<4>(s, begin, count, d);
-    case 8: return unshuffleScalarN<8>(s, begin, count, d);
-    default:
-      for (size_t i = begin; i < count; ++i)
-        for (size_t b = 0; b < e; ++b) d[i * e + b] = s[b * count + i];
+
+// shuffleBytes / unshuffleBytes: the AVX2 loop where asked (it returns the elements it did),
+// the scalar one for the rest; one-byte elements are a copy.
+template <bool kUnshuffle>
+void transposeBytes(ShuffleIsa isa, const void* src, size_t count, size_t elemSize, void* dst) {
+  const auto* s = static_cast<const uint8_t*>(src);
+  auto* d = static_cast<uint8_t*>(dst);
+  if (elemSize <= 1) {
+    if (count > 0) memcpy(d, s, count * elemSize);
+    return;
   }
+  size_t done = 0;
+  if (isa == ShuffleIsa::kAvx2)
+    done = kUnshuffle ? detail::unshuffleAvx2(s, count, elemSize, d) : detail::shuffleAvx2(s, count, elemSize, d);
+  transposeScalar<kUnshuffle>(s, done, count, elemSize, d);
 }
 
 bool cpuHasAvx2() noexcept {
@@ -66,15 +72,7 @@ ShuffleIsa shuffleIsa() noexcept {
 
 void shuffleBytes(ShuffleIsa isa, const void* src, size_t count, size_t elemSize,
                   void* dst) noexcept {
-  const auto* s = static_cast<const uint8_t*>(src);
-  auto* d = static_cast<uint8_t*>(dst);
-  if (elemSize <= 1) {
-    if (count > 0) memcpy(d, s, count * elemSize);
-    return;
-  }
-  size_t done = 0;
-  if (isa == ShuffleIsa::kAvx2) done = detail::shuffleAvx2(s, count, elemSize, d);
-  shuffleScalar(s, done, count, elemSize, d);
+  transposeBytes<false>(isa, src, count, elemSize, dst);
 }
 
 size_t shuffleBytesCountZeros(ShuffleIsa isa, const void* src, size_t count, size_t elemSize,
@@ -86,7 +84,7 @@ size_t shuffleBytesCountZeros(ShuffleIsa isa, const void* src, size_t count, siz
   if (elemSize <= 1) {
     if (count > 0) memcpy(d, s, count * elemSize);
   } else {
-    shuffleScalar(s, done, count, elemSize, d);
+    transposeScalar<false>(s, done, count, elemSize, d);
   }
   // The rest (all of it on the scalar path, or for sizes without an AVX2 shuffle) counted apart.
   const ZeroMapIsa zisa = isa == ShuffleIsa::kAvx2 && zeroMapIsaAvailable(ZeroMapIsa::kAvx2)
@@ -101,15 +99,7 @@ size_t shuffleBytesCountZeros(const void* src, size_t count, size_t elemSize, vo
 
 void unshuffleBytes(ShuffleIsa isa, const void* src, size_t count, size_t elemSize,
                     void* dst) noexcept {
-  const auto* s = static_cast<const uint8_t*>(src);
-  auto* d = static_cast<uint8_t*>(dst);
-  if (elemSize <= 1) {
-    if (count > 0) memcpy(d, s, count * elemSize);
-    return;
-  }
-  size_t done = 0;
-  if (isa == ShuffleIsa::kAvx2) done = detail::unshuffleAvx2(s, count, elemSize, d);
-  unshuffleScalar(s, done, count, elemSize, d);
+  transposeBytes<true>(isa, src, count, elemSize, dst);
 }
 
 void shuffleBytes(const void* src, size_t count, size_t elemSize, void* dst) noexcept {

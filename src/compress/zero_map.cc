@@ -9,9 +9,14 @@
 namespace xsite::compress {
 namespace {
 
+// E: the element size as a constant (the loops unroll), 0 where only e (run time) gives it.
 template <size_t E>
-inline bool nonZeroN(const uint8_t* p) {
-  if constexpr (E == 1) {
+inline bool nonZeroN(const uint8_t* p, size_t e) {
+  if constexpr (E == 0) {
+    uint8_t any = 0;
+    for (size_t b = 0; b < e; ++b) any |= p[b];
+    return any != 0;
+  } else if constexpr (E == 1) {
     return *p != 0;
   } else if constexpr (E == 2) {
     uint16_t v;
@@ -28,62 +33,37 @@ inline bool nonZeroN(const uint8_t* p) {
   }
 }
 
-inline bool nonZero(const uint8_t* p, size_t e) {
-  uint8_t any = 0;
-  for (size_t b = 0; b < e; ++b) any |= p[b];
-  return any != 0;
-}
-
 template <size_t E>
-size_t countScalarN(const uint8_t* s, size_t begin, size_t count) {
+size_t countScalarN(const uint8_t* s, size_t begin, size_t count, size_t e) {
+  const size_t n = E != 0 ? E : e;
   size_t zeros = 0;
-  for (size_t i = begin; i < count; ++i) zeros += !nonZeroN<E>(s + i * E);
+  for (size_t i = begin; i < count; ++i) zeros += !nonZeroN<E>(s + i * n, n);
   return zeros;
 }
 
 size_t countScalar(const uint8_t* s, size_t begin, size_t count, size_t e) {
   switch (e) {
-    case 1: return countScalarN<1>(s, begin, count);
-    case 2: return countScalarN<2>(s, begin, count);
-    case 4: return countScalarN<4>(s, begin, count);
-    case 8: return countScalarN<8>(s, begin, count);
-    default: {
-      size_t zeros = 0;
-      for (size_t i = begin; i < count; ++i) zeros += !nonZero(s + i * e, e);
-      return zeros;
-    }
+    case 1: return countScalarN<1>(s, begin, count, e);
+    case 2: return countScalarN<2>(s, begin, count, e);
+    case 4: return countScalarN<4>(s, begin, count, e);
+    case 8: return countScalarN<8>(s, begin, count, e);
+    default: return countScalarN<0>(s, begin, count, e);
   }
 }
 
 // Branch-free: every element is copied to packed[j] and j advances only past non-zero ones
-// (j <= i, so the copy stays inside count * E bytes).
+// (j <= i, so the copy stays inside count * e bytes).
 template <size_t E>
-size_t packScalarN(const uint8_t* s, size_t begin, size_t count, uint8_t* bitmap, uint8_t* d,
-                   size_t j) {
+size_t packScalarN(const uint8_t* s, size_t begin, size_t count, size_t e, uint8_t* bitmap,
+                   uint8_t* d, size_t j) {
+  const size_t size = E != 0 ? E : e;
   for (size_t i = begin; i < count; i += 8) {
     const size_t n = count - i < 8 ? count - i : 8;
     unsigned bits = 0;
     for (size_t k = 0; k < n; ++k) {
-      const uint8_t* p = s + (i + k) * E;
-      const bool nz = nonZeroN<E>(p);
-      memcpy(d + j * E, p, E);
-      j += nz;
-      bits |= static_cast<unsigned>(nz) << k;
-    }
-    bitmap[i / 8] = static_cast<uint8_t>(bits);
-  }
-  return j;
-}
-
-size_t packScalarAny(const uint8_t* s, size_t begin, size_t count, size_t e, uint8_t* bitmap,
-                     uint8_t* d, size_t j) {
-  for (size_t i = begin; i < count; i += 8) {
-    const size_t n = count - i < 8 ? count - i : 8;
-    unsigned bits = 0;
-    for (size_t k = 0; k < n; ++k) {
-      const uint8_t* p = s + (i + k) * e;
-      const bool nz = nonZero(p, e);
-      memcpy(d + j * e, p, e);
+      const uint8_t* p = s + (i + k) * size;
+      const bool nz = nonZeroN<E>(p, size);
+      memcpy(d + j * size, p, size);
       j += nz;
       bits |= static_cast<unsigned>(nz) << k;
     }
@@ -95,11 +75,11 @@ size_t packScalarAny(const uint8_t* s, size_t begin, size_t count, size_t e, uin
 size_t packScalar(const uint8_t* s, size_t begin, size_t count, size_t e, uint8_t* bitmap,
                   uint8_t* d, size_t j) {
   switch (e) {
-    case 1: return packScalarN<1>(s, begin, count, bitmap, d, j);
-    case 2: return packScalarN<2>(s, begin, count, bitmap, d, j);
-    case 4: return packScalarN<4>(s, begin, count, bitmap, d, j);
-    case 8: return packScalarN<8>(s, begin, count, bitmap, d, j);
-    default: return packScalarAny(s, begin, count, e, bitmap, d, j);
+    case 1: return packScalarN<1>(s, begin, count, e, bitmap, d, j);
+    case 2: return packScalarN<2>(s, begin, count, e, bitmap, d, j);
+    case 4: return packScalarN<4>(s, begin, count, e, bitmap, d, j);
+    case 8: return packScalarN<8>(s, begin, count, e, bitmap, d, j);
+    default: return packScalarN<0>(s, begin, count, e, bitmap, d, j);
   }
 }
 

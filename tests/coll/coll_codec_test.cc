@@ -175,5 +175,33 @@ TEST(CodecWanStats, CompressionShowsOnTheWire) {
   });
 }
 
+// Ranks that disagree on the codec fail with an error that says so, within the timeout; none
+// returns a silently wrong result.
+TEST(CodecMismatch, RanksWithDifferentCodecsGetAClearError) {
+  Config cfg = smallPipelineConfig();
+  cfg.timeoutSeconds = 10;
+  LocalGroup group(Shape{{2}, {2}}, cfg);
+  const auto errors = runRanksCollectErrors(group, [](Communicator& comm) {
+    std::vector<float> buf(5000, 1.0f);
+    AllReduceOptions o;
+    o.algorithm = Algorithm::kHierarchical;
+    o.codec = comm.placement(comm.rank()).site == 0 ? Codec::kInt8 : Codec::kLz4;
+    comm.allReduce(buf.data(), buf.data(), buf.size(), DataType::kFloat32, ReduceOp::kSum, o);
+  });
+  int named = 0;
+  for (size_t r = 0; r < errors.size(); ++r) {
+    ASSERT_TRUE(errors[r]) << "rank " << r << " finished a mismatched all-reduce";
+    try {
+      std::rethrow_exception(errors[r]);
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      // The ranks that see the disagreement name it; the others see them leave.
+      if (m.find("codec") != std::string::npos || m.find("same count") != std::string::npos) ++named;
+      else EXPECT_NE(m.find("closed the connection"), std::string::npos) << m;
+    }
+  }
+  EXPECT_GE(named, 1);
+}
+
 }  // namespace
 }  // namespace xsite::testing
