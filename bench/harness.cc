@@ -230,8 +230,8 @@ int benchMain(int argc, char** argv, const Collective& c) {
              o.stepFactor > 1 ? (std::to_string(static_cast<int>(o.stepFactor)) + "(factor)").c_str()
                               : (std::to_string(o.stepBytes) + "(bytes)").c_str(),
              o.warmup, o.iters, o.check);
-      printf("#\n# xsite %s: %s; algorithm %s; cross-site codec %s; host buffers\n",
-             XSITE_VERSION_STRING, comm.describeTopology().c_str(),
+      printf("#\n# xsite %s: %s; transports: %s; algorithm %s; cross-site codec %s; host buffers\n",
+             XSITE_VERSION_STRING, comm.describeTopology().c_str(), comm.describeTransports().c_str(),
              std::string(algorithmName(o.algo)).c_str(),
              o.codec ? std::string(codecName(*o.codec)).c_str() : "from XSITE_CODEC");
       printf("# Using devices\n");

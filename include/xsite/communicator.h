@@ -80,6 +80,8 @@ class Communicator {
   int numSites() const;
   Placement placement(int rank) const;
   std::string describeTopology() const;
+  // Which transport carries each kind of link, e.g. "domain shm, site ucx, between sites wan".
+  std::string describeTransports() const;
   // The algorithm allReduce(..., count, type, op, options) runs (the cost model's choice when
   // it is kAuto, counting the codec's compression of the hierarchical path).
   Algorithm chooseAlgorithm(size_t count, DataType type, ReduceOp op,

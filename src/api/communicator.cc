@@ -147,6 +147,8 @@ int LocalGroup::size() const { return impl_->topology.size(); }
 struct Communicator::Impl {
   std::unique_ptr<bootstrap::Rendezvous> rendezvous;  // processes: rank 0 serves the store
   std::unique_ptr<coll::Context> ctx;
+  coll::BackendChoice backends{transport::Backend::kLoopback, transport::Backend::kLoopback,
+                               transport::Backend::kLoopback};
   bool codecLogged[kNumCodecs] = {};
 
   // Says which codec the cross-site stage ran and what it saved: INFO the first time a codec
@@ -276,11 +278,10 @@ Communicator Communicator::fromEnvironment(const Config& config) {
                transport::backendName(site), siteTransport.c_str(),
                haveUcx ? "" : "; built without UCX");
   auto fabric = std::make_unique<transport::Fabric>(me.rank, me.worldSize, *store, fo);
-  fabric->establish(coll::planLinks(
-      topology, me.rank,
-      {domainTransport == "shm" ? transport::Backend::kShm : tcp, site,
-       wanTransport == "streams" ? transport::Backend::kWan : tcp},
-      settings.wanLanes));
+  const coll::BackendChoice backends{domainTransport == "shm" ? transport::Backend::kShm : tcp, site,
+                                     wanTransport == "streams" ? transport::Backend::kWan : tcp};
+  impl->backends = backends;
+  fabric->establish(coll::planLinks(topology, me.rank, backends, settings.wanLanes));
   impl->rendezvous->leave();
   XSITE_INFO(kInit, "rank %d ready: site %d domain %d local %d, listening on %s", me.rank,
              topology.place(me.rank).site, topology.place(me.rank).domain,
@@ -293,6 +294,13 @@ int Communicator::rank() const { return impl_->ctx->rank(); }
 int Communicator::size() const { return impl_->ctx->size(); }
 int Communicator::numSites() const { return impl_->ctx->topology().numSites(); }
 std::string Communicator::describeTopology() const { return impl_->ctx->topology().describe(); }
+
+std::string Communicator::describeTransports() const {
+  const auto& b = impl_->backends;
+  return std::string("domain ") + transport::backendName(b.sameDomain) + ", site " +
+         transport::backendName(b.sameSite) + ", between sites " +
+         transport::backendName(b.otherSite);
+}
 
 Placement Communicator::placement(int rank) const {
   const auto& t = impl_->ctx->topology();

@@ -99,9 +99,16 @@ class Worker {
   ucp_ep_h ep(int peer) const { return peers_.at(peer)->ep; }
   // UCS_OK while the endpoint works; else why it failed (the error callback's status).
   ucs_status_t failure(int peer) const { return peers_.at(peer)->failed; }
-  void progress() noexcept {
-    for (int i = 0; i < 64 && ucp_worker_progress(worker_) != 0; ++i) {
+  // True when UCX did something (bytes moved inside a message count too, so that the caller keeps
+  // spinning while a large message streams instead of backing off between its completions).
+  bool progress() noexcept {
+    unsigned events = 0;
+    for (int i = 0; i < 64; ++i) {
+      unsigned e = ucp_worker_progress(worker_);
+      if (e == 0) break;
+      events += e;
     }
+    return events != 0;
   }
   // The worker's event fd, armed: false when there are events to progress first (or no fd).
   bool arm(int& fd) noexcept {
@@ -317,7 +324,7 @@ class UcxConnection final : public Connection {
 
   Status progress(bool& moved) noexcept override {
     if (!error_) return error_;
-    w_->progress();
+    if (w_->progress() && !idle()) moved = true;
     if (!peerClosed_ && check(goodbye_, true) == UCS_OK) {
       peerClosed_ = true;
       peerSent_ = goodbyeIn_[0];
@@ -347,8 +354,12 @@ class UcxConnection final : public Connection {
     return idle() ? Status::ok() : checkPeer();
   }
 
+  // The worker's event fd wakes a receiver. A sender may be waiting on the transport's send path
+  // (socket space, the peer's rendezvous reads), which UCX does not promise to signal through
+  // that fd, so a connection with sends in flight makes the caller poll by time (short sleeps).
   bool appendPollFds(std::vector<pollfd>& out) const noexcept override {
     if (idle()) return true;
+    if (!sends_.empty()) return false;
     int fd = -1;
     if (!w_->arm(fd)) return false;  // events are waiting: progress again rather than sleep
     out.push_back({fd, POLLIN, 0});
