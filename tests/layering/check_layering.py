@@ -26,6 +26,8 @@ ALLOWED = {
     "bench/compress": {"compress", "util", "xsite"},
     # xsite-info: util, topo, and transport/nic (xsite-info --nics).
     "tools": {"xsite", "transport", "topo", "util"},
+    # The NCCL plugin: adapters over the core (NCCL_ABI types live in plugin/abi only).
+    "plugin": {"plugin", "transport", "topo", "util", "xsite"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
