@@ -1,0 +1,113 @@
+#include "plugin/net/devices.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
+#include <map>
+
+#include "transport/nic/nic.h"
+#include "util/log.h"
+#include "util/params.h"
+
+namespace xsite::plugin::net {
+namespace {
+
+// Interface name -> first IPv4 address.
+std::map<std::string, std::string> ipv4ByInterface() {
+  std::map<std::string, std::string> out;
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return out;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    char text[INET_ADDRSTRLEN] = {0};
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, text, sizeof(text));
+    out.emplace(a->ifa_name, text);
+  }
+  freeifaddrs(list);
+  return out;
+}
+
+}  // namespace
+
+std::vector<Device> discoverDevices(const params::Params& params) {
+  const auto addrs = ipv4ByInterface();
+  transport::nic::DiscoverOptions options;
+  options.useVerbs = false;  // TCP only in this version: IP interfaces are the devices
+  const auto found = transport::nic::discoverNics(params, options);
+  auto fromNic = [](const transport::nic::NicInfo& nic, const std::string& ip) {
+    Device d;
+    d.name = nic.name;
+    d.pciPath = nic.pciPath;
+    d.ip = ip;
+    d.speedMbps = nic.speedMbps;
+    return d;
+  };
+
+  std::vector<Device> devices;
+  if (params.isSet(params::Id::kListenAddr)) {
+    const std::string& want = params.string(params::Id::kListenAddr);
+    Device d;
+    d.ip = want;
+    d.name = "listen-addr";
+    for (const auto& [name, ip] : addrs)
+      if (ip == want) d.name = name;
+    for (const auto& nic : found.all)
+      if (nic.name == d.name) d = fromNic(nic, want);
+    devices.push_back(d);
+    XSITE_INFO(kNet, "net: one device, %s (%s) from XSITE_LISTEN_ADDR", d.name.c_str(),
+               want.c_str());
+  } else {
+    for (const auto& nic : found.selected.nics) {
+      auto it = addrs.find(nic.name);
+      if (it == addrs.end()) {
+        XSITE_INFO(kNet, "net: %s has no IPv4 address; not a device", nic.name.c_str());
+        continue;
+      }
+      devices.push_back(fromNic(nic, it->second));
+    }
+    if (devices.empty()) {
+      Device d;
+      d.name = "lo";
+      d.ip = "127.0.0.1";
+      devices.push_back(d);
+      XSITE_WARN(kNet,
+                 "net: no usable network interface with an IPv4 address (XSITE_NICS='%s'); "
+                 "using loopback, which reaches this host only",
+                 params.string(params::Id::kNics).c_str());
+    }
+  }
+  for (size_t i = 0; i < devices.size(); ++i) {
+    devices[i].guid = i;  // no chip id for an IP interface: the index, as NCCL_ABI.md advises
+    XSITE_INFO(kNet, "net: device %zu = %s %s speed %d Mbps%s pci %s", i, devices[i].name.c_str(),
+               devices[i].ip.c_str(),
+               devices[i].speedMbps > 0 ? devices[i].speedMbps : kDefaultSpeedMbps,
+               devices[i].speedMbps > 0 ? "" : " (unknown: default)",
+               devices[i].pciPath.empty() ? "none" : devices[i].pciPath.c_str());
+  }
+  return devices;
+}
+
+void fillProperties(const Device& device, int index, ncclNetProperties_v11_t* props) {
+  *props = ncclNetProperties_v11_t{};
+  props->name = const_cast<char*>(device.name.c_str());
+  props->pciPath = device.pciPath.empty() ? nullptr : const_cast<char*>(device.pciPath.c_str());
+  props->guid = device.guid;
+  props->ptrSupport = NCCL_PTR_HOST;
+  props->regIsGlobal = 0;
+  props->forceFlush = 0;
+  props->speed = device.speedMbps > 0 ? device.speedMbps : kDefaultSpeedMbps;
+  props->port = 0;
+  props->latency = 0;  // per peer, not per device (LAN or WAN): the tuner carries WAN cost
+  props->maxComms = kMaxComms;
+  props->maxRecvs = kMaxRecvs;
+  props->netDeviceType = NCCL_NET_DEVICE_HOST;
+  props->netDeviceVersion = NCCL_NET_DEVICE_INVALID_VERSION;
+  props->vProps.ndevs = 1;
+  props->vProps.devs[0] = index;
+  props->maxP2pBytes = kMaxP2pBytes;
+  props->maxCollBytes = kMaxCollBytes;
+  props->maxMultiRequestSize = 1;
+}
+
+}  // namespace xsite::plugin::net

@@ -1,0 +1,44 @@
+// The net plugin's devices: one per usable IP interface (NIC discovery, src/transport/nic), each
+// with the IPv4 address its listeners bind to. This version moves bytes over TCP, so an RDMA NIC
+// counts through its IP interface only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "plugin/abi/net_v11.h"
+
+namespace xsite::params {
+class Params;
+}
+
+namespace xsite::plugin::net {
+
+// Reported when a link's speed is unknown (virtual interfaces): NCCL's own default for <= 0.
+inline constexpr int kDefaultSpeedMbps = 10000;
+// Grouped receives: up to this many buffers per irecv, matched by tag (NCCL_ABI.md §2.2).
+inline constexpr int kMaxRecvs = 8;
+// Largest single isend/irecv: test() reports sizes as int, so stay well inside it.
+inline constexpr size_t kMaxP2pBytes = size_t{1} << 30;
+// No CollNet yet; the value NCCL's Socket net reports.
+inline constexpr size_t kMaxCollBytes = size_t{512} << 20;
+inline constexpr int kMaxComms = 65536;
+
+struct Device {
+  std::string name;     // interface name ("eth0")
+  std::string pciPath;  // "" for a virtual interface
+  std::string ip;       // dotted IPv4 the listeners bind to
+  int speedMbps = 0;    // 0: unknown (kDefaultSpeedMbps is reported)
+  uint64_t guid = 0;
+};
+
+// XSITE_LISTEN_ADDR set: the one interface holding that address (127.0.0.1 -> "lo").
+// Otherwise every NIC discovery selects (XSITE_NICS) that is up and has an IPv4 address; when
+// none has one, the loopback interface, with a warning (such a device reaches this host only).
+std::vector<Device> discoverDevices(const params::Params& params);
+
+// The v11 properties of one device, filled truthfully; `name`/`pciPath` point into `device`.
+void fillProperties(const Device& device, int index, ncclNetProperties_v11_t* props);
+
+}  // namespace xsite::plugin::net

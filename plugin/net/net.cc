@@ -1,0 +1,206 @@
+#include "plugin/net/net.h"
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "plugin/common/guard.h"
+#include "plugin/net/comm.h"
+#include "plugin/net/devices.h"
+#include "util/log.h"
+#include "util/params.h"
+
+namespace xsite::plugin::net {
+namespace {
+
+// Per-communicator context (v11 init/finalize). The traffic class is kept for a later version
+// (IP_TOS); the TCP transport does not use it yet.
+struct Context {
+  static constexpr uint64_t kMagic = 0x5853435458ull;
+  uint64_t magic = kMagic;
+  uint64_t commId = 0;
+  int trafficClass = NCCL_NET_TRAFFIC_CLASS_UNDEF;
+};
+
+// Process-wide state: discovered once, read by every proxy thread afterwards.
+struct Global {
+  std::mutex mu;
+  bool ready = false;
+  std::vector<Device> devices;
+  LinkSettings settings;
+  std::atomic<int> contexts{0};
+};
+Global& global() {
+  static Global* g = new Global;  // never destroyed: proxy threads may outlive static teardown
+  return *g;
+}
+
+const Global& ready() {
+  Global& g = global();
+  std::lock_guard<std::mutex> lock(g.mu);
+  if (!g.ready) throw Error(ErrorCategory::kInternal, "net plugin used before a successful init");
+  return g;
+}
+
+const Device& deviceAt(int dev) {
+  const Global& g = ready();
+  if (dev < 0 || dev >= static_cast<int>(g.devices.size()))
+    throw Error(ErrorCategory::kInternal, "net device " + std::to_string(dev) +
+                                              " does not exist (" +
+                                              std::to_string(g.devices.size()) + " devices)");
+  return g.devices[static_cast<size_t>(dev)];
+}
+
+struct MemoryRegion {
+  static constexpr uint64_t kMagic = 0x58534d52ull;  // "XSMR"
+  uint64_t magic = kMagic;
+  void* data;
+  size_t size;
+};
+
+}  // namespace
+
+Status init(void** ctx, uint64_t commId, const ncclNetCommConfig_v11_t* config,
+            ncclDebugLogger_t logger) {
+  *ctx = nullptr;  // 2.28.9 calls finalize even when init failed
+  installLogger(logger);
+  Global& g = global();
+  {
+    std::lock_guard<std::mutex> lock(g.mu);
+    if (!g.ready) {
+      const params::Params& p = params::Params::global();  // throws kInvalidUsage on bad values
+      LinkSettings s;
+      s.site = p.isSet(params::Id::kSite) ? static_cast<int>(p.integer(params::Id::kSite)) : 0;
+      s.socketBufBytes = static_cast<int>(p.integer(params::Id::kSocketBufSize));
+      s.wanCongestion = p.string(params::Id::kWanCongestion);
+      g.devices = discoverDevices(p);
+      g.settings = s;
+      g.ready = true;
+      XSITE_INFO(kInit,
+                 "net plugin '%s': %zu device(s), site %d, TCP for same-site and cross-site peers",
+                 kNetName, g.devices.size(), s.site);
+    }
+  }
+  auto c = std::make_unique<Context>();
+  c->commId = commId;
+  if (config != nullptr) c->trafficClass = config->trafficClass;
+  *ctx = c.release();
+  g.contexts.fetch_add(1);
+  return Status::ok();
+}
+
+Status devices(int* ndev) {
+  *ndev = static_cast<int>(ready().devices.size());
+  return Status::ok();
+}
+
+Status getProperties(int dev, ncclNetProperties_v11_t* props) {
+  fillProperties(deviceAt(dev), dev, props);
+  return Status::ok();
+}
+
+Status listen(void* /*ctx*/, int dev, void* handle, void** listenComm) {
+  *listenComm = nullptr;
+  ListenComm* l = nullptr;
+  XSITE_RETURN_IF_ERROR(
+      net::listen(deviceAt(dev), ready().settings, static_cast<ConnectHandle*>(handle), &l));
+  *listenComm = l;
+  return Status::ok();
+}
+
+Status connect(void* /*ctx*/, int dev, void* handle, void** sendComm) {
+  *sendComm = nullptr;
+  (void)deviceAt(dev);  // the route decides the source interface; the index is only checked
+  SendComm* s = nullptr;
+  XSITE_RETURN_IF_ERROR(connectStep(ready().settings, static_cast<ConnectHandle*>(handle), &s));
+  *sendComm = s;
+  return Status::ok();
+}
+
+Status accept(void* listenComm, void** recvComm) {
+  *recvComm = nullptr;
+  if (listenComm == nullptr)
+    return Status(ErrorCategory::kInternal, "accept on a null listen comm");
+  RecvComm* r = nullptr;
+  XSITE_RETURN_IF_ERROR(static_cast<ListenComm*>(listenComm)->acceptStep(&r));
+  *recvComm = r;
+  return Status::ok();
+}
+
+Status regMr(void* comm, void* data, size_t size, int type, void** mhandle) {
+  *mhandle = nullptr;
+  if (comm == nullptr) return Status(ErrorCategory::kInternal, "regMr on a null comm");
+  if (type != NCCL_PTR_HOST)
+    return Status(ErrorCategory::kInvalidUsage,
+                  "regMr of pointer type " + std::to_string(type) +
+                      ": the xsite net plugin reports ptrSupport HOST only (no GPUDirect yet)");
+  *mhandle = new MemoryRegion{MemoryRegion::kMagic, data, size};
+  return Status::ok();
+}
+
+Status deregMr(void* /*comm*/, void* mhandle) {
+  auto* mr = static_cast<MemoryRegion*>(mhandle);
+  if (mr == nullptr || mr->magic != MemoryRegion::kMagic)
+    return Status(ErrorCategory::kInternal, "deregMr of a handle regMr did not return");
+  mr->magic = 0;
+  delete mr;
+  return Status::ok();
+}
+
+Status isend(void* sendComm, void* data, size_t size, int tag, void** request) {
+  *request = nullptr;
+  if (sendComm == nullptr) return Status(ErrorCategory::kInternal, "isend on a null comm");
+  return static_cast<SendComm*>(sendComm)->post(data, size, tag, request);
+}
+
+Status irecv(void* recvComm, int n, void** data, const size_t* sizes, const int* tags,
+             void** request) {
+  // *request may hold NCCL_NET_OPTIONAL_RECV_COMPLETION: a value, never dereferenced.
+  if (recvComm == nullptr) {
+    *request = nullptr;
+    return Status(ErrorCategory::kInternal, "irecv on a null comm");
+  }
+  return static_cast<RecvComm*>(recvComm)->post(n, data, sizes, tags, request);
+}
+
+Status iflush(void* /*recvComm*/, void** request) {
+  *request = nullptr;  // host memory: nothing to flush, nothing to wait for
+  return Status::ok();
+}
+
+Status test(void* request, int* done, int* sizes) {
+  *done = 0;
+  auto* r = static_cast<Request*>(request);
+  if (r == nullptr || r->comm == nullptr)
+    return Status(ErrorCategory::kInternal, "test of a null request");
+  return r->comm->test(r, done, sizes);
+}
+
+Status closeSend(void* sendComm) {
+  delete static_cast<SendComm*>(sendComm);
+  return Status::ok();
+}
+
+Status closeRecv(void* recvComm) {
+  delete static_cast<RecvComm*>(recvComm);
+  return Status::ok();
+}
+
+Status closeListen(void* listenComm) {
+  delete static_cast<ListenComm*>(listenComm);
+  return Status::ok();
+}
+
+Status finalize(void* ctx) {
+  if (ctx == nullptr) return Status::ok();  // init failed or never ran (NCCL 2.28.9 bug 1)
+  auto* c = static_cast<Context*>(ctx);
+  if (c->magic != Context::kMagic)
+    return Status(ErrorCategory::kInternal, "finalize of a context init did not return");
+  c->magic = 0;
+  delete c;
+  global().contexts.fetch_sub(1);
+  return Status::ok();
+}
+
+}  // namespace xsite::plugin::net

@@ -1,0 +1,81 @@
+// The tuner: steers NCCL's algorithm and protocol choice for multi-site communicators with
+// xsite's cost model (topo/cost_model.h), and leaves NCCL's costs alone everywhere else.
+//
+// What it models: all-reduce. NCCL's RING is costed as xsite's flat ring, TREE as xsite's
+// latency schedule (reduce to leaders, one cross-site exchange), COLLNET_DIRECT/CHAIN as the
+// hierarchical schedule; a protocol moves bytes at its efficiency (LL 1/2, LL128 120/128,
+// SIMPLE 1) and adds NCCL's own per-step latency for that (algorithm, protocol) when NCCL hands
+// its constants over (tuner v5; v3/v4 get none, so SIMPLE wins ties). The cheapest entry that
+// NCCL offers (not -1) is set to 0.0, which NCCL then picks; no other entry is written, an entry
+// of -1 never. Other collectives, and communicators it cannot place, are left to NCCL.
+//
+// How it knows the sites: XSITE_TOPO_FILE (one line per rank, the same file xsite's library
+// reads), when it lists exactly nRanks ranks in more than one site. Nothing else tells a tuner
+// which ranks share a site, so without it the tuner declines.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "plugin/abi/tuner.h"
+#include "topo/cost_model.h"
+#include "topo/topology.h"
+
+namespace xsite::params {
+class Params;
+}
+
+namespace xsite::plugin::tuner {
+
+struct Decision {
+  bool modelled = false;  // false: NCCL's table is left as it was
+  int algo = NCCL_ALGO_UNDEF;
+  int proto = NCCL_PROTO_UNDEF;
+  int channels = 0;  // 0: NCCL's channel count
+  double estimateUs = 0;
+  const char* reason = "";  // why it is not modelled
+};
+
+class Tuner {
+ public:
+  // `constants` may be null (v3/v4): NCCL's per-step latencies are then taken as 0.
+  Tuner(topo::Topology topology, topo::CostModel model, size_t nNodes,
+        const ncclTunerConstants_v5_t* constants);
+
+  const topo::Topology& topology() const { return topology_; }
+  // Reads `table` (numAlgo x numProto, flat) and decides; writes nothing.
+  Decision decide(int collType, size_t nBytes, const float* table, int numAlgo, int numProto) const;
+  // decide() and then set the chosen entry to 0.0 (never an entry that is -1).
+  Decision apply(int collType, size_t nBytes, float* table, int numAlgo, int numProto,
+                 int* nChannels) const;
+
+ private:
+  double protoLatencyUs(int algo, int proto) const;
+  int steps(int algo) const;
+  topo::Topology topology_;
+  topo::CostModel model_;
+  size_t nNodes_;
+  bool haveConstants_ = false;
+  double latencyUs_[NCCL_NUM_ALGORITHMS][NCCL_NUM_PROTOCOLS] = {};
+};
+
+// The cost model's links from XSITE_{DOMAIN,SITE,WAN}_{LATENCY_US,RATE_MBIT}, as the library
+// builds them.
+topo::CostModel costModelFromParams(const params::Params& p);
+
+// The communicator's topology when the tuner can place it: XSITE_TOPO_FILE listing nRanks ranks
+// in more than one site (nRanks 0: whatever it lists). Otherwise nullopt and `why` says what was
+// missing. Throws Error(kInvalidUsage) for a file that cannot be read or parsed.
+std::optional<topo::Topology> multiSiteTopology(const params::Params& p, size_t nRanks,
+                                                std::string* why);
+
+// init's work: a tuner for this communicator, or null (declined; logged once at INFO).
+std::unique_ptr<Tuner> create(size_t nRanks, size_t nNodes,
+                              const ncclTunerConstants_v5_t* constants);
+
+const char* algoName(int algo) noexcept;    // "TREE", "RING", ... or "-"
+const char* protoName(int proto) noexcept;  // "LL", "LL128", "SIMPLE" or "-"
+const char* collName(int coll) noexcept;    // "Broadcast", ... "AllReduce"
+
+}  // namespace xsite::plugin::tuner

@@ -1,0 +1,669 @@
+// tests/plugin: libnccl-net-xsite.so driven as NCCL 2.28.9 drives a net and a tuner plugin
+// (NCCL_ABI.md §1.2, §2.5, §4.3): dlopen, the tables found by name, init with a logger,
+// listen/connect/accept polled until non-null, isend/irecv/test, every close order; a second
+// rank as a separate process (this program re-executed) with its own site.
+#include <dlfcn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "plugin/abi/net_v10.h"
+#include "plugin/abi/net_v11.h"
+#include "plugin/abi/tuner.h"
+
+namespace {
+
+std::mutex gLogMu;
+std::vector<std::string> gLog;
+
+void recordLog(ncclDebugLogLevel level, unsigned long /*flags*/, const char* /*file*/, int /*line*/,
+               const char* fmt, ...) {
+  char buf[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  std::lock_guard<std::mutex> lock(gLogMu);
+  gLog.push_back(std::to_string(static_cast<int>(level)) + " " + buf);
+}
+
+bool logHas(const std::string& needle) {
+  std::lock_guard<std::mutex> lock(gLogMu);
+  for (const auto& l : gLog)
+    if (l.find(needle) != std::string::npos) return true;
+  return false;
+}
+
+struct Lib {
+  void* handle = nullptr;
+  ncclNet_v11_t* v11 = nullptr;
+  ncclNet_v10_t* v10 = nullptr;
+  ncclTuner_v5_t* t5 = nullptr;
+  ncclTuner_v4_t* t4 = nullptr;
+  ncclTuner_v3_t* t3 = nullptr;
+};
+
+Lib& lib() {
+  static Lib l = [] {
+    Lib x;
+    x.handle = dlopen(XSITE_PLUGIN_PATH, RTLD_NOW | RTLD_LOCAL);  // as NCCL opens it
+    if (x.handle == nullptr) {
+      std::fprintf(stderr, "dlopen: %s\n", dlerror());
+      std::abort();
+    }
+    x.v11 = static_cast<ncclNet_v11_t*>(dlsym(x.handle, "ncclNetPlugin_v11"));
+    x.v10 = static_cast<ncclNet_v10_t*>(dlsym(x.handle, "ncclNetPlugin_v10"));
+    x.t5 = static_cast<ncclTuner_v5_t*>(dlsym(x.handle, "ncclTunerPlugin_v5"));
+    x.t4 = static_cast<ncclTuner_v4_t*>(dlsym(x.handle, "ncclTunerPlugin_v4"));
+    x.t3 = static_cast<ncclTuner_v3_t*>(dlsym(x.handle, "ncclTunerPlugin_v3"));
+    return x;
+  }();
+  return l;
+}
+
+ncclNet_v11_t& net() {
+  return *lib().v11;
+}
+
+void* initCtx() {
+  void* ctx = reinterpret_cast<void*>(0xdead);
+  ncclNetCommConfig_v11_t config{NCCL_NET_TRAFFIC_CLASS_UNDEF};
+  EXPECT_EQ(net().init(&ctx, 0x1234, &config, recordLog, nullptr), ncclSuccess);
+  EXPECT_NE(ctx, nullptr);
+  return ctx;
+}
+
+struct Pair {
+  void* send = nullptr;
+  void* recv = nullptr;
+};
+
+// The receiver listens, the handle travels (here: memory), the sender connects and the receiver
+// accepts, both polled until non-null; then closeListen, as NCCL's proxy does.
+Pair connectPair(void* ctx) {
+  char handle[NCCL_NET_HANDLE_MAXSIZE];
+  std::memset(handle, 0xAB, sizeof(handle));  // NCCL's buffer is not zeroed for us
+  void* listenComm = nullptr;
+  EXPECT_EQ(net().listen(ctx, 0, handle, &listenComm), ncclSuccess);
+  EXPECT_NE(listenComm, nullptr);
+  char copy[NCCL_NET_HANDLE_MAXSIZE];
+  std::memcpy(copy, handle, sizeof(copy));  // the peer's copy, after the bootstrap exchange
+  Pair p;
+  for (int i = 0; i < 100000 && (p.send == nullptr || p.recv == nullptr); ++i) {
+    if (p.send == nullptr) {
+      EXPECT_EQ(net().connect(ctx, 0, copy, &p.send, nullptr), ncclSuccess);
+    }
+    if (p.recv == nullptr) {
+      EXPECT_EQ(net().accept(listenComm, &p.recv, nullptr), ncclSuccess);
+    }
+    if (p.send == nullptr || p.recv == nullptr) usleep(10);
+  }
+  EXPECT_NE(p.send, nullptr);
+  EXPECT_NE(p.recv, nullptr);
+  EXPECT_EQ(net().closeListen(listenComm), ncclSuccess);
+  return p;
+}
+
+void closePair(const Pair& p) {
+  EXPECT_EQ(net().closeSend(p.send), ncclSuccess);
+  EXPECT_EQ(net().closeRecv(p.recv), ncclSuccess);
+}
+
+// Polls until done; returns the result of the last test().
+ncclResult_t waitDone(void* req, int* sizes, int limit = 2000000) {
+  int done = 0;
+  for (int i = 0; i < limit; ++i) {
+    ncclResult_t r = net().test(req, &done, sizes);
+    if (r != ncclSuccess || done) return r;
+  }
+  return ncclInternalError;
+}
+
+// Polls a send and a receive alternately until both are done, as NCCL's proxy does.
+ncclResult_t waitBoth(void* a, int* aSizes, void* b, int* bSizes) {
+  int aDone = 0, bDone = 0;
+  for (int i = 0; i < 20000000 && !(aDone && bDone); ++i) {
+    if (!aDone) {
+      ncclResult_t r = net().test(a, &aDone, aSizes);
+      if (r != ncclSuccess) return r;
+    }
+    if (!bDone) {
+      ncclResult_t r = net().test(b, &bDone, bSizes);
+      if (r != ncclSuccess) return r;
+    }
+  }
+  return aDone && bDone ? ncclSuccess : ncclInternalError;
+}
+
+void* postSend(void* comm, void* data, size_t n, int tag) {
+  void* req = nullptr;
+  for (int i = 0; i < 100000 && req == nullptr; ++i)
+    EXPECT_EQ(net().isend(comm, data, n, tag, nullptr, nullptr, &req), ncclSuccess);
+  return req;
+}
+
+void* postRecv(void* comm, int n, void** data, size_t* sizes, int* tags) {
+  void* req = nullptr;
+  void* mh[8] = {};
+  void* ph[8] = {};
+  EXPECT_EQ(net().irecv(comm, n, data, sizes, tags, mh, ph, &req), ncclSuccess);
+  return req;
+}
+
+std::vector<char> pattern(size_t n, int seed) {
+  std::vector<char> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = static_cast<char>((i * 131 + seed) & 0xff);
+  return v;
+}
+
+// ---- init, devices, properties ------------------------------------------------------------
+
+TEST(PluginNet, TablesFoundByNameAsNcclDoes) {
+  ASSERT_NE(lib().v11, nullptr);
+  ASSERT_NE(lib().v10, nullptr);
+  EXPECT_NE(dlsym(lib().handle, "ncclNetPlugin_v9"), nullptr);
+  EXPECT_NE(dlsym(lib().handle, "ncclNetPlugin_v8"), nullptr);
+  EXPECT_EQ(dlsym(lib().handle, "ncclCollNetPlugin_v11"), nullptr) << "no CollNet until it exists";
+  EXPECT_STREQ(net().name, "xsite");
+  EXPECT_NE(net().finalize, nullptr);  // NCCL calls it unconditionally
+  EXPECT_EQ(net().regMrDmaBuf, nullptr);
+}
+
+TEST(PluginNet, InitDevicesProperties) {
+  void* ctx = initCtx();
+  int ndev = 0;
+  ASSERT_EQ(net().devices(&ndev), ncclSuccess);
+  ASSERT_GE(ndev, 1);
+  ncclNetProperties_v11_t p;
+  std::memset(&p, 0xff, sizeof(p));
+  ASSERT_EQ(net().getProperties(0, &p), ncclSuccess);
+  ASSERT_NE(p.name, nullptr);
+  EXPECT_STREQ(p.name, "lo");  // XSITE_LISTEN_ADDR=127.0.0.1
+  EXPECT_EQ(p.ptrSupport, NCCL_PTR_HOST);
+  EXPECT_GT(p.speed, 0);
+  EXPECT_EQ(p.maxRecvs, 8);
+  EXPECT_GT(p.maxComms, 0);
+  EXPECT_EQ(p.netDeviceType, NCCL_NET_DEVICE_HOST);
+  EXPECT_EQ(p.netDeviceVersion, NCCL_NET_DEVICE_INVALID_VERSION);
+  EXPECT_EQ(p.vProps.ndevs, 1);
+  EXPECT_EQ(p.vProps.devs[0], 0);
+  EXPECT_GT(p.maxP2pBytes, 0u);
+  EXPECT_LE(p.maxP2pBytes, NCCL_MAX_NET_SIZE_BYTES);
+  EXPECT_LE(p.maxP2pBytes, static_cast<size_t>(INT32_MAX));  // test() reports int sizes
+  EXPECT_GT(p.maxCollBytes, 0u);
+  EXPECT_LE(p.maxCollBytes, NCCL_MAX_NET_SIZE_BYTES);
+  EXPECT_EQ(p.maxMultiRequestSize, 1);
+  // A bad device index is an error, logged once through NCCL's logger, prefixed XSITE.
+  EXPECT_EQ(net().getProperties(ndev + 5, &p), ncclInternalError);
+  EXPECT_TRUE(logHas("XSITE NET net getProperties failed"));
+  EXPECT_EQ(net().finalize(ctx), ncclSuccess);
+  EXPECT_EQ(net().finalize(nullptr), ncclSuccess);  // 2.28.9 finalizes after a failed init
+}
+
+// ---- data path ----------------------------------------------------------------------------
+
+TEST(PluginNet, SizesReportedAtCompletion) {
+  void* ctx = initCtx();
+  Pair p = connectPair(ctx);
+  ncclNetProperties_v11_t props;
+  ASSERT_EQ(net().getProperties(0, &props), ncclSuccess);
+  void* mh = nullptr;
+  char reg[64];
+  EXPECT_EQ(net().regMr(p.recv, reg, sizeof(reg), NCCL_PTR_HOST, &mh), ncclSuccess);
+  EXPECT_EQ(net().deregMr(p.recv, mh), ncclSuccess);
+  EXPECT_EQ(net().regMr(p.recv, reg, sizeof(reg), NCCL_PTR_CUDA, &mh), ncclInvalidUsage);
+  for (size_t n : {size_t{0}, size_t{1}, size_t{4097}, size_t{1} << 20, size_t{16} << 20}) {
+    auto src = pattern(n, static_cast<int>(n));
+    std::vector<char> dst(n + 100, 0);
+    void* d[1] = {dst.data()};
+    size_t posted[1] = {dst.size()};  // NCCL posts the most it accepts
+    int tags[1] = {3};
+    void* rr = postRecv(p.recv, 1, d, posted, tags);
+    void* sr = postSend(p.send, src.data(), n, 3);
+    int rsize = -1, ssize = -1;
+    ASSERT_EQ(waitBoth(sr, &ssize, rr, &rsize), ncclSuccess);
+    EXPECT_EQ(static_cast<size_t>(rsize), n);
+    EXPECT_EQ(static_cast<size_t>(ssize), n);
+    EXPECT_EQ(std::memcmp(src.data(), dst.data(), n), 0);
+  }
+  // Beyond maxP2pBytes: refused before a byte moves.
+  void* req = nullptr;
+  char one = 0;
+  EXPECT_NE(net().isend(p.send, &one, props.maxP2pBytes + 1, 0, nullptr, nullptr, &req),
+            ncclSuccess);
+  EXPECT_EQ(req, nullptr);
+  // iflush on host memory: nothing to wait for.
+  void* fr = reinterpret_cast<void*>(1);
+  void* d[1] = {reg};
+  int fs[1] = {1};
+  EXPECT_EQ(net().iflush(p.recv, 1, d, fs, nullptr, &fr), ncclSuccess);
+  EXPECT_EQ(fr, nullptr);
+  closePair(p);
+  EXPECT_EQ(net().finalize(ctx), ncclSuccess);
+}
+
+TEST(PluginNet, LargerThanPostedIsAnErrorNamingThePeer) {
+  void* ctx = initCtx();
+  Pair p = connectPair(ctx);
+  auto src = pattern(2000, 1);
+  std::vector<char> dst(1000);
+  void* d[1] = {dst.data()};
+  size_t posted[1] = {dst.size()};
+  int tags[1] = {0};
+  void* rr = postRecv(p.recv, 1, d, posted, tags);
+  void* sr = postSend(p.send, src.data(), src.size(), 0);
+  (void)sr;
+  EXPECT_EQ(waitDone(rr, nullptr), ncclRemoteError);
+  EXPECT_TRUE(logHas("larger than the posted receive of 1000 bytes"));
+  EXPECT_TRUE(logHas("net recv from 127.0.0.1:"));
+  closePair(p);  // closing with a send in flight is fine
+  EXPECT_EQ(net().finalize(ctx), ncclSuccess);
+}
+
+TEST(PluginNet, GroupedReceiveMatchesTags) {
+  void* ctx = initCtx();
+  Pair p = connectPair(ctx);
+  std::vector<char> b0(4096), b1(4096), b2(4096);
+  void* d[3] = {b0.data(), b1.data(), b2.data()};
+  size_t posted[3] = {4096, 4096, 4096};
+  int tags[3] = {7, 8, 9};
+  void* rr = postRecv(p.recv, 3, d, posted, tags);
+  ASSERT_NE(rr, nullptr);
+  auto m9 = pattern(100, 9), m7 = pattern(700, 7), m8 = pattern(0, 8);
+  void* s9 = postSend(p.send, m9.data(), m9.size(), 9);
+  void* s7 = postSend(p.send, m7.data(), m7.size(), 7);
+  void* s8 = postSend(p.send, m8.data(), m8.size(), 8);
+  int sizes[3] = {-1, -1, -1};
+  ASSERT_EQ(waitDone(rr, sizes), ncclSuccess);
+  EXPECT_EQ(sizes[0], 700);
+  EXPECT_EQ(sizes[1], 0);
+  EXPECT_EQ(sizes[2], 100);
+  EXPECT_EQ(std::memcmp(b0.data(), m7.data(), 700), 0);
+  EXPECT_EQ(std::memcmp(b2.data(), m9.data(), 100), 0);
+  for (void* s : {s9, s7, s8}) EXPECT_EQ(waitDone(s, nullptr), ncclSuccess);
+  closePair(p);
+  EXPECT_EQ(net().finalize(ctx), ncclSuccess);
+}
+
+TEST(PluginNet, CompletionPolledOutOfOrder) {
+  void* ctx = initCtx();
+  Pair p = connectPair(ctx);
+  constexpr int kOps = 8;  // NCCL_STEPS
+  std::vector<std::vector<char>> src, dst;
+  std::vector<void*> rreq, sreq;
+  for (int i = 0; i < kOps; ++i) {
+    src.push_back(pattern(65536 + i, i));
+    dst.emplace_back(65536 + kOps, 0);
+  }
+  for (int i = 0; i < kOps; ++i) {
+    void* d[1] = {dst[i].data()};
+    size_t posted[1] = {dst[i].size()};
+    int tags[1] = {1};
+    rreq.push_back(postRecv(p.recv, 1, d, posted, tags));
+  }
+  for (int i = 0; i < kOps; ++i) sreq.push_back(postSend(p.send, src[i].data(), src[i].size(), 1));
+  // The last receive first: test() moves the earlier ones on the way.
+  int size = -1;
+  ASSERT_EQ(waitDone(rreq[kOps - 1], &size), ncclSuccess);
+  EXPECT_EQ(size, 65536 + kOps - 1);
+  for (int i = kOps - 2; i >= 0; --i) {
+    int done = 0;
+    ASSERT_EQ(net().test(rreq[i], &done, &size), ncclSuccess);
+    EXPECT_EQ(done, 1) << "receive " << i << " precedes a completed one";
+    EXPECT_EQ(size, 65536 + i);
+    EXPECT_EQ(std::memcmp(src[i].data(), dst[i].data(), src[i].size()), 0);
+  }
+  for (int i = kOps - 1; i >= 0; --i) EXPECT_EQ(waitDone(sreq[i], nullptr), ncclSuccess);
+  closePair(p);
+  EXPECT_EQ(net().finalize(ctx), ncclSuccess);
+}
+
+TEST(PluginNet, RequestExhaustionReturnsNullThenRecovers) {
+  void* ctx = initCtx();
+  Pair p = connectPair(ctx);
+  char buf[64];
+  std::vector<void*> reqs;
+  for (int i = 0; i < NCCL_NET_MAX_REQUESTS; ++i) {
+    void* d[1] = {buf};
+    size_t posted[1] = {sizeof(buf)};
+    int tags[1] = {0};
+    void* r = postRecv(p.recv, 1, d, posted, tags);
+    ASSERT_NE(r, nullptr) << "receive " << i << " of the 32 NCCL may keep in flight";
+    reqs.push_back(r);
+  }
+  void* d[1] = {buf};
+  size_t posted[1] = {sizeof(buf)};
+  int tags[1] = {0};
+  EXPECT_EQ(postRecv(p.recv, 1, d, posted, tags), nullptr) << "the 33rd: call again later";
+  char msg[8] = {1};
+  void* s = postSend(p.send, msg, sizeof(msg), 0);
+  ASSERT_EQ(waitDone(reqs[0], nullptr), ncclSuccess);
+  EXPECT_NE(postRecv(p.recv, 1, d, posted, tags), nullptr) << "a slot is free again";
+  EXPECT_EQ(waitDone(s, nullptr), ncclSuccess);
+  // Send side: 32 x maxRecvs in flight; with nobody receiving, sends stall and the next is NULL.
+  std::vector<char> big(64 << 10);
+  int posted_ok = 0;
+  void* extra = reinterpret_cast<void*>(1);
+  for (int i = 0; i < 2000 && extra != nullptr; ++i) {
+    extra = nullptr;
+    ASSERT_EQ(net().isend(p.send, big.data(), big.size(), 0, nullptr, nullptr, &extra),
+              ncclSuccess);
+    if (extra != nullptr) ++posted_ok;
+  }
+  EXPECT_EQ(posted_ok, NCCL_NET_MAX_REQUESTS * 8);
+  closePair(p);  // with requests in flight on both sides
+  EXPECT_EQ(net().finalize(ctx), ncclSuccess);
+}
+
+TEST(PluginNet, OptionalCompletionSentinel) {
+  void* ctx = initCtx();
+  Pair p = connectPair(ctx);
+  char dst[256] = {0};
+  auto src = pattern(200, 5);
+  void* d[1] = {dst};
+  size_t posted[1] = {sizeof(dst)};
+  int tags[1] = {0};
+  void* mh[1] = {};
+  void* ph[1] = {};
+  void* req = reinterpret_cast<void*>(static_cast<uintptr_t>(NCCL_NET_OPTIONAL_RECV_COMPLETION));
+  ASSERT_EQ(net().irecv(p.recv, 1, d, posted, tags, mh, ph, &req), ncclSuccess);
+  ASSERT_NE(req, nullptr);
+  ASSERT_NE(req, reinterpret_cast<void*>(1)) << "a real request comes back for NCCL to poll";
+  void* s = postSend(p.send, src.data(), src.size(), 0);
+  int size = -1;
+  ASSERT_EQ(waitDone(req, &size), ncclSuccess);
+  EXPECT_EQ(size, 200);
+  EXPECT_EQ(std::memcmp(dst, src.data(), 200), 0);
+  EXPECT_EQ(waitDone(s, nullptr), ncclSuccess);
+  closePair(p);
+  EXPECT_EQ(net().finalize(ctx), ncclSuccess);
+}
+
+TEST(PluginNet, EveryCloseOrder) {
+  void* ctx = initCtx();
+  // Receiver first, then sender; and the reverse.
+  Pair a = connectPair(ctx);
+  EXPECT_EQ(net().closeRecv(a.recv), ncclSuccess);
+  EXPECT_EQ(net().closeSend(a.send), ncclSuccess);
+  Pair b = connectPair(ctx);
+  EXPECT_EQ(net().closeSend(b.send), ncclSuccess);
+  // The peer has gone: a receive fails, naming it, instead of hanging.
+  char buf[16];
+  void* d[1] = {buf};
+  size_t posted[1] = {sizeof(buf)};
+  int tags[1] = {0};
+  void* r = postRecv(b.recv, 1, d, posted, tags);
+  EXPECT_EQ(waitDone(r, nullptr), ncclRemoteError);
+  EXPECT_EQ(net().closeRecv(b.recv), ncclSuccess);
+  // A listener closed before anyone connected.
+  char handle[NCCL_NET_HANDLE_MAXSIZE];
+  void* l = nullptr;
+  ASSERT_EQ(net().listen(ctx, 0, handle, &l), ncclSuccess);
+  EXPECT_EQ(net().closeListen(l), ncclSuccess);
+  // Finalize with another communicator's context still alive, then that one.
+  void* ctx2 = initCtx();
+  EXPECT_EQ(net().finalize(ctx), ncclSuccess);
+  Pair c = connectPair(ctx2);
+  closePair(c);
+  EXPECT_EQ(net().finalize(ctx2), ncclSuccess);
+}
+
+TEST(PluginNet, V10TableShims) {
+  ncclNet_v10_t& v10 = *lib().v10;
+  ASSERT_EQ(v10.init(recordLog, nullptr), ncclSuccess);
+  int ndev = 0;
+  ASSERT_EQ(v10.devices(&ndev), ncclSuccess);
+  ncclNetProperties_v10_t props;
+  ASSERT_EQ(v10.getProperties(0, &props), ncclSuccess);
+  EXPECT_EQ(props.maxRecvs, 8);
+  EXPECT_EQ(props.ptrSupport, NCCL_PTR_HOST);
+  char handle[NCCL_NET_HANDLE_MAXSIZE];
+  void* l = nullptr;
+  ASSERT_EQ(v10.listen(0, handle, &l), ncclSuccess);
+  ncclNetCommConfig_v10_t config{NCCL_NET_TRAFFIC_CLASS_UNDEF};
+  void *s = nullptr, *r = nullptr;
+  for (int i = 0; i < 100000 && (s == nullptr || r == nullptr); ++i) {
+    if (s == nullptr) {
+      ASSERT_EQ(v10.connect(0, &config, handle, &s, nullptr), ncclSuccess);
+    }
+    if (r == nullptr) {
+      ASSERT_EQ(v10.accept(l, &r, nullptr), ncclSuccess);
+    }
+  }
+  ASSERT_EQ(v10.closeListen(l), ncclSuccess);
+  auto src = pattern(3000, 2);
+  char dst[4096];
+  void* d[1] = {dst};
+  size_t posted[1] = {sizeof(dst)};
+  int tags[1] = {0};
+  void* rr = nullptr;
+  void* sr = nullptr;
+  ASSERT_EQ(v10.irecv(r, 1, d, posted, tags, nullptr, nullptr, &rr), ncclSuccess);
+  ASSERT_EQ(v10.isend(s, src.data(), src.size(), 0, nullptr, nullptr, &sr), ncclSuccess);
+  int size = -1;
+  ASSERT_EQ(waitDone(rr, &size), ncclSuccess);
+  EXPECT_EQ(size, 3000);
+  EXPECT_EQ(waitDone(sr, nullptr), ncclSuccess);
+  EXPECT_EQ(v10.closeSend(s), ncclSuccess);
+  EXPECT_EQ(v10.closeRecv(r), ncclSuccess);
+}
+
+// ---- two ranks as processes -----------------------------------------------------------------
+
+const char* gSelf = nullptr;
+
+// Rank 1 (receiver, site 1): listens, hands its handle to rank 0 through a pipe (NCCL's
+// bootstrap), accepts, receives and checks. Runs in a fresh process (exec), so its XSITE_SITE
+// is its own.
+int receiverMain(int handleFd, int count) {
+  void* ctx = nullptr;
+  if (net().init(&ctx, 1, nullptr, recordLog, nullptr) != ncclSuccess) return 10;
+  char handle[NCCL_NET_HANDLE_MAXSIZE];
+  void* l = nullptr;
+  if (net().listen(ctx, 0, handle, &l) != ncclSuccess) return 11;
+  if (write(handleFd, handle, sizeof(handle)) != static_cast<ssize_t>(sizeof(handle))) return 12;
+  close(handleFd);
+  void* r = nullptr;
+  for (int i = 0; i < 1000000 && r == nullptr; ++i) {
+    if (net().accept(l, &r, nullptr) != ncclSuccess) return 13;
+    if (r == nullptr) usleep(50);
+  }
+  if (r == nullptr) return 14;
+  net().closeListen(l);
+  for (int m = 0; m < count; ++m) {
+    const size_t n = (size_t{1} << (2 * m)) + static_cast<size_t>(m);
+    std::vector<char> dst(n + 64);
+    void* d[1] = {dst.data()};
+    size_t posted[1] = {dst.size()};
+    int tags[1] = {0};
+    void* req = postRecv(r, 1, d, posted, tags);
+    int size = -1;
+    if (req == nullptr || waitDone(req, &size, 100000000) != ncclSuccess) return 20 + m;
+    if (static_cast<size_t>(size) != n) return 40 + m;
+    if (std::memcmp(dst.data(), pattern(n, m).data(), n) != 0) return 60 + m;
+  }
+  net().closeRecv(r);
+  net().finalize(ctx);
+  return 0;
+}
+
+TEST(PluginNet, TwoRanksAsProcessesAcrossSites) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  constexpr int kCount = 12;  // up to 4 MiB
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    setenv("XSITE_SITE", "1", 1);
+    std::string fd = std::to_string(fds[1]), count = std::to_string(kCount);
+    execl(gSelf, gSelf, "--receiver", fd.c_str(), count.c_str(), static_cast<char*>(nullptr));
+    _exit(99);
+  }
+  close(fds[1]);
+  char handle[NCCL_NET_HANDLE_MAXSIZE];
+  ASSERT_EQ(read(fds[0], handle, sizeof(handle)), static_cast<ssize_t>(sizeof(handle)));
+  close(fds[0]);
+  int32_t site = -1;
+  std::memcpy(&site, handle + 12, sizeof(site));  // ConnectHandle::site (plugin/net/comm.h)
+  EXPECT_EQ(site, 1) << "the handle carries the listener's site";
+  void* ctx = initCtx();
+  void* s = nullptr;
+  for (int i = 0; i < 1000000 && s == nullptr; ++i) {
+    ASSERT_EQ(net().connect(ctx, 0, handle, &s, nullptr), ncclSuccess);
+    if (s == nullptr) usleep(50);
+  }
+  ASSERT_NE(s, nullptr);
+  for (int m = 0; m < kCount; ++m) {
+    const size_t n = (size_t{1} << (2 * m)) + static_cast<size_t>(m);
+    auto src = pattern(n, m);
+    void* req = postSend(s, src.data(), n, 0);
+    ASSERT_EQ(waitDone(req, nullptr, 100000000), ncclSuccess);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "receiver's exit code locates its failure";
+  EXPECT_EQ(net().closeSend(s), ncclSuccess);
+  EXPECT_EQ(net().finalize(ctx), ncclSuccess);
+}
+
+// ---- tuner ----------------------------------------------------------------------------------
+
+constexpr int kA = NCCL_NUM_ALGORITHMS, kP = NCCL_NUM_PROTOCOLS;
+
+// The table NCCL offers a host-memory net: CollNet, NVLS and PAT unavailable; TREE/LL disabled.
+void offeredTable(float* t) {
+  for (int a = 0; a < kA; ++a)
+    for (int p = 0; p < kP; ++p)
+      t[a * kP + p] = (a == NCCL_ALGO_TREE || a == NCCL_ALGO_RING) ? 50.0f + a * kP + p : -1.0f;
+  t[NCCL_ALGO_TREE * kP + NCCL_PROTO_LL] = -1.0f;
+}
+
+// Runs getCollInfo on a real float[7][3] passed as float**, as NCCL does.
+int chosen(const float* before, const float* after) {
+  int zero = -1;
+  for (int i = 0; i < kA * kP; ++i) {
+    if (before[i] < 0) {
+      EXPECT_EQ(after[i], before[i]) << "entry " << i << " was -1: untouched";
+    }
+    if (after[i] != before[i]) {
+      EXPECT_EQ(after[i], 0.0f) << "the only write is a 0.0 preference";
+      EXPECT_EQ(zero, -1) << "one entry at most";
+      zero = i;
+    }
+  }
+  return zero;
+}
+
+TEST(PluginTuner, MultiSiteAllReduceWritesAlgoTimesThreePlusProto) {
+  // NCCL's constants as v5 hands them over: here SIMPLE costs 500 us more per step.
+  ncclTunerConstants_v5_t constants;
+  std::memset(&constants, 0, sizeof(constants));
+  for (auto& row : constants.baseLatencies) row[NCCL_PROTO_SIMPLE] = 500;
+  void* ctx = nullptr;
+  ASSERT_EQ(lib().t5->init(&ctx, 7, 4, 4, recordLog, nullptr, &constants), ncclSuccess);
+  ASSERT_NE(ctx, nullptr) << "XSITE_TOPO_FILE lists 4 ranks in 2 sites";
+  float before[kA][kP], table[kA][kP];
+  // Small: the latency-bound choice across the WAN is the tree, and SIMPLE's per-step latency
+  // makes LL128 cheaper (TREE/LL is offered as -1, so it is not taken). Large: SIMPLE.
+  for (size_t bytes : {size_t{1024}, size_t{256} << 20}) {
+    offeredTable(&before[0][0]);
+    std::memcpy(table, before, sizeof(table));
+    int channels = 0;
+    ASSERT_EQ(lib().t5->getCollInfo(ctx, ncclFuncAllReduce, bytes, 1,
+                                    reinterpret_cast<float**>(table), kA, kP, 0, &channels),
+              ncclSuccess);
+    int z = chosen(&before[0][0], &table[0][0]);
+    ASSERT_GE(z, 0) << bytes;
+    if (bytes < 4096) {
+      EXPECT_EQ(z, NCCL_ALGO_TREE * kP + NCCL_PROTO_LL128) << "flat index algo*3+proto";
+    } else {
+      EXPECT_TRUE(z / kP == NCCL_ALGO_TREE || z / kP == NCCL_ALGO_RING) << z;
+      EXPECT_EQ(z % kP, NCCL_PROTO_SIMPLE);
+    }
+    EXPECT_EQ(channels, 0) << "NCCL's channel count is kept";
+  }
+  // Not modelled: AllGather is left to NCCL.
+  offeredTable(&before[0][0]);
+  std::memcpy(table, before, sizeof(table));
+  int channels = 0;
+  ASSERT_EQ(lib().t5->getCollInfo(ctx, ncclFuncAllGather, 1 << 20, 1,
+                                  reinterpret_cast<float**>(table), kA, kP, 0, &channels),
+            ncclSuccess);
+  EXPECT_EQ(chosen(&before[0][0], &table[0][0]), -1);
+  // Nothing available: untouched, and still success (a collective never fails here).
+  for (auto& row : table)
+    for (float& e : row) e = -1.0f;
+  std::memcpy(before, table, sizeof(table));
+  ASSERT_EQ(lib().t5->getCollInfo(ctx, ncclFuncAllReduce, 1 << 20, 1,
+                                  reinterpret_cast<float**>(table), kA, kP, 0, &channels),
+            ncclSuccess);
+  EXPECT_EQ(chosen(&before[0][0], &table[0][0]), -1);
+  EXPECT_EQ(lib().t5->finalize(ctx), ncclSuccess);
+}
+
+TEST(PluginTuner, V4AndV3Shims) {
+  void* ctx = nullptr;
+  ASSERT_EQ(lib().t4->init(4, 4, recordLog, &ctx), ncclSuccess);
+  ASSERT_NE(ctx, nullptr);
+  float before[kA][kP], table[kA][kP];
+  offeredTable(&before[0][0]);
+  std::memcpy(table, before, sizeof(table));
+  int channels = 0;
+  ASSERT_EQ(lib().t3->getCollInfo(ctx, ncclFuncAllReduce, 1024, 1, reinterpret_cast<float**>(table),
+                                  kA, kP, &channels),
+            ncclSuccess);
+  EXPECT_EQ(chosen(&before[0][0], &table[0][0]), NCCL_ALGO_TREE * kP + NCCL_PROTO_SIMPLE);
+  EXPECT_EQ(lib().t4->destroy(ctx), ncclSuccess);
+}
+
+TEST(PluginTuner, CommunicatorItCannotPlaceIsLeftAlone) {
+  // 8 ranks, but the topology file lists 4: the tuner cannot tell the sites and declines.
+  void* ctx = reinterpret_cast<void*>(1);
+  ASSERT_EQ(lib().t5->init(&ctx, 8, 8, 2, recordLog, nullptr, nullptr), ncclSuccess);
+  EXPECT_EQ(ctx, nullptr);
+  EXPECT_TRUE(logHas("tuner: NCCL's costs left alone"));
+  float before[kA][kP], table[kA][kP];
+  offeredTable(&before[0][0]);
+  std::memcpy(table, before, sizeof(table));
+  int channels = 0;
+  ASSERT_EQ(lib().t5->getCollInfo(ctx, ncclFuncAllReduce, 1024, 1, reinterpret_cast<float**>(table),
+                                  kA, kP, 0, &channels),
+            ncclSuccess);
+  EXPECT_EQ(chosen(&before[0][0], &table[0][0]), -1);
+  EXPECT_EQ(lib().t5->finalize(ctx), ncclSuccess);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  gSelf = "/proc/self/exe";
+  // The environment NCCL's ranks would have: loopback data address, a 2-site topology file.
+  setenv("XSITE_LISTEN_ADDR", "127.0.0.1", 1);
+  unsetenv("XSITE_DEBUG");
+  if (argc == 4 && std::strcmp(argv[1], "--receiver") == 0)
+    return receiverMain(std::atoi(argv[2]), std::atoi(argv[3]));
+  char path[] = "/tmp/xsite_plugin_topo_XXXXXX";
+  int fd = mkstemp(path);
+  const char text[] =
+      "rank=0 site=0 domain=a\nrank=1 site=0 domain=b\n"
+      "rank=2 site=1 domain=c\nrank=3 site=1 domain=d\n";
+  if (fd < 0 || write(fd, text, sizeof(text) - 1) != static_cast<ssize_t>(sizeof(text) - 1))
+    return 1;
+  close(fd);
+  setenv("XSITE_TOPO_FILE", path, 1);
+  ::testing::InitGoogleTest(&argc, argv);
+  int rc = RUN_ALL_TESTS();
+  unlink(path);
+  return rc;
+}
