@@ -3,11 +3,14 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "bootstrap/rendezvous.h"
 #include "coll/collectives.h"
 #include "topo/env_record.h"
+#include "topo/nic_assignment.h"
+#include "transport/nic/nic.h"
 #include "util/log.h"
 #include "util/params.h"
 
@@ -91,6 +94,23 @@ topo::RankRecord decode(const std::string& s) {
   std::getline(in, r.source);
   if (!in && !in.eof()) throw Error(ErrorCategory::kRemote, "garbled rank record in the store");
   return r;
+}
+
+// The NIC that serves `rank`'s rail (NIC discovery, then topo::assignNics over its domain's
+// ranks), or nullopt when there is none. Logged at INFO.
+std::optional<transport::nic::NicInfo> railNic(const params::Params& p, const topo::Topology& t,
+                                               int rank) {
+  const auto found = transport::nic::discoverNics(p);
+  std::vector<topo::NicLocality> nics;
+  for (const auto& n : found.selected.nics) nics.push_back({n.label(), n.pciPath, n.numaNode});
+  const auto& place = t.place(rank);
+  const auto ranks = std::vector<topo::RankLocality>(t.domainRanks(place.domain).size());
+  const topo::NicChoice choice = topo::assignNics(nics, ranks).at(place.local);
+  if (choice.nic < 0) return std::nullopt;
+  const auto& nic = found.selected.nics[choice.nic];
+  XSITE_INFO(kNet, "rank %d (rail %d) uses NIC %s (%s)", rank, choice.rail, nic.label().c_str(),
+             transport::nic::kindName(nic.kind));
+  return nic;
 }
 
 void checkCount(const char* what, size_t count, DataType type, const void* send, const void* recv,
@@ -277,6 +297,9 @@ Communicator Communicator::fromEnvironment(const Config& config) {
     XSITE_INFO(kInit, "site transport (between domains): %s (XSITE_SITE_TRANSPORT=%s%s)",
                transport::backendName(site), siteTransport.c_str(),
                haveUcx ? "" : "; built without UCX");
+  // UCX runs on the RDMA NIC of this rank's rail, unless the user chose with UCX_NET_DEVICES.
+  if (site == transport::Backend::kUcx && !p.isSet(Id::kUcxNetDevices))
+    if (auto nic = railNic(p, topology, me.rank)) fo.ucxNetDevices = transport::nic::ucxNetDevice(*nic);
   auto fabric = std::make_unique<transport::Fabric>(me.rank, me.worldSize, *store, fo);
   const coll::BackendChoice backends{domainTransport == "shm" ? transport::Backend::kShm : tcp, site,
                                      wanTransport == "streams" ? transport::Backend::kWan : tcp};

@@ -115,7 +115,7 @@ void Fabric::establishUcx(const std::vector<LinkRequest>& links) {
 #ifdef XSITE_HAVE_UCX
   std::vector<ucx::LinkSpec> specs;
   for (const auto* l : ucx) specs.push_back({l->peer, l->channel, label(*l)});
-  auto made = ucx::establish(rank_, store_, opt_.prefix, specs, opt_.timeout);
+  auto made = ucx::establish(rank_, store_, opt_.prefix, specs, opt_.timeout, opt_.ucxNetDevices);
   for (size_t i = 0; i < ucx.size(); ++i) conns_[{ucx[i]->peer, ucx[i]->channel}] = std::move(made[i]);
 #else
   throw Error(ErrorCategory::kInvalidUsage,

@@ -59,6 +59,7 @@ struct FabricOptions {
   int socketBufBytes = 0;  // 0: kernel autotuning
   std::chrono::milliseconds timeout{120000};
   std::shared_ptr<LoopbackHub> hub;  // required for kLoopback links
+  std::string ucxNetDevices;         // kUcx links: UCX's NET_DEVICES ("": UCX's own choice)
   WanLinkOptions wan;
 };
 

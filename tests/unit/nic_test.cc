@@ -322,3 +322,20 @@ TEST(NicDiscoveryHere, ReportsOneBranchConsistently) {
 
 }  // namespace
 }  // namespace xsite::transport::nic
+
+namespace xsite::transport::nic {
+namespace {
+
+TEST(UcxNetDevice, PinsRdmaPortsAndLeavesIpInterfacesToUcx) {
+  NicInfo ib;
+  ib.kind = NicInfo::Kind::kRdma;
+  ib.name = "mlx5_3";
+  ib.port = 1;
+  EXPECT_EQ(ucxNetDevice(ib), "mlx5_3:1");
+  NicInfo eth;
+  eth.name = "eth0";
+  EXPECT_EQ(ucxNetDevice(eth), "");
+}
+
+}  // namespace
+}  // namespace xsite::transport::nic

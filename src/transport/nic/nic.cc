@@ -128,6 +128,10 @@ std::string NicInfo::label() const {
   return kind == Kind::kRdma ? name + ":" + std::to_string(port) : name;
 }
 
+std::string ucxNetDevice(const NicInfo& nic) {
+  return nic.kind == NicInfo::Kind::kRdma ? nic.label() : std::string();
+}
+
 const char* kindName(NicInfo::Kind kind) noexcept {
   return kind == NicInfo::Kind::kRdma ? "rdma" : "ip";
 }

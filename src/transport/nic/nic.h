@@ -105,4 +105,8 @@ struct NicDiscovery {
 // warns about XSITE_NICS names that match nothing and when no NIC is usable.
 NicDiscovery discoverNics(const params::Params& params, const DiscoverOptions& options = {});
 
+// The UCX_NET_DEVICES entry that pins UCX to `nic`: "mlx5_0:1" for an RDMA port; "" for an IP
+// interface (UCX's TCP transport then keeps its own choice, which routes to every peer).
+std::string ucxNetDevice(const NicInfo& nic);
+
 }  // namespace xsite::transport::nic

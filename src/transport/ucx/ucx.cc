@@ -87,7 +87,7 @@ void settle(ucp_worker_h worker, std::vector<void*>& reqs, Clock::time_point dea
 
 class Worker {
  public:
-  Worker(int rank, size_t peers);
+  Worker(int rank, size_t peers, const std::string& netDevices);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -140,11 +140,18 @@ class Worker {
   std::vector<void*> goodbyeReqs_;
 };
 
-Worker::Worker(int rank, size_t peers) : rank_(rank) {
+Worker::Worker(int rank, size_t peers, const std::string& netDevices) : rank_(rank) {
   std::lock_guard<std::mutex> lk(initMutex());
   ucp_config_t* config = nullptr;
   ucs_status_t s = ucp_config_read(nullptr, nullptr, &config);  // UCX_* as the user set them
   if (s != UCS_OK) throw ucxError("reading the UCX_* configuration", s);
+  if (!netDevices.empty()) {
+    s = ucp_config_modify(config, "NET_DEVICES", netDevices.c_str());
+    if (s != UCS_OK) {
+      ucp_config_release(config);
+      throw ucxError("setting UCX's NET_DEVICES to " + netDevices, s);
+    }
+  }
   ucp_params_t params{};
   params.field_mask = UCP_PARAM_FIELD_FEATURES | UCP_PARAM_FIELD_ESTIMATED_NUM_EPS |
                       UCP_PARAM_FIELD_MT_WORKERS_SHARED;
@@ -447,7 +454,8 @@ std::string version() { return std::string("UCX ") + ucp_get_version_string(); }
 std::vector<std::unique_ptr<Connection>> establish(int rank, bootstrap::Store& store,
                                                    const std::string& prefix,
                                                    const std::vector<LinkSpec>& links,
-                                                   std::chrono::milliseconds timeout) {
+                                                   std::chrono::milliseconds timeout,
+                                                   const std::string& netDevices) {
   std::vector<std::unique_ptr<Connection>> conns;
   if (links.empty()) return conns;
   std::set<int> peers;
@@ -456,7 +464,7 @@ std::vector<std::unique_ptr<Connection>> establish(int rank, bootstrap::Store& s
       throw Error(ErrorCategory::kInternal, "UCX link " + l.label + ": channel or rank out of range");
     peers.insert(l.peer);
   }
-  auto worker = std::make_shared<Worker>(rank, peers.size());
+  auto worker = std::make_shared<Worker>(rank, peers.size(), netDevices);
   const auto key = [&](int r) { return prefix + "/ucx-addr/" + std::to_string(r); };
   store.set(key(rank), worker->address());
   std::vector<std::string> keys;

@@ -34,11 +34,13 @@ struct LinkSpec {
 // `prefix`/ucx-addr/<rank>, connects to every peer and exchanges one hello with each, so that every
 // endpoint is wired up when this returns. Returns one connection per link, in order; they share the
 // worker, which lives until the last of them is destroyed. Throws Error (kTimeout naming the
-// silent peers, kSystem for a UCX failure).
+// silent peers, kSystem for a UCX failure). `netDevices`, when not empty, restricts UCX to those
+// devices (UCX_NET_DEVICES syntax, e.g. "mlx5_0:1"); empty leaves UCX's configuration as it is.
 std::vector<std::unique_ptr<Connection>> establish(int rank, bootstrap::Store& store,
                                                    const std::string& prefix,
                                                    const std::vector<LinkSpec>& links,
-                                                   std::chrono::milliseconds timeout);
+                                                   std::chrono::milliseconds timeout,
+                                                   const std::string& netDevices = "");
 
 // "UCX 1.13.1" (the library found at run time).
 std::string version();
