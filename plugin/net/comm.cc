@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <atomic>
 #include <memory>
 #include <random>
 
+#include "plugin/net/wan_comm.h"
 #include "util/log.h"
 
 namespace xsite::plugin::net {
@@ -53,22 +55,45 @@ Result<size_t> readSome(int fd, void* buf, size_t want, const std::string& label
   }
 }
 
-// A sender's connection in progress (lives in ConnectHandle::pending).
+// A sender's connection in progress (lives in ConnectHandle::pending): one socket, or the
+// streams of a WAN comm.
 struct Connecting {
-  Fd fd;
-  bool connected = false;
-  Hello hello{};
-  size_t helloSent = 0;
+  CommKind kind = CommKind::kTcp;
+  std::vector<Fd> fds;
+  std::vector<bool> connected;
+  std::vector<size_t> helloSent;
+  std::vector<Hello> hellos;
   int peerSite = 0;
   std::string label;
 };
+
+bool wantWan(const LinkSettings& settings, int peerSite) {
+  return settings.wanStreams > 0 && peerSite != settings.site;
+}
+
+// A WAN stream's buffers and congestion control, as Fabric prepares its WAN links; a refused
+// congestion control is logged once per process.
+void prepareStream(int fd, const LinkSettings& settings) {
+  if (transport::wan::prepareWanSocket(fd, settings.wanSizing.socketBytes, settings.wanCongestion))
+    return;
+  static std::atomic<bool> warned{false};
+  if (!warned.exchange(true))
+    XSITE_WARN(kNet, "net: the kernel refused TCP congestion control '%s' for WAN streams (%s); "
+                     "they use '%s'. Load it (modprobe tcp_%s) or choose another with XSITE_WAN_CC",
+               settings.wanCongestion.c_str(), errnoString(errno).c_str(),
+               congestionControl(fd).c_str(), settings.wanCongestion.c_str());
+}
+
+std::string wanText(int streams) {
+  return std::to_string(streams) + " WAN stream" + (streams == 1 ? "" : "s");
+}
 
 }  // namespace
 
 // ---- Comm ---------------------------------------------------------------------------------
 
-Comm::Comm(Fd fd, std::string label, int requests)
-    : fd_(std::move(fd)), label_(std::move(label)), pool_(static_cast<size_t>(requests)) {}
+Comm::Comm(std::string label, int requests)
+    : label_(std::move(label)), pool_(static_cast<size_t>(requests)) {}
 
 Request* Comm::allocRequest() {
   for (auto& r : pool_)
@@ -130,7 +155,7 @@ Status SendComm::post(void* data, size_t size, int tag, void** request) {
   return Status::ok();
 }
 
-Status SendComm::progress() {
+Status TcpSendComm::progress() {
   while (!queue_.empty()) {
     Request* r = queue_.front();
     const size_t total = sizeof(MsgHeader) + r->posted[0];
@@ -184,7 +209,38 @@ Status RecvComm::post(int n, void** data, const size_t* sizes, const int* tags, 
   return Status::ok();
 }
 
-Status RecvComm::progress() {
+Status RecvComm::matchHeader(const Request& r, const MsgHeader& h, int* target) const {
+  *target = -1;
+  if (h.magic != MsgHeader::kMagic)
+    return peerError(
+        "sent a message header with a bad magic (not an xsite net plugin peer, "
+        "or the stream is out of step)");
+  // One buffer: the message is the next one, whatever its tag. Grouped: the unfilled buffer
+  // whose tag matches.
+  for (int i = 0; i < r.n && *target < 0; ++i)
+    if (!r.filled[i] && (r.n == 1 || r.tags[i] == h.tag)) *target = i;
+  if (*target < 0)
+    return peerError("sent a message with tag " + std::to_string(h.tag) +
+                     " that no buffer of the posted grouped receive expects");
+  if (h.bytes > r.posted[*target])
+    return peerError("sent a message of " + std::to_string(h.bytes) +
+                     " bytes, larger than the posted receive of " +
+                     std::to_string(r.posted[*target]) + " bytes (tag " + std::to_string(h.tag) +
+                     ")");
+  return Status::ok();
+}
+
+void RecvComm::fill(int target, const MsgHeader& h) {
+  Request* r = queue_.front();
+  r->got[target] = h.bytes;
+  r->filled[target] = true;
+  if (--r->pending == 0) {
+    r->done = true;
+    queue_.pop_front();
+  }
+}
+
+Status TcpRecvComm::progress() {
   while (!queue_.empty()) {
     Request* r = queue_.front();
     if (target_ < 0) {
@@ -194,22 +250,7 @@ Status RecvComm::progress() {
       if (got.value() == 0) return Status::ok();
       headerGot_ += got.value();
       if (headerGot_ < sizeof(MsgHeader)) continue;
-      if (header_.magic != MsgHeader::kMagic)
-        return peerError(
-            "sent a message header with a bad magic (not an xsite net plugin peer, "
-            "or the stream is out of step)");
-      // One buffer: the message is the next one, whatever its tag. Grouped: the unfilled buffer
-      // whose tag matches.
-      for (int i = 0; i < r->n && target_ < 0; ++i)
-        if (!r->filled[i] && (r->n == 1 || r->tags[i] == header_.tag)) target_ = i;
-      if (target_ < 0)
-        return peerError("sent a message with tag " + std::to_string(header_.tag) +
-                         " that no buffer of the posted grouped receive expects");
-      if (header_.bytes > r->posted[target_])
-        return peerError("sent a message of " + std::to_string(header_.bytes) +
-                         " bytes, larger than the posted receive of " +
-                         std::to_string(r->posted[target_]) + " bytes (tag " +
-                         std::to_string(header_.tag) + ")");
+      XSITE_RETURN_IF_ERROR(matchHeader(*r, header_, &target_));
       payloadGot_ = 0;
     }
     if (payloadGot_ < header_.bytes) {
@@ -220,14 +261,9 @@ Status RecvComm::progress() {
       payloadGot_ += got.value();
       if (payloadGot_ < header_.bytes) continue;
     }
-    r->got[target_] = header_.bytes;
-    r->filled[target_] = true;
+    fill(target_, header_);
     target_ = -1;
     headerGot_ = 0;
-    if (--r->pending == 0) {
-      r->done = true;
-      queue_.pop_front();
-    }
   }
   return Status::ok();
 }
@@ -240,7 +276,12 @@ ListenComm::ListenComm(Fd fd, uint64_t nonce, LinkSettings settings)
 Status listen(const Device& device, const LinkSettings& settings, ConnectHandle* handle,
               ListenComm** listenComm) {
   *listenComm = nullptr;
-  Fd fd = tcpListen(sockAddrOf(device.ip, 0), 1024);  // throws Error(kSystem) naming the address
+  // Accepted WAN streams inherit the listener's buffer sizes, set before listen() so that the
+  // window scale the handshake negotiates fits them (same-site sockets take XSITE_SOCKET_BUF_SIZE
+  // after accept when it is set).
+  Fd fd = tcpListen(sockAddrOf(device.ip, 0), 1024, [&](int f) {
+    if (settings.wanStreams > 0) setBufferSizes(f, settings.wanSizing.socketBytes);
+  });  // throws Error(kSystem) naming the address
   setNonBlocking(fd.get(), true);
   SockAddr bound = localAddr(fd.get());
   const uint64_t nonce = randomNonce();
@@ -257,48 +298,90 @@ Status listen(const Device& device, const LinkSettings& settings, ConnectHandle*
   return Status::ok();
 }
 
+bool ListenComm::place(Accepted& a) {
+  const Hello& h = a.hello;
+  if (streams_.empty()) {
+    const bool wan = h.kind == static_cast<uint32_t>(CommKind::kWanStreams);
+    if ((!wan && (h.kind != 0 || h.streams != 1)) || h.streams < 1 || h.streams > kMaxWanStreams)
+      return false;
+    first_ = h;
+    peer_ = a.peer;
+    streams_.resize(h.streams);
+    missing_ = h.streams;
+  }
+  if (h.kind != first_.kind || h.streams != first_.streams || h.site != first_.site ||
+      h.stream >= streams_.size() || streams_[h.stream].valid())
+    return false;
+  if (h.kind == static_cast<uint32_t>(CommKind::kWanStreams))
+    prepareStream(a.fd.get(), settings_);
+  else
+    prepareSocket(a.fd.get(), settings_, h.site);
+  streams_[h.stream] = std::move(a.fd);
+  --missing_;
+  return true;
+}
+
 Status ListenComm::acceptStep(RecvComm** recvComm) {
   *recvComm = nullptr;
-  while (true) {
-    if (!pending_.valid()) {
-      sockaddr_in peer{};
-      socklen_t len = sizeof(peer);
-      int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer), &len,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
-      if (fd < 0) {
-        if (errno == EINTR || errno == ECONNABORTED) continue;
-        if (wouldBlock(errno)) return Status::ok();
-        return Status(ErrorCategory::kSystem, "net accept: " + errnoString(errno));
-      }
-      pending_ = Fd(fd);
-      SockAddr a;
-      a.addr = peer;
-      pendingPeer_ = a.toString();
-      helloGot_ = 0;
+  while (true) {  // take every connection the kernel has queued
+    sockaddr_in peer{};
+    socklen_t len = sizeof(peer);
+    int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer), &len,
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (wouldBlock(errno)) break;
+      return Status(ErrorCategory::kSystem, "net accept: " + errnoString(errno));
     }
-    const std::string label = "net recv from " + pendingPeer_;
-    auto got = readSome(pending_.get(), reinterpret_cast<char*>(&hello_) + helloGot_,
-                        sizeof(Hello) - helloGot_, label);
+    Accepted a;
+    a.fd = Fd(fd);
+    SockAddr addr;
+    addr.addr = peer;
+    a.peer = addr.toString();
+    accepted_.push_back(std::move(a));
+  }
+  for (size_t i = 0; i < accepted_.size();) {
+    Accepted& a = accepted_[i];
+    const std::string label = "net recv from " + a.peer;
+    bool drop = false;  // dropped, or placed (its fd moved to streams_): off the list either way
+    auto got = readSome(a.fd.get(), reinterpret_cast<char*>(&a.hello) + a.got,
+                        sizeof(Hello) - a.got, label);
     if (!got) {
       XSITE_INFO(kNet, "%s: dropped before its hello (%s)", label.c_str(),
                  got.status().message().c_str());
-      pending_.reset();
+      drop = true;
+    } else {
+      a.got += got.value();
+      if (a.got == sizeof(Hello)) {
+        if (a.hello.magic != Hello::kMagic || a.hello.nonce != nonce_) {
+          XSITE_INFO(kNet, "%s: not the expected sender (bad hello); dropped", label.c_str());
+          drop = true;
+        } else if (!place(a)) {
+          XSITE_INFO(kNet, "%s: a socket that does not fit the comm being accepted; dropped",
+                     label.c_str());
+          drop = true;
+        } else {
+          drop = true;
+        }
+      }
+    }
+    if (drop) {
+      accepted_.erase(accepted_.begin() + static_cast<long>(i));
       continue;
     }
-    if (got.value() == 0) return Status::ok();
-    helloGot_ += got.value();
-    if (helloGot_ < sizeof(Hello)) continue;
-    if (hello_.magic != Hello::kMagic || hello_.nonce != nonce_) {
-      XSITE_INFO(kNet, "%s: not the expected sender (bad hello); dropped", label.c_str());
-      pending_.reset();
-      continue;
-    }
-    prepareSocket(pending_.get(), settings_, hello_.site);
-    *recvComm = new RecvComm(std::move(pending_), label + " (" + siteText(hello_.site) + ")",
-                             kRecvRequests);
-    XSITE_DEBUG(kNet, "%s: accepted", (*recvComm)->label().c_str());
-    return Status::ok();
+    ++i;
   }
+  if (streams_.empty() || missing_ > 0) return Status::ok();
+  std::string label = "net recv from " + peer_ + " (" + siteText(first_.site);
+  if (first_.kind == static_cast<uint32_t>(CommKind::kWanStreams)) {
+    label += ", " + wanText(first_.streams) + ")";
+    *recvComm = new WanRecvComm(std::move(streams_), label, settings_);
+  } else {
+    *recvComm = new TcpRecvComm(std::move(streams_[0]), label + ")");
+  }
+  streams_.clear();
+  XSITE_DEBUG(kNet, "%s: accepted", (*recvComm)->label().c_str());
+  return Status::ok();
 }
 
 // ---- connect ------------------------------------------------------------------------------
@@ -314,17 +397,33 @@ Status connectStep(const LinkSettings& settings, ConnectHandle* handle, SendComm
     to.addr.sin_family = AF_INET;
     to.addr.sin_port = handle->port;
     to.addr.sin_addr.s_addr = handle->ip;
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return Status(ErrorCategory::kSystem, "net connect: socket: " + errnoString(errno));
     auto owned = std::make_unique<Connecting>();
-    owned->fd = Fd(fd);
+    const bool wan = wantWan(settings, handle->site);
+    const int n = wan ? std::min(settings.wanStreams, kMaxWanStreams) : 1;
+    owned->kind = wan ? CommKind::kWanStreams : CommKind::kTcp;
     owned->peerSite = handle->site;
-    owned->label = "net send to " + to.toString() + " (" + siteText(handle->site) + ")";
-    prepareSocket(fd, settings, handle->site);  // buffer sizes before connect()
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&to.addr), sizeof(to.addr)) != 0 &&
-        errno != EINPROGRESS && errno != EINTR)
-      return Status(ErrorCategory::kRemote, owned->label + ": connect: " + errnoString(errno));
-    owned->hello = Hello{Hello::kMagic, settings.site, handle->nonce};
+    owned->label = "net send to " + to.toString() + " (" + siteText(handle->site) +
+                   (wan ? ", " + wanText(n) : std::string()) + ")";
+    for (int i = 0; i < n; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (fd < 0)
+        return Status(ErrorCategory::kSystem, "net connect: socket: " + errnoString(errno));
+      owned->fds.emplace_back(fd);
+      if (wan) {
+        setNoDelay(fd);
+        prepareStream(fd, settings);  // buffer sizes before connect()
+      } else {
+        prepareSocket(fd, settings, handle->site);
+      }
+      if (::connect(fd, reinterpret_cast<const sockaddr*>(&to.addr), sizeof(to.addr)) != 0 &&
+          errno != EINPROGRESS && errno != EINTR)
+        return Status(ErrorCategory::kRemote, owned->label + ": connect: " + errnoString(errno));
+      owned->hellos.push_back(Hello{Hello::kMagic, settings.site, handle->nonce,
+                                    static_cast<uint16_t>(i), static_cast<uint16_t>(n),
+                                    static_cast<uint32_t>(owned->kind)});
+    }
+    owned->connected.assign(static_cast<size_t>(n), false);
+    owned->helloSent.assign(static_cast<size_t>(n), 0);
     c = owned.release();
     handle->pending = c;
   }
@@ -333,32 +432,43 @@ Status connectStep(const LinkSettings& settings, ConnectHandle* handle, SendComm
     handle->pending = nullptr;
     return s;
   };
-  if (!c->connected) {
-    pollfd p{c->fd.get(), POLLOUT, 0};
-    int n = ::poll(&p, 1, 0);
-    if (n < 0 && errno != EINTR)
-      return fail(Status(ErrorCategory::kSystem, "net connect: poll: " + errnoString(errno)));
-    if (n <= 0) return Status::ok();
-    int err = 0;
-    socklen_t len = sizeof(err);
-    getsockopt(c->fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err != 0)
-      return fail(
-          Status(ErrorCategory::kRemote, c->label + ": connect: " + errnoString(err) +
-                                             " (is the receiving rank alive and reachable?)"));
-    c->connected = true;
-  }
-  while (c->helloSent < sizeof(Hello)) {
-    ssize_t w = ::send(c->fd.get(), reinterpret_cast<char*>(&c->hello) + c->helloSent,
-                       sizeof(Hello) - c->helloSent, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (wouldBlock(errno)) return Status::ok();
-      return fail(Status(ErrorCategory::kRemote, c->label + ": hello: " + errnoString(errno)));
+  bool all = true;
+  for (size_t i = 0; i < c->fds.size(); ++i) {
+    if (!c->connected[i]) {
+      pollfd p{c->fds[i].get(), POLLOUT, 0};
+      int n = ::poll(&p, 1, 0);
+      if (n < 0 && errno != EINTR)
+        return fail(Status(ErrorCategory::kSystem, "net connect: poll: " + errnoString(errno)));
+      if (n <= 0) {
+        all = false;
+        continue;
+      }
+      int err = 0;
+      socklen_t len = sizeof(err);
+      getsockopt(c->fds[i].get(), SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0)
+        return fail(
+            Status(ErrorCategory::kRemote, c->label + ": connect: " + errnoString(err) +
+                                               " (is the receiving rank alive and reachable?)"));
+      c->connected[i] = true;
     }
-    c->helloSent += static_cast<size_t>(w);
+    while (c->helloSent[i] < sizeof(Hello)) {
+      ssize_t w = ::send(c->fds[i].get(), reinterpret_cast<char*>(&c->hellos[i]) + c->helloSent[i],
+                         sizeof(Hello) - c->helloSent[i], MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        if (wouldBlock(errno)) break;
+        return fail(Status(ErrorCategory::kRemote, c->label + ": hello: " + errnoString(errno)));
+      }
+      c->helloSent[i] += static_cast<size_t>(w);
+    }
+    if (c->helloSent[i] < sizeof(Hello)) all = false;
   }
-  *sendComm = new SendComm(std::move(c->fd), c->label, kSendRequests);
+  if (!all) return Status::ok();
+  if (c->kind == CommKind::kWanStreams)
+    *sendComm = new WanSendComm(std::move(c->fds), c->label, settings);
+  else
+    *sendComm = new TcpSendComm(std::move(c->fds[0]), c->label);
   XSITE_DEBUG(kNet, "%s: connected", c->label.c_str());
   delete c;
   handle->pending = nullptr;

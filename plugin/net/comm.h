@@ -1,16 +1,26 @@
-// The net plugin's connections: one-directional TCP comms, as NCCL's proxy drives them.
+// The net plugin's connections: one-directional comms, as NCCL's proxy drives them.
 //
 // Setup (never blocks): listen() binds a non-blocking socket and writes a ConnectHandle; the
-// sender's connectStep() is called until it yields a SendComm (TCP connect, then a Hello that
-// echoes the listener's nonce and names the sender's site); the receiver's ListenComm::acceptStep()
-// likewise until it yields a RecvComm.
+// sender's connectStep() is called until it yields a SendComm (TCP connects, then a Hello on each
+// socket that echoes the listener's nonce and names the sender's site, the kind of comm and the
+// socket's place in it); the receiver's ListenComm::acceptStep() likewise until every socket of
+// the comm has said hello and it yields a RecvComm.
 //
-// Framing: every isend is one message, a MsgHeader (magic, tag, size) then the payload. NCCL's
-// irecv posts the largest size it accepts; the real size travels in the header and test()
-// reports it. A message larger than the buffer it lands in is an error naming the peer, never a
-// truncation. A grouped receive (n <= kMaxRecvs buffers) takes the next n messages; each lands
-// in the not-yet-filled buffer whose tag matches. Requests complete in posting order; test() on
-// any of them moves the comm's bytes, so completions may be polled in any order.
+// Two kinds of comm, chosen by the sender from the handle's site (the Hello tells the receiver):
+//  - same site (or XSITE_WAN_TRANSPORT=tcp): one plain TCP socket (TcpSendComm/TcpRecvComm);
+//  - another site: XSITE_WAN_STREAMS sockets prepared like Fabric's WAN links (BDP-sized
+//    buffers, XSITE_WAN_CC) under one transport::wan::WanConnection (wan_comm.h): frames striped
+//    over the streams, sends staged eagerly into a window of XSITE_WAN_WINDOW and kept flowing by
+//    a proxy thread, so NCCL's slots no longer bound the bytes in flight.
+//
+// Framing: every isend is one message, a MsgHeader (magic, tag, size) then the payload (over WAN
+// streams: two messages of the connection, the payload posted with the size the header
+// announced; none when it is 0). NCCL's irecv posts the largest size it accepts; the real size
+// travels in the header and test() reports it. A message larger than the buffer it lands in is
+// an error naming the peer, never a truncation. A grouped receive (n <= kMaxRecvs buffers) takes
+// the next n messages; each lands in the not-yet-filled buffer whose tag matches. Requests
+// complete in posting order; test() on any of them moves the comm's bytes, so completions may be
+// polled in any order.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +31,7 @@
 
 #include "plugin/abi/common.h"
 #include "plugin/net/devices.h"
+#include "transport/wan/wan.h"
 #include "util/socket.h"
 #include "util/status.h"
 
@@ -47,12 +58,18 @@ static_assert(sizeof(ConnectHandle) <= NCCL_NET_HANDLE_MAXSIZE,
               "the handle must fit NCCL's buffer");
 
 struct Hello {
-  static constexpr uint32_t kMagic = 0x58534831;  // "XSH1"
+  static constexpr uint32_t kMagic = 0x58534832;  // "XSH2"
   uint32_t magic;
-  int32_t site;
+  int32_t site;     // the sender's site
   uint64_t nonce;
+  uint16_t stream;  // this socket's index in the comm
+  uint16_t streams; // sockets of the comm: 1 for a plain TCP comm
+  uint32_t kind;    // CommKind
 };
-static_assert(sizeof(Hello) == 16);
+static_assert(sizeof(Hello) == 24);
+
+enum class CommKind : uint32_t { kTcp = 0, kWanStreams = 1 };
+inline constexpr int kMaxWanStreams = 64;
 
 struct MsgHeader {
   static constexpr uint32_t kMagic = 0x58534d31;  // "XSM1"
@@ -67,6 +84,11 @@ struct LinkSettings {
   int site = 0;
   int socketBufBytes = 0;     // XSITE_SOCKET_BUF_SIZE (0: kernel autotuning)
   std::string wanCongestion;  // XSITE_WAN_CC, applied to connections whose peer is in another site
+  // Cross-site comms: XSITE_WAN_STREAMS sockets under a WanConnection, or 0 for one plain socket
+  // (XSITE_WAN_TRANSPORT=tcp).
+  int wanStreams = 4;
+  size_t wanFrameBytes = 256 << 10;                     // XSITE_WAN_FRAME_SIZE
+  transport::wan::WanSizing wanSizing{1 << 20, 4 << 20};  // from XSITE_WAN_RATE_MBIT, _LATENCY_US
 };
 
 class Comm;
@@ -82,13 +104,14 @@ struct Request {
   int tags[kMaxRecvs] = {};
   size_t got[kMaxRecvs] = {};
   bool filled[kMaxRecvs] = {};
-  size_t sent = 0;  // send: header + payload bytes written
+  size_t sent = 0;      // TCP send: header + payload bytes written
+  uint64_t ticket = 0;  // WAN send: the connection's ticket of its last message (0: not handed)
   MsgHeader header{};
 };
 
 class Comm {
  public:
-  Comm(Fd fd, std::string label, int requests);
+  Comm(std::string label, int requests);
   virtual ~Comm() = default;
   const std::string& label() const { return label_; }
   // Polls one request: moves bytes, then reports done and (when done and `sizes` is non-null)
@@ -101,7 +124,6 @@ class Comm {
   Status peerError(const std::string& what) const;
   Status ioError(const char* op, int err) const;
 
-  Fd fd_;
   std::string label_;
   std::mutex mu_;
   Status error_;  // sticky: the first failure of this comm
@@ -109,25 +131,44 @@ class Comm {
   std::deque<Request*> queue_;  // posted, not yet done, in posting order
 };
 
-class SendComm final : public Comm {
+class SendComm : public Comm {
  public:
-  using Comm::Comm;
+  SendComm(std::string label) : Comm(std::move(label), kSendRequests) {}
   // *request = null: all kSendRequests are in flight; call again later.
   Status post(void* data, size_t size, int tag, void** request);
-
- private:
-  Status progress() override;
 };
 
-class RecvComm final : public Comm {
+class RecvComm : public Comm {
  public:
-  using Comm::Comm;
+  RecvComm(std::string label) : Comm(std::move(label), kRecvRequests) {}
   // optional: NCCL stored NCCL_NET_OPTIONAL_RECV_COMPLETION in *request (LL/LL128); this
   // version completes such a receive like any other, which the contract allows.
   Status post(int n, void** data, const size_t* sizes, const int* tags, void** request);
 
+ protected:
+  // A complete header for the head request `r`: checks it and picks the buffer it fills.
+  Status matchHeader(const Request& r, const MsgHeader& h, int* target) const;
+  // Buffer `target` of queue_.front() now holds h.bytes; completes the request when it is full.
+  void fill(int target, const MsgHeader& h);
+};
+
+// One plain non-blocking TCP socket.
+class TcpSendComm final : public SendComm {
+ public:
+  TcpSendComm(Fd fd, std::string label) : SendComm(std::move(label)), fd_(std::move(fd)) {}
+
  private:
   Status progress() override;
+  Fd fd_;
+};
+
+class TcpRecvComm final : public RecvComm {
+ public:
+  TcpRecvComm(Fd fd, std::string label) : RecvComm(std::move(label)), fd_(std::move(fd)) {}
+
+ private:
+  Status progress() override;
+  Fd fd_;
   MsgHeader header_{};
   size_t headerGot_ = 0;
   int target_ = -1;  // buffer of queue_.front() the current payload lands in; -1: reading a header
@@ -137,17 +178,26 @@ class RecvComm final : public Comm {
 class ListenComm {
  public:
   ListenComm(Fd fd, uint64_t nonce, LinkSettings settings);
-  // *recvComm = null until a sender has connected and said hello.
+  // *recvComm = null until every socket of the sender's comm has connected and said hello.
   Status acceptStep(RecvComm** recvComm);
 
  private:
+  struct Accepted {
+    Fd fd;
+    std::string peer;
+    Hello hello{};
+    size_t got = 0;
+  };
+  // A complete, valid hello: the socket takes its place; false if it does not fit the comm.
+  bool place(Accepted& a);
   Fd fd_;
   uint64_t nonce_;
   LinkSettings settings_;
-  Fd pending_;  // accepted, hello not complete
-  std::string pendingPeer_;
-  Hello hello_{};
-  size_t helloGot_ = 0;
+  std::vector<Accepted> accepted_;  // hello not complete
+  Hello first_{};                   // the first valid hello: the comm's kind, streams, site
+  std::string peer_;
+  std::vector<Fd> streams_;  // by Hello::stream
+  int missing_ = 0;
 };
 
 // Receiver side: binds to the device's address on a free port and fills the handle.

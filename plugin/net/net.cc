@@ -74,12 +74,34 @@ Status init(void** ctx, uint64_t commId, const ncclNetCommConfig_v11_t* config,
       s.site = p.isSet(params::Id::kSite) ? static_cast<int>(p.integer(params::Id::kSite)) : 0;
       s.socketBufBytes = static_cast<int>(p.integer(params::Id::kSocketBufSize));
       s.wanCongestion = p.string(params::Id::kWanCongestion);
+      const std::string wanTransport = p.string(params::Id::kWanTransport);
+      if (wanTransport != "streams" && wanTransport != "tcp")
+        throw Error(ErrorCategory::kInvalidUsage,
+                    "XSITE_WAN_TRANSPORT='" + wanTransport + "' is not streams or tcp");
+      const int streams = static_cast<int>(p.integer(params::Id::kWanStreams));
+      if (streams < 1 || streams > kMaxWanStreams)
+        throw Error(ErrorCategory::kInvalidUsage,
+                    "XSITE_WAN_STREAMS=" + std::to_string(streams) + " is not in 1.." +
+                        std::to_string(kMaxWanStreams));
+      s.wanStreams = wanTransport == "streams" ? streams : 0;
+      s.wanFrameBytes = static_cast<size_t>(p.integer(params::Id::kWanFrameSize));
+      s.wanSizing = transport::wan::wanSizing(
+          p.real(params::Id::kWanRateMbit), p.real(params::Id::kWanLatencyUs), streams,
+          static_cast<size_t>(p.integer(params::Id::kWanWindow)));
       g.devices = discoverDevices(p);
       g.settings = s;
       g.ready = true;
-      XSITE_INFO(kInit,
-                 "net plugin '%s': %zu device(s), site %d, TCP for same-site and cross-site peers",
-                 kNetName, g.devices.size(), s.site);
+      if (s.wanStreams > 0)
+        XSITE_INFO(kInit,
+                   "net plugin '%s': %zu device(s), site %d; TCP for same-site peers, %d WAN "
+                   "streams for cross-site peers (socket buffers %d bytes, window %zu bytes)",
+                   kNetName, g.devices.size(), s.site, s.wanStreams, s.wanSizing.socketBytes,
+                   s.wanSizing.windowBytes);
+      else
+        XSITE_INFO(kInit,
+                   "net plugin '%s': %zu device(s), site %d, TCP for same-site and cross-site "
+                   "peers (XSITE_WAN_TRANSPORT=tcp)",
+                   kNetName, g.devices.size(), s.site);
     }
   }
   auto c = std::make_unique<Context>();

@@ -8,6 +8,7 @@
 
 #include "bootstrap/rendezvous.h"
 #include "coll/collectives.h"
+#include "coll/settings.h"
 #include "topo/env_record.h"
 #include "topo/nic_assignment.h"
 #include "transport/nic/nic.h"
@@ -21,53 +22,6 @@ using params::Id;
 using Ms = std::chrono::milliseconds;
 
 Ms seconds(double s) { return Ms(static_cast<int64_t>(s * 1000)); }
-
-coll::Settings makeSettings(const Config& cfg, const params::Params& p) {
-  coll::Settings s;
-  if (cfg.algorithm) {
-    s.defaultAlgorithm = *cfg.algorithm;
-  } else {
-    auto a = parseAlgorithm(p.string(Id::kAlgo));
-    if (!a)
-      throw Error(ErrorCategory::kInvalidUsage,
-                  "XSITE_ALGO='" + p.string(Id::kAlgo) + "' is not one of auto, ring, hier, latency");
-    s.defaultAlgorithm = *a;
-  }
-  s.chunkBytes = cfg.chunkBytes.value_or(static_cast<size_t>(p.integer(Id::kChunkSize)));
-  s.sliceBytes = cfg.sliceBytes.value_or(static_cast<size_t>(p.integer(Id::kSliceSize)));
-  if (s.chunkBytes == 0 || s.sliceBytes == 0)
-    throw Error(ErrorCategory::kInvalidUsage, "XSITE_CHUNK_SIZE and XSITE_SLICE_SIZE must be > 0");
-  s.timeout = seconds(cfg.timeoutSeconds.value_or(p.real(Id::kTimeout)));
-  s.wanLanes = static_cast<int>(p.integer(Id::kWanLanes));
-  if (s.wanLanes < 1 || s.wanLanes > coll::kMaxWanLanes)
-    throw Error(ErrorCategory::kInvalidUsage, "XSITE_WAN_LANES=" + std::to_string(s.wanLanes) +
-                                                  " is outside 1.." + std::to_string(coll::kMaxWanLanes));
-  auto link = [&](Id lat, Id rate) {
-    return topo::LinkModel{p.real(lat), std::max(p.real(rate), 1e-3) / 8.0};
-  };
-  s.costModel.domain = link(Id::kDomainLatencyUs, Id::kDomainRateMbit);
-  s.costModel.site = link(Id::kSiteLatencyUs, Id::kSiteRateMbit);
-  s.costModel.wan = link(Id::kWanLatencyUs, Id::kWanRateMbit);
-  if (cfg.codec) {
-    s.codec = *cfg.codec;
-  } else {
-    auto c = parseCodec(p.string(Id::kCodec));
-    if (!c)
-      throw Error(ErrorCategory::kInvalidUsage,
-                  "XSITE_CODEC='" + p.string(Id::kCodec) +
-                      "' is not one of none, lz4, zstd, bf16, fp16, int8, fp8, int4");
-    s.codec = *c;
-  }
-  const int64_t block = cfg.codecBlockSize ? int64_t{*cfg.codecBlockSize} : p.integer(Id::kCodecBlock);
-  if (block < 2 || block > 65536 || block % 2 != 0)
-    throw Error(ErrorCategory::kInvalidUsage, "XSITE_CODEC_BLOCK=" + std::to_string(block) +
-                                                  " must be even and within 2..65536");
-  s.codecOptions.blockSize = static_cast<uint32_t>(block);
-  s.codecOptions.level = static_cast<int>(p.integer(Id::kCodecLevel));
-  s.errorFeedback = cfg.errorFeedback.value_or(p.integer(Id::kErrorFeedback) != 0);
-  s.errorFeedbackMaxBytes = static_cast<size_t>(p.integer(Id::kErrorFeedbackMaxBytes));
-  return s;
-}
 
 std::string hostName() {
   char h[256] = {0};
@@ -203,7 +157,7 @@ Communicator Communicator::fromLocalGroup(LocalGroup& group, int rank) {
                                                   std::to_string(g.topology.size()));
   const auto& p = params::Params::global();
   auto impl = std::make_unique<Impl>();
-  coll::Settings settings = makeSettings(g.config, p);
+  coll::Settings settings = coll::settingsFromParams(p, g.config);
   transport::FabricOptions fo;
   fo.prefix = "local";
   fo.hub = g.hub;
@@ -218,7 +172,7 @@ Communicator Communicator::fromLocalGroup(LocalGroup& group, int rank) {
 Communicator Communicator::fromEnvironment(const Config& config) {
   const auto& p = params::Params::global();
   auto impl = std::make_unique<Impl>();
-  coll::Settings settings = makeSettings(config, p);
+  coll::Settings settings = coll::settingsFromParams(p, config);
   const Ms bootstrapTimeout =
       seconds(config.bootstrapTimeoutSeconds.value_or(p.real(Id::kBootstrapTimeout)));
   topo::RankRecord me = topo::recordFromParams(p, hostName());
@@ -256,55 +210,24 @@ Communicator Communicator::fromEnvironment(const Config& config) {
   topo::Topology topology = topo::Topology::fromRecords(fileRecords.empty() ? records : fileRecords);
   if (me.rank == 0) XSITE_INFO(kInit, "topology: %s", topology.describe().c_str());
 
-  std::string domainTransport = p.string(Id::kDomainTransport);
-  if (domainTransport != "shm" && domainTransport != "tcp")
-    throw Error(ErrorCategory::kInvalidUsage,
-                "XSITE_DOMAIN_TRANSPORT='" + domainTransport + "' is not shm or tcp");
-  transport::FabricOptions fo;
+  coll::LinkSetup links = coll::linkSetupFromParams(p);
+  transport::FabricOptions& fo = links.fabric;
   fo.prefix = "fabric";
   fo.listenIp = impl->rendezvous->listenIp();
   fo.job = impl->rendezvous->job();
-  fo.shmRingBytes = static_cast<size_t>(p.integer(Id::kShmRingSize));
-  fo.socketBufBytes = static_cast<int>(p.integer(Id::kSocketBufSize));
   fo.timeout = bootstrapTimeout;
-  fo.wan.streams = static_cast<int>(p.integer(Id::kWanStreams));
-  fo.wan.frameBytes = static_cast<size_t>(p.integer(Id::kWanFrameSize));
-  fo.wan.windowBytes = static_cast<size_t>(p.integer(Id::kWanWindow));
-  fo.wan.congestion = p.string(Id::kWanCongestion);
-  fo.wan.latencyCongestion = p.string(Id::kWanCongestionLatency);
-  fo.wan.latencyUs = p.real(Id::kWanLatencyUs);
-  fo.wan.rateMbit = p.real(Id::kWanRateMbit);
-  if (fo.wan.streams < 1 || fo.wan.streams > 64)
-    throw Error(ErrorCategory::kInvalidUsage, "XSITE_WAN_STREAMS=" + std::to_string(fo.wan.streams) +
-                                                  " is outside 1..64");
-  std::string wanTransport = p.string(Id::kWanTransport);
-  if (wanTransport != "streams" && wanTransport != "tcp")
-    throw Error(ErrorCategory::kInvalidUsage,
-                "XSITE_WAN_TRANSPORT='" + wanTransport + "' is not streams or tcp");
-  // Between domains of a site: UCX when asked for, or by default when this build has it.
-  const std::string siteTransport = p.string(Id::kSiteTransport);
-  const bool haveUcx = transport::backendBuilt(transport::Backend::kUcx);
-  if (siteTransport != "ucx" && siteTransport != "tcp" && siteTransport != "auto")
-    throw Error(ErrorCategory::kInvalidUsage,
-                "XSITE_SITE_TRANSPORT='" + siteTransport + "' is not ucx, tcp or auto");
-  if (siteTransport == "ucx" && !haveUcx)
-    throw Error(ErrorCategory::kInvalidUsage,
-                "XSITE_SITE_TRANSPORT=ucx but this xsite was built without UCX (install libucx-dev "
-                "and rebuild, or use XSITE_SITE_TRANSPORT=tcp or auto)");
-  const auto tcp = transport::Backend::kTcp;
-  const auto site = siteTransport == "tcp" || !haveUcx ? tcp : transport::Backend::kUcx;
+  const transport::Backend site = links.backends.sameSite;
   if (me.rank == 0)
-    XSITE_INFO(kInit, "site transport (between domains): %s (XSITE_SITE_TRANSPORT=%s%s)",
-               transport::backendName(site), siteTransport.c_str(),
-               haveUcx ? "" : "; built without UCX");
+    XSITE_INFO(kInit, "transports: %s (XSITE_SITE_TRANSPORT=%s%s)",
+               coll::describe(links.backends).c_str(),
+               p.string(Id::kSiteTransport).c_str(),
+               transport::backendBuilt(transport::Backend::kUcx) ? "" : "; built without UCX");
   // UCX runs on the RDMA NIC of this rank's rail, unless the user chose with UCX_NET_DEVICES.
   if (site == transport::Backend::kUcx && !p.isSet(Id::kUcxNetDevices))
     if (auto nic = railNic(p, topology, me.rank)) fo.ucxNetDevices = transport::nic::ucxNetDevice(*nic);
   auto fabric = std::make_unique<transport::Fabric>(me.rank, me.worldSize, *store, fo);
-  const coll::BackendChoice backends{domainTransport == "shm" ? transport::Backend::kShm : tcp, site,
-                                     wanTransport == "streams" ? transport::Backend::kWan : tcp};
-  impl->backends = backends;
-  fabric->establish(coll::planLinks(topology, me.rank, backends, settings.wanLanes));
+  impl->backends = links.backends;
+  fabric->establish(coll::planLinks(topology, me.rank, links.backends, settings.wanLanes));
   impl->rendezvous->leave();
   XSITE_INFO(kInit, "rank %d ready: site %d domain %d local %d, listening on %s", me.rank,
              topology.place(me.rank).site, topology.place(me.rank).domain,
@@ -318,12 +241,7 @@ int Communicator::size() const { return impl_->ctx->size(); }
 int Communicator::numSites() const { return impl_->ctx->topology().numSites(); }
 std::string Communicator::describeTopology() const { return impl_->ctx->topology().describe(); }
 
-std::string Communicator::describeTransports() const {
-  const auto& b = impl_->backends;
-  return std::string("domain ") + transport::backendName(b.sameDomain) + ", site " +
-         transport::backendName(b.sameSite) + ", between sites " +
-         transport::backendName(b.otherSite);
-}
+std::string Communicator::describeTransports() const { return coll::describe(impl_->backends); }
 
 Placement Communicator::placement(int rank) const {
   const auto& t = impl_->ctx->topology();

@@ -172,7 +172,7 @@ TEST(PluginNet, TablesFoundByNameAsNcclDoes) {
   ASSERT_NE(lib().v10, nullptr);
   EXPECT_NE(dlsym(lib().handle, "ncclNetPlugin_v9"), nullptr);
   EXPECT_NE(dlsym(lib().handle, "ncclNetPlugin_v8"), nullptr);
-  EXPECT_EQ(dlsym(lib().handle, "ncclCollNetPlugin_v11"), nullptr) << "no CollNet until it exists";
+  EXPECT_NE(dlsym(lib().handle, "ncclCollNetPlugin_v11"), nullptr) << "CollNet from the same library";
   EXPECT_STREQ(net().name, "xsite");
   EXPECT_NE(net().finalize, nullptr);  // NCCL calls it unconditionally
   EXPECT_EQ(net().regMrDmaBuf, nullptr);
@@ -537,6 +537,100 @@ TEST(PluginNet, TwoRanksAsProcessesAcrossSites) {
   EXPECT_EQ(net().finalize(ctx), ncclSuccess);
 }
 
+// Cross-site over WAN streams (plugin/net/wan_comm.h): rank 1 in site 1 receives while rank 0 in
+// site 0 sends, closes and finalizes as soon as its sends are staged, so some streams end (the
+// sender's close) while others still carry frames the receiver is waiting for.
+std::vector<size_t> wanSizes() {
+  std::vector<size_t> v = {0, 1, 1000, (size_t{2} << 20) + 7};
+  for (int i = 0; i < 16; ++i) v.push_back(size_t{512} << 10);  // spread over the streams
+  return v;
+}
+constexpr size_t kWanPosted = size_t{4} << 20;  // NCCL posts the most it accepts
+constexpr size_t kWanTooLarge = 64 << 10;        // then a message larger than its receive
+
+int wanReceiverMain(int handleFd) {
+  void* ctx = nullptr;
+  if (net().init(&ctx, 1, nullptr, recordLog, nullptr) != ncclSuccess) return 10;
+  char handle[NCCL_NET_HANDLE_MAXSIZE];
+  void* l = nullptr;
+  if (net().listen(ctx, 0, handle, &l) != ncclSuccess) return 11;
+  if (write(handleFd, handle, sizeof(handle)) != static_cast<ssize_t>(sizeof(handle))) return 12;
+  close(handleFd);
+  void* r = nullptr;
+  for (int i = 0; i < 1000000 && r == nullptr; ++i) {
+    if (net().accept(l, &r, nullptr) != ncclSuccess) return 13;
+    if (r == nullptr) usleep(50);
+  }
+  if (r == nullptr) return 14;
+  if (net().closeListen(l) != ncclSuccess) return 15;
+  int m = 0;
+  for (size_t n : wanSizes()) {
+    std::vector<char> dst(kWanPosted);
+    void* d[1] = {dst.data()};
+    size_t posted[1] = {dst.size()};
+    int tags[1] = {7};
+    void* req = postRecv(r, 1, d, posted, tags);
+    int size = -1;
+    if (req == nullptr || waitDone(req, &size, 100000000) != ncclSuccess) return 20 + m;
+    if (static_cast<size_t>(size) != n) return 30 + m;
+    if (std::memcmp(dst.data(), pattern(n, m).data(), n) != 0) return 40 + m;
+    ++m;
+  }
+  std::vector<char> small(1000);
+  void* d[1] = {small.data()};
+  size_t posted[1] = {small.size()};
+  int tags[1] = {7};
+  void* req = postRecv(r, 1, d, posted, tags);
+  if (req == nullptr || waitDone(req, nullptr, 100000000) != ncclRemoteError) return 50;
+  if (!logHas("larger than the posted receive of 1000 bytes")) return 51;
+  if (!logHas("net recv from 127.0.0.1:") || !logHas("site 0, 4 WAN streams")) return 52;
+  if (net().closeRecv(r) != ncclSuccess) return 53;
+  if (net().finalize(ctx) != ncclSuccess) return 54;
+  return 0;
+}
+
+TEST(PluginNet, WanStreamsAcrossSitesWhileTheSenderCloses) {
+  int handlePipe[2];
+  ASSERT_EQ(pipe(handlePipe), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(handlePipe[0]);
+    setenv("XSITE_SITE", "1", 1);
+    std::string h = std::to_string(handlePipe[1]);
+    execl(gSelf, gSelf, "--wan-receiver", h.c_str(), static_cast<char*>(nullptr));
+    _exit(99);
+  }
+  close(handlePipe[1]);
+  char handle[NCCL_NET_HANDLE_MAXSIZE];
+  ASSERT_EQ(read(handlePipe[0], handle, sizeof(handle)), static_cast<ssize_t>(sizeof(handle)));
+  close(handlePipe[0]);
+  void* ctx = initCtx();  // site 0 (XSITE_SITE unset): the peer is in another site
+  void* s = nullptr;
+  for (int i = 0; i < 1000000 && s == nullptr; ++i) {
+    ASSERT_EQ(net().connect(ctx, 0, handle, &s, nullptr), ncclSuccess);
+    if (s == nullptr) usleep(50);
+  }
+  ASSERT_NE(s, nullptr);
+  std::vector<std::vector<char>> src;
+  int m = 0;
+  for (size_t n : wanSizes()) src.push_back(pattern(n, m++));
+  src.push_back(pattern(kWanTooLarge, 0));
+  // Eager staging: a send completes once staged, before the receiver has it.
+  for (auto& v : src) {
+    void* req = postSend(s, v.data(), v.size(), 7);
+    int size = -1;
+    ASSERT_EQ(waitDone(req, &size, 100000000), ncclSuccess);
+    EXPECT_EQ(static_cast<size_t>(size), v.size());
+  }
+  EXPECT_EQ(net().closeSend(s), ncclSuccess);  // moves what is staged into the sockets, closes
+  EXPECT_EQ(net().finalize(ctx), ncclSuccess);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "receiver's exit code locates its failure";
+}
+
 // ---- tuner ----------------------------------------------------------------------------------
 
 constexpr int kA = NCCL_NUM_ALGORITHMS, kP = NCCL_NUM_PROTOCOLS;
@@ -653,6 +747,8 @@ int main(int argc, char** argv) {
   unsetenv("XSITE_DEBUG");
   if (argc == 4 && std::strcmp(argv[1], "--receiver") == 0)
     return receiverMain(std::atoi(argv[2]), std::atoi(argv[3]));
+  if (argc == 3 && std::strcmp(argv[1], "--wan-receiver") == 0)
+    return wanReceiverMain(std::atoi(argv[2]));
   char path[] = "/tmp/xsite_plugin_topo_XXXXXX";
   int fd = mkstemp(path);
   const char text[] =

@@ -93,6 +93,35 @@ TEST(WanFrames, ALaterMessagesFrameWaitsForTheCurrentOne) {
   EXPECT_EQ(std::string(b.begin(), b.end()), "xyz");
 }
 
+// A peer that sent its last frames and closed ends every stream; a stream may end while the
+// others still carry frames the receiver waits for (the NCCL net plugin's sender closes as soon
+// as its sends are staged). Only a stream cut inside a frame, or every stream ended with a
+// receive posted, is an error.
+TEST(WanFrames, AStreamEndedBetweenFramesIsNotAnErrorWhileAnotherCarriesTheRest) {
+  Pair p = make(2);
+  std::vector<char> buf(4, 0), more(1, 0);
+  p.conn->postRecv(buf.data(), buf.size());
+  p.raw[0].reset();  // stream 0 ends before the frame on stream 1 arrives
+  bool moved = false;
+  ASSERT_TRUE(p.conn->progress(moved).isOk());
+  sendRaw(p.raw[1], header(0, 0, 0, "abcd", 4), "abcd");
+  ASSERT_TRUE(waitRecv(*p.conn, 1).isOk());
+  EXPECT_EQ(std::string(buf.begin(), buf.end()), "abcd");
+  p.conn->postRecv(more.data(), more.size());
+  p.raw[1].reset();  // now every stream has ended with a receive posted
+  expectBad(waitRecv(*p.conn, 2), ErrorCategory::kRemote, "closed the connection");
+}
+
+TEST(WanFrames, AStreamCutInsideAFrameIsAnError) {
+  Pair p = make(2);
+  std::vector<char> buf(4, 0);
+  p.conn->postRecv(buf.data(), buf.size());
+  FrameHeader h = header(0, 0, 0, "abcd", 4);
+  ASSERT_EQ(::send(p.raw[0].get(), &h, 10, 0), 10);  // part of a header, then the end
+  p.raw[0].reset();
+  expectBad(waitRecv(*p.conn, 1), ErrorCategory::kRemote, "closed the connection");
+}
+
 TEST(WanFrames, AnEmptyMessageIsOneEmptyFrame) {
   Pair p = make(1);
   p.conn->postRecv(nullptr, 0);

@@ -2,6 +2,8 @@
 
 #include <poll.h>
 
+#include <algorithm>
+
 namespace xsite::transport::wan {
 
 WanProxy::WanProxy(std::vector<WanConnection*> connections) : conns_(std::move(connections)) {
@@ -15,6 +17,7 @@ WanProxy::~WanProxy() {
 
 // True while anything is staged and not yet in a socket.
 bool WanProxy::flushAll(bool& moved) {
+  std::lock_guard<std::mutex> lk(connsMu_);
   bool pending = false;
   for (WanConnection* c : conns_) c->flush(moved, pending);
   return pending;
@@ -31,11 +34,24 @@ void WanProxy::run() {
     }
     if (moved) continue;
     fds.clear();
-    for (WanConnection* c : conns_) c->pendingFds(fds);
+    {
+      std::lock_guard<std::mutex> lk(connsMu_);
+      for (WanConnection* c : conns_) c->pendingFds(fds);
+    }
     pfds.clear();
     for (int fd : fds) pfds.push_back({fd, POLLOUT, 0});
     ::poll(pfds.data(), pfds.size(), 1);  // wait for socket space
   }
+}
+
+void WanProxy::attach(WanConnection* c) {
+  std::lock_guard<std::mutex> lk(connsMu_);
+  conns_.push_back(c);
+}
+
+void WanProxy::detach(WanConnection* c) {
+  std::lock_guard<std::mutex> lk(connsMu_);
+  conns_.erase(std::remove(conns_.begin(), conns_.end(), c), conns_.end());
 }
 
 void WanProxy::drain(std::chrono::milliseconds limit) {

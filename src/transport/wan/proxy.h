@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -22,9 +23,15 @@ class WanProxy {
   // Waits until nothing is staged or `limit` passes (a dead peer ends it early).
   void drain(std::chrono::milliseconds limit);
 
+  // Connections that come and go while the thread runs (the NCCL net plugin's send comms).
+  // After detach() returns, the thread no longer touches `c`.
+  void attach(WanConnection* c);
+  void detach(WanConnection* c);
+
  private:
   bool flushAll(bool& moved);
   void run();
+  std::mutex connsMu_;  // guards conns_ (held while the thread flushes, not while it polls)
   std::vector<WanConnection*> conns_;
   std::atomic<bool> stop_{false};
   std::thread thread_;

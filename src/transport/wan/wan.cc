@@ -20,6 +20,21 @@ uint32_t headerCrc(FrameHeader h) {
 
 }  // namespace
 
+WanSizing wanSizing(double rateMbit, double latencyUs, int streams, size_t windowBytes) noexcept {
+  const double bdp = rateMbit / 8.0 * 2.0 * latencyUs;  // bytes per round trip
+  WanSizing z;
+  z.socketBytes =
+      static_cast<int>(std::clamp(4.0 * bdp / std::max(1, streams), 1.0 * (1 << 20), 64.0 * (1 << 20)));
+  z.windowBytes =
+      windowBytes > 0 ? windowBytes : std::max<size_t>(4u << 20, static_cast<size_t>(4 * bdp));
+  return z;
+}
+
+bool prepareWanSocket(int fd, int socketBytes, const std::string& cc) noexcept {
+  setBufferSizes(fd, socketBytes);
+  return cc.empty() || setCongestionControl(fd, cc);
+}
+
 WanConnection::WanConnection(int peer, std::string label, std::vector<Fd> fds, WanOptions options)
     : Connection(peer, std::move(label)), opt_(options) {
   opt_.frameBytes = std::clamp<size_t>(opt_.frameBytes, 4096, kMaxFrameBytes);
@@ -136,9 +151,20 @@ Status WanConnection::checkHeader(Stream& s) noexcept {
 
 Status WanConnection::readStream(Stream& s, bool& moved) noexcept {
   while (Op* op = frontRecv()) {
+    if (s.ended) return Status::ok();
     if (s.inGot < kHdr) {
       Result<size_t> r = socketRecv(s.fd.get(), reinterpret_cast<char*>(&s.in) + s.inGot, kHdr - s.inGot);
-      if (!r) return r.status();
+      if (!r) {
+        // A peer that sent its last frames and closed ends each stream between frames, and a
+        // stream may end while the others still carry the rest: only a stream cut inside a
+        // frame, or every stream ended with a receive posted (progress()), is an error.
+        char c;
+        if (s.inGot == 0 && ::recv(s.fd.get(), &c, 1, MSG_DONTWAIT | MSG_PEEK) == 0) {
+          s.ended = true;
+          return Status::ok();
+        }
+        return r.status();
+      }
       if (r.value() == 0) return Status::ok();
       moved = true;
       s.inGot += r.value();
@@ -220,7 +246,7 @@ bool WanConnection::appendPollFds(std::vector<pollfd>& out) const noexcept {
   short events = static_cast<short>((recvQueued() ? POLLIN : 0) | (stalledSend ? POLLOUT : 0));
   for (const auto& s : streams_) {
     // A stream parked on a later message's frame has nothing to read until another completes.
-    const bool parked = s.inGot == sizeof(FrameHeader) && s.in.message != recvMessage_;
+    const bool parked = s.ended || (s.inGot == sizeof(FrameHeader) && s.in.message != recvMessage_);
     short e = static_cast<short>(parked ? (events & ~POLLIN) : events);
     if (e != 0) out.push_back({s.fd.get(), e, 0});
   }
@@ -244,6 +270,9 @@ Status WanConnection::progress(bool& moved) noexcept {
     for (auto& s : streams_) XSITE_RETURN_IF_ERROR(readStream(s, moved));
     if (recvsDone() == before) break;
   }
+  if (recvQueued() &&
+      std::all_of(streams_.begin(), streams_.end(), [](const Stream& s) { return s.ended; }))
+    return peerGone("closed the connection: did that rank exit or crash?");
   return Status::ok();
 }
 

@@ -38,6 +38,19 @@ static_assert(sizeof(FrameHeader) == 48);
 
 inline constexpr uint32_t kMaxFrameBytes = 64u << 20;  // a receiver rejects anything larger
 
+// Sizing of a WAN link from its bandwidth-delay product (rate, one-way latency): four BDPs of
+// socket buffer spread over the streams (1..64 MiB each), and a staging window of four BDPs (at
+// least 4 MiB) unless `windowBytes` > 0 sets it. Shared by Fabric and the NCCL net plugin.
+struct WanSizing {
+  int socketBytes;
+  size_t windowBytes;
+};
+WanSizing wanSizing(double rateMbit, double latencyUs, int streams, size_t windowBytes) noexcept;
+// Socket set-up of one WAN stream: buffer sizes (before connect(), or on the listener before
+// listen() so accepted sockets inherit them), then congestion control `cc` (empty: the kernel
+// default). False, errno set, when the kernel refused `cc`; the socket is usable either way.
+bool prepareWanSocket(int fd, int socketBytes, const std::string& cc) noexcept;
+
 struct WanOptions {
   size_t frameBytes = 256 << 10;
   size_t windowBytes = 4 << 20;  // staging: bytes accepted from callers but not yet in a socket
@@ -76,6 +89,7 @@ class WanConnection final : public Connection {
     bool checked = false;     // header validated against the head receive
     uint64_t lastSeq = 0;
     bool haveSeq = false;
+    bool ended = false;       // the peer closed it between frames (the others may carry the rest)
   };
 
   Status flushLocked(bool& moved) noexcept;

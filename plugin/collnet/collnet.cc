@@ -1,0 +1,438 @@
+#include "plugin/collnet/collnet.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <vector>
+
+#include "coll/collectives.h"
+#include "coll/settings.h"
+#include "plugin/collnet/coll_comm.h"
+#include "plugin/common/guard.h"
+#include "plugin/net/devices.h"
+#include "topo/topology.h"
+#include "transport/fabric.h"
+#include "util/log.h"
+#include "util/params.h"
+#include "util/socket.h"
+
+namespace xsite::plugin::collnet {
+namespace {
+
+using params::Id;
+using Ms = std::chrono::milliseconds;
+
+struct Context {
+  static constexpr uint64_t kMagic = 0x58534343ull;  // "XSCC"
+  uint64_t magic = kMagic;
+  uint64_t commId = 0;
+};
+
+// Process-wide: the devices (the net's list, same order, names and pciPaths: NCCL_ABI.md §3.3)
+// and the settings, read once.
+struct Global {
+  std::mutex mu;
+  bool ready = false;
+  std::vector<net::Device> devices;
+  int site = 0;
+  coll::Settings settings;
+  Ms bootstrapTimeout{120000};
+  coll::LinkSetup links;  // fabric options but listenIp and job, and the backends
+};
+Global& global() {
+  static Global* g = new Global;  // never destroyed: proxy threads may outlive static teardown
+  return *g;
+}
+
+const Global& ready() {
+  Global& g = global();
+  std::lock_guard<std::mutex> lock(g.mu);
+  if (!g.ready) throw Error(ErrorCategory::kInternal, "CollNet used before a successful init");
+  return g;
+}
+
+const net::Device& deviceAt(int dev) {
+  const Global& g = ready();
+  if (dev < 0 || dev >= static_cast<int>(g.devices.size()))
+    throw Error(ErrorCategory::kInternal, "CollNet device " + std::to_string(dev) +
+                                              " does not exist (" +
+                                              std::to_string(g.devices.size()) + " devices)");
+  return g.devices[static_cast<size_t>(dev)];
+}
+
+Ms seconds(double s) {
+  return Ms(static_cast<int64_t>(s * 1000));
+}
+
+void readSettings(Global& g, const params::Params& p) {
+  g.site = p.isSet(Id::kSite) ? static_cast<int>(p.integer(Id::kSite)) : 0;
+  Config overrides;
+  overrides.algorithm = Algorithm::kHierarchical;  // CollNet always runs the hierarchical path
+  g.settings = coll::settingsFromParams(p, overrides);
+  g.bootstrapTimeout = seconds(p.real(Id::kBootstrapTimeout));
+  g.links = coll::linkSetupFromParams(p);
+  g.links.fabric.prefix = "collnet";
+  g.links.fabric.timeout = g.bootstrapTimeout;
+}
+
+struct ListenComm {
+  static constexpr uint64_t kMagic = 0x5853434cull;  // "XSCL"
+  uint64_t magic = kMagic;
+  int dev = 0;
+  std::string ip;
+  std::unique_ptr<bootstrap::TcpStoreServer> server;  // used when this rank becomes rank 0
+};
+
+struct MemoryRegion {
+  static constexpr uint64_t kMagic = 0x5853434dull;  // "XSCM"
+  uint64_t magic = kMagic;
+  void* data;
+  size_t size;
+};
+
+CollComm& commOf(void* collComm, const char* what) {
+  auto* c = static_cast<CollComm*>(collComm);
+  if (c == nullptr || c->magic != CollComm::kMagic)
+    throw Error(ErrorCategory::kInternal, std::string(what) + " on a comm connect did not return");
+  return *c;
+}
+
+// NCCL's type and op values are xsite's (include/xsite/types.h); this checks the range and that
+// the pair is one the library reduces.
+void checkReduction(const char* what, ncclDataType_t type, ncclRedOp_t op) {
+  const int t = static_cast<int>(type), o = static_cast<int>(op);
+  if (t < 0 || t >= kNumDataTypes)
+    throw Error(ErrorCategory::kInvalidUsage,
+                std::string(what) + ": invalid data type " + std::to_string(t));
+  if (o < 0 || o >= kNumReduceOps)
+    throw Error(ErrorCategory::kInvalidUsage,
+                std::string(what) + ": invalid reduction op " + std::to_string(o));
+  if (!isReducible(static_cast<DataType>(t)))
+    throw Error(ErrorCategory::kInvalidUsage,
+                std::string(what) + ": " + std::string(dataTypeName(static_cast<DataType>(t))) +
+                    " is a storage-only type that CollNet does not reduce (reduceSupport says 0)");
+}
+
+int reportedBytes(size_t bytes) {
+  return static_cast<int>(std::min<size_t>(bytes, INT_MAX));
+}
+
+}  // namespace
+
+Status init(void** ctx, uint64_t commId, ncclDebugLogger_t logger) {
+  *ctx = nullptr;  // 2.28.9 calls finalize even when init failed
+  installLogger(logger);
+  Global& g = global();
+  {
+    std::lock_guard<std::mutex> lock(g.mu);
+    if (!g.ready) {
+      const params::Params& p = params::Params::global();  // throws kInvalidUsage on bad values
+      readSettings(g, p);
+      g.devices = net::discoverDevices(p);
+      g.ready = true;
+      XSITE_INFO(kInit, "CollNet '%s': %zu device(s), site %d, hierarchical all-reduce, codec %s",
+                 kCollNetName, g.devices.size(), g.site,
+                 std::string(codecName(g.settings.codec)).c_str());
+    }
+  }
+  auto c = std::make_unique<Context>();
+  c->commId = commId;
+  *ctx = c.release();
+  return Status::ok();
+}
+
+Status devices(int* ndev) {
+  *ndev = static_cast<int>(ready().devices.size());
+  return Status::ok();
+}
+
+Status getProperties(int dev, ncclNetProperties_v11_t* props) {
+  net::fillProperties(deviceAt(dev), dev, props);
+  return Status::ok();
+}
+
+// Every rank starts a store server; the one of the rank NCCL numbers 0 in connect serves the
+// group (the others stop theirs at closeListen).
+Status listen(void* /*ctx*/, int dev, void* handle, void** listenComm) {
+  *listenComm = nullptr;
+  const net::Device& d = deviceAt(dev);
+  auto l = std::make_unique<ListenComm>();
+  l->dev = dev;
+  l->ip = d.ip;
+  l->server = std::make_unique<bootstrap::TcpStoreServer>(sockAddrOf(d.ip, 0));
+  const SockAddr a = l->server->address();
+  Handle h{};
+  h.magic = Handle::kMagic;
+  h.version = 1;
+  h.storeIp = a.addr.sin_addr.s_addr;
+  h.storePort = static_cast<uint16_t>(a.port());
+  h.site = ready().site;
+  std::random_device rd;
+  h.nonce = (uint64_t{rd()} << 32) ^ rd();
+  std::memset(handle, 0, NCCL_NET_HANDLE_MAXSIZE);
+  std::memcpy(handle, &h, sizeof(h));
+  *listenComm = l.release();
+  return Status::ok();
+}
+
+// Collective and blocking: every rank of the group calls it with everyone's handle.
+Status connect(void* handles[], int nranks, int rank, void* listenComm, void** collComm) {
+  *collComm = nullptr;
+  auto* l = static_cast<ListenComm*>(listenComm);
+  if (l == nullptr || l->magic != ListenComm::kMagic)
+    return Status(ErrorCategory::kInternal,
+                  "CollNet connect on a listen comm listen did not return");
+  if (nranks < 1 || rank < 0 || rank >= nranks || handles == nullptr)
+    return Status(ErrorCategory::kInternal, "CollNet connect: rank " + std::to_string(rank) +
+                                                " of " + std::to_string(nranks));
+  const Global& g = ready();
+  std::vector<Handle> hs(static_cast<size_t>(nranks));
+  std::vector<topo::RankRecord> records;
+  for (int r = 0; r < nranks; ++r) {
+    if (handles[r] == nullptr)
+      return Status(ErrorCategory::kInternal, "CollNet connect: null handle");
+    std::memcpy(&hs[r], handles[r], sizeof(Handle));
+    if (hs[r].magic != Handle::kMagic || hs[r].version != 1)
+      return Status(ErrorCategory::kInvalidUsage,
+                    "CollNet connect: rank " + std::to_string(r) +
+                        "'s handle is not an xsite CollNet handle (mixed plugin versions?)");
+    topo::RankRecord rec;
+    rec.rank = r;
+    rec.worldSize = nranks;
+    rec.site = hs[r].site;
+    rec.domain = "collnet-" + std::to_string(r);  // one CollNet rank per node (NCCL_ABI.md §3.2)
+    rec.source = "CollNet handle";
+    records.push_back(std::move(rec));
+  }
+  topo::Topology topology = topo::Topology::fromRecords(records);
+
+  SockAddr storeAddr{};
+  storeAddr.addr.sin_family = AF_INET;
+  storeAddr.addr.sin_addr.s_addr = hs[0].storeIp;
+  storeAddr.addr.sin_port = htons(hs[0].storePort);
+  auto store = std::make_unique<bootstrap::TcpStore>(storeAddr, g.bootstrapTimeout);
+
+  transport::FabricOptions fo = g.links.fabric;
+  fo.listenIp = l->ip;
+  fo.job = hs[0].nonce;
+  auto fabric = std::make_unique<transport::Fabric>(rank, nranks, *store, fo);
+  fabric->establish(coll::planLinks(topology, rank, g.links.backends, g.settings.wanLanes));
+  if (rank == 0)
+    XSITE_INFO(kInit, "CollNet group of %d: %s; transports: %s; codec %s", nranks,
+               topology.describe().c_str(), coll::describe(g.links.backends).c_str(),
+               std::string(codecName(g.settings.codec)).c_str());
+  auto ctx =
+      std::make_unique<coll::Context>(rank, std::move(topology), std::move(fabric), g.settings);
+  // Rank 0 keeps its store server for the comm's lifetime: peers may still read from it.
+  std::unique_ptr<bootstrap::TcpStoreServer> server;
+  if (rank == 0) server = std::move(l->server);
+  *collComm = new CollComm(std::move(server), std::move(store), std::move(ctx));
+  return Status::ok();
+}
+
+Status reduceSupport(ncclDataType_t type, ncclRedOp_t op, int* supported) {
+  const int t = static_cast<int>(type), o = static_cast<int>(op);
+  *supported = t >= 0 && t < kNumDataTypes && o >= 0 && o < kNumReduceOps &&
+               isReducible(static_cast<DataType>(t));
+  return Status::ok();
+}
+
+Status regMr(void* collComm, void* data, size_t size, int type, void** mhandle) {
+  *mhandle = nullptr;
+  (void)commOf(collComm, "CollNet regMr");
+  if (type != NCCL_PTR_HOST)
+    return Status(ErrorCategory::kInvalidUsage,
+                  "CollNet regMr of pointer type " + std::to_string(type) +
+                      ": the xsite CollNet reports ptrSupport HOST only (no GPUDirect yet)");
+  *mhandle = new MemoryRegion{MemoryRegion::kMagic, data, size};
+  return Status::ok();
+}
+
+Status deregMr(void* /*collComm*/, void* mhandle) {
+  auto* mr = static_cast<MemoryRegion*>(mhandle);
+  if (mr == nullptr || mr->magic != MemoryRegion::kMagic)
+    return Status(ErrorCategory::kInternal, "CollNet deregMr of a handle regMr did not return");
+  mr->magic = 0;
+  delete mr;
+  return Status::ok();
+}
+
+Status iallreduce(void* collComm, void* send, void* recv, size_t count, ncclDataType_t type,
+                  ncclRedOp_t op, void** request) {
+  *request = nullptr;
+  CollComm& c = commOf(collComm, "CollNet iallreduce");
+  checkReduction("CollNet iallreduce", type, op);
+  const auto dt = static_cast<DataType>(type);
+  const auto ro = static_cast<ReduceOp>(op);
+  const size_t esize = dataTypeSize(dt);
+  if (count > SIZE_MAX / esize)
+    return Status(ErrorCategory::kInvalidUsage,
+                  "CollNet iallreduce: count " + std::to_string(count) + " overflows");
+  if (count > 0 && (send == nullptr || recv == nullptr))
+    return Status(ErrorCategory::kInvalidUsage, "CollNet iallreduce: null buffer");
+  coll::Context* ctx = &c.context();
+  *request = c.post(
+      [ctx, send, recv, count, dt, ro] {
+        if (count == 0) return;
+        coll::CodecChoice codec;
+        codec.codec = ctx->settings().codec;
+        codec.errorFeedback = ctx->settings().errorFeedback;
+        // The library's default key (xsite::Communicator::allReduce): per count and type.
+        codec.key = "count:" + std::to_string(count) + ":" + std::string(dataTypeName(dt));
+        coll::allReduceHierarchical(*ctx, send, recv, count, dt, ro, codec);
+      },
+      reportedBytes(count * esize));
+  return Status::ok();
+}
+
+// The global result is nranks x bytesPerRank (rank r's sendData at r x bytesPerRank); this call
+// delivers the window [windowOffset, windowOffset + windowBytes) of it into the SGE list. The
+// library's ring all-gather moves the whole result; the window is copied out of it.
+Status iallgather(void* collComm, void* send, int nRecvParts, const ncclNetSGE_v11_t* recvParts,
+                  size_t bytesPerRank, size_t windowOffset, size_t windowBytes, void** request) {
+  *request = nullptr;
+  CollComm& c = commOf(collComm, "CollNet iallgather");
+  const size_t n = static_cast<size_t>(c.context().size());
+  if (nRecvParts < 1 || recvParts == nullptr)
+    return Status(ErrorCategory::kInvalidUsage, "CollNet iallgather: no receive parts");
+  size_t partsBytes = 0;
+  for (int i = 0; i < nRecvParts; ++i) partsBytes += recvParts[i].size;
+  if (bytesPerRank > SIZE_MAX / n || windowOffset > n * bytesPerRank ||
+      windowBytes > n * bytesPerRank - windowOffset || partsBytes < windowBytes)
+    return Status(ErrorCategory::kInvalidUsage,
+                  "CollNet iallgather: window [" + std::to_string(windowOffset) + ", +" +
+                      std::to_string(windowBytes) + ") outside the " +
+                      std::to_string(n * bytesPerRank) + "-byte result or larger than the " +
+                      std::to_string(partsBytes) + " bytes of the receive parts");
+  std::vector<ncclNetSGE_v11_t> parts(recvParts, recvParts + nRecvParts);
+  coll::Context* ctx = &c.context();
+  *request = c.post(
+      [ctx, send, parts, n, bytesPerRank, windowOffset, windowBytes] {
+        if (bytesPerRank == 0 || windowBytes == 0) return;
+        std::vector<char> all(n * bytesPerRank);
+        coll::allGatherRing(*ctx, send, all.data(), bytesPerRank, DataType::kUint8);
+        size_t at = windowOffset, left = windowBytes;
+        for (const auto& p : parts) {
+          const size_t k = std::min(left, p.size);
+          std::memcpy(p.address, all.data() + at, k);
+          at += k;
+          left -= k;
+        }
+      },
+      reportedBytes(windowBytes));
+  return Status::ok();
+}
+
+// The SGE list holds the input (nranks x bytesPerRank); this rank receives its reduced
+// bytesPerRank. Only the whole input in one call maps onto the library's ring reduce-scatter.
+Status ireducescatter(void* collComm, int nSendParts, const ncclNetSGE_v11_t* sendParts, void* recv,
+                      size_t bytesPerRank, size_t windowOffset, size_t windowBytes,
+                      ncclDataType_t type, ncclRedOp_t op, void** request) {
+  *request = nullptr;
+  CollComm& c = commOf(collComm, "CollNet ireducescatter");
+  checkReduction("CollNet ireducescatter", type, op);
+  const size_t n = static_cast<size_t>(c.context().size());
+  const auto dt = static_cast<DataType>(type);
+  const size_t esize = dataTypeSize(dt);
+  if (nSendParts < 1 || sendParts == nullptr)
+    return Status(ErrorCategory::kInvalidUsage, "CollNet ireducescatter: no send parts");
+  if (bytesPerRank > SIZE_MAX / n || windowOffset != 0 || windowBytes != n * bytesPerRank)
+    return Status(ErrorCategory::kInvalidUsage,
+                  "CollNet ireducescatter: window [" + std::to_string(windowOffset) + ", +" +
+                      std::to_string(windowBytes) + ") of a " + std::to_string(n * bytesPerRank) +
+                      "-byte input: the xsite CollNet reduces the whole input in one call only "
+                      "(set NCCL_ALGO to exclude CollNet for ReduceScatter)");
+  if (bytesPerRank % esize != 0)
+    return Status(ErrorCategory::kInvalidUsage,
+                  "CollNet ireducescatter: " + std::to_string(bytesPerRank) +
+                      " bytes per rank is not a whole number of " + std::string(dataTypeName(dt)) +
+                      " elements");
+  size_t partsBytes = 0;
+  for (int i = 0; i < nSendParts; ++i) partsBytes += sendParts[i].size;
+  if (partsBytes < windowBytes)
+    return Status(ErrorCategory::kInvalidUsage, "CollNet ireducescatter: the send parts hold " +
+                                                    std::to_string(partsBytes) + " bytes, not " +
+                                                    std::to_string(windowBytes));
+  std::vector<ncclNetSGE_v11_t> parts(sendParts, sendParts + nSendParts);
+  const auto ro = static_cast<ReduceOp>(op);
+  coll::Context* ctx = &c.context();
+  *request = c.post(
+      [ctx, parts, recv, windowBytes, bytesPerRank, esize, dt, ro] {
+        if (bytesPerRank == 0) return;
+        const void* in = parts[0].address;
+        std::vector<char> joined;
+        if (parts[0].size < windowBytes) {  // several parts: make the input contiguous
+          joined.resize(windowBytes);
+          size_t at = 0;
+          for (const auto& p : parts) {
+            const size_t k = std::min(windowBytes - at, p.size);
+            std::memcpy(joined.data() + at, p.address, k);
+            at += k;
+          }
+          in = joined.data();
+        }
+        coll::reduceScatterRing(*ctx, in, recv, bytesPerRank / esize, dt, ro);
+      },
+      reportedBytes(bytesPerRank));
+  return Status::ok();
+}
+
+Status iflush(void* /*collComm*/, void** request) {
+  *request = nullptr;  // host memory: nothing to flush
+  return Status::ok();
+}
+
+Status test(void* request, int* done, int* size) {
+  *done = 0;
+  auto* r = static_cast<Request*>(request);
+  if (r == nullptr || r->magic != Request::kMagic || r->comm == nullptr)
+    return Status(ErrorCategory::kInternal, "CollNet test of a request iallreduce did not return");
+  const int state = r->state.load(std::memory_order_acquire);
+  if (state == Request::kQueued) return Status::ok();
+  if (state == Request::kDone) {
+    *done = 1;
+    if (size != nullptr) *size = r->bytes;
+    r->comm->release(r);
+    return Status::ok();
+  }
+  if (state == Request::kFailed) {
+    Status s(r->category, r->message);
+    r->comm->release(r);
+    return s;
+  }
+  return Status(ErrorCategory::kInternal, "CollNet test of a request already completed");
+}
+
+Status closeColl(void* collComm) {
+  if (collComm == nullptr) return Status::ok();
+  delete &commOf(collComm, "CollNet closeColl");
+  return Status::ok();
+}
+
+Status closeListen(void* listenComm) {
+  auto* l = static_cast<ListenComm*>(listenComm);
+  if (l == nullptr) return Status::ok();
+  if (l->magic != ListenComm::kMagic)
+    return Status(ErrorCategory::kInternal, "CollNet closeListen of a comm listen did not return");
+  l->magic = 0;
+  delete l;
+  return Status::ok();
+}
+
+Status finalize(void* ctx) {
+  if (ctx == nullptr) return Status::ok();  // init failed or never ran (NCCL 2.28.9 bug 1)
+  auto* c = static_cast<Context*>(ctx);
+  if (c->magic != Context::kMagic)
+    return Status(ErrorCategory::kInternal, "CollNet finalize of a context init did not return");
+  c->magic = 0;
+  delete c;
+  return Status::ok();
+}
+
+}  // namespace xsite::plugin::collnet

@@ -1,0 +1,53 @@
+// Cross-site comms of the net plugin: the comm's sockets (XSITE_WAN_STREAMS of them, prepared
+// like Fabric's WAN links) under one transport::wan::WanConnection.
+//
+// Send: an isend hands the connection two messages, the 16-byte MsgHeader and the payload (none
+// when it is empty); the request completes once both are staged (copied into the connection's
+// window of XSITE_WAN_WINDOW bytes, four bandwidth-delay products by default), so NCCL reuses its
+// slot while the bytes are still on their way and its 8 slots no longer bound the WAN. One
+// process-wide WanProxy thread keeps staged bytes flowing into the sockets between NCCL's test()
+// calls; it runs while any WAN send comm is open. Closing a send comm first moves what is staged
+// into the sockets (a dead peer ends the wait early); the kernel delivers them after the close,
+// and the receiving WanConnection reads on while any stream still carries data.
+//
+// Receive: WanConnection needs the exact size of each message, so the header is received first
+// (only while NCCL has a receive posted: until then the data waits in the socket buffers), then
+// the payload is posted with the size it announced, straight into NCCL's buffer.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "plugin/net/comm.h"
+#include "transport/wan/wan.h"
+
+namespace xsite::plugin::net {
+
+class WanSendComm final : public SendComm {
+ public:
+  WanSendComm(std::vector<Fd> streams, std::string label, const LinkSettings& settings);
+  ~WanSendComm() override;
+
+ private:
+  Status progress() override;
+  void drain();  // staged bytes into the sockets (bounded; a dead peer ends it early)
+  std::unique_ptr<transport::wan::WanConnection> conn_;
+  size_t handed_ = 0;  // queue_'s first requests already handed to conn_
+};
+
+class WanRecvComm final : public RecvComm {
+ public:
+  WanRecvComm(std::vector<Fd> streams, std::string label, const LinkSettings& settings);
+
+ private:
+  enum class Stage { kIdle, kHeader, kPayload };
+  Status progress() override;
+  std::unique_ptr<transport::wan::WanConnection> conn_;
+  Stage stage_ = Stage::kIdle;
+  uint64_t ticket_ = 0;  // of the header or payload being received
+  MsgHeader header_{};
+  int target_ = -1;
+};
+
+}  // namespace xsite::plugin::net

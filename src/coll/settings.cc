@@ -1,0 +1,100 @@
+#include "coll/settings.h"
+
+#include <algorithm>
+#include <string>
+
+namespace xsite::coll {
+namespace {
+
+using params::Id;
+
+std::chrono::milliseconds seconds(double s) {
+  return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+}
+
+[[noreturn]] void bad(const std::string& what) { throw Error(ErrorCategory::kInvalidUsage, what); }
+
+}  // namespace
+
+Settings settingsFromParams(const params::Params& p, const Config& cfg) {
+  Settings s;
+  if (cfg.algorithm) {
+    s.defaultAlgorithm = *cfg.algorithm;
+  } else {
+    auto a = parseAlgorithm(p.string(Id::kAlgo));
+    if (!a) bad("XSITE_ALGO='" + p.string(Id::kAlgo) + "' is not one of auto, ring, hier, latency");
+    s.defaultAlgorithm = *a;
+  }
+  s.chunkBytes = cfg.chunkBytes.value_or(static_cast<size_t>(p.integer(Id::kChunkSize)));
+  s.sliceBytes = cfg.sliceBytes.value_or(static_cast<size_t>(p.integer(Id::kSliceSize)));
+  if (s.chunkBytes == 0 || s.sliceBytes == 0) bad("XSITE_CHUNK_SIZE and XSITE_SLICE_SIZE must be > 0");
+  s.timeout = seconds(cfg.timeoutSeconds.value_or(p.real(Id::kTimeout)));
+  s.wanLanes = static_cast<int>(p.integer(Id::kWanLanes));
+  if (s.wanLanes < 1 || s.wanLanes > kMaxWanLanes)
+    bad("XSITE_WAN_LANES=" + std::to_string(s.wanLanes) + " is outside 1.." +
+        std::to_string(kMaxWanLanes));
+  auto link = [&](Id lat, Id rate) {
+    return topo::LinkModel{p.real(lat), std::max(p.real(rate), 1e-3) / 8.0};
+  };
+  s.costModel.domain = link(Id::kDomainLatencyUs, Id::kDomainRateMbit);
+  s.costModel.site = link(Id::kSiteLatencyUs, Id::kSiteRateMbit);
+  s.costModel.wan = link(Id::kWanLatencyUs, Id::kWanRateMbit);
+  if (cfg.codec) {
+    s.codec = *cfg.codec;
+  } else {
+    auto c = parseCodec(p.string(Id::kCodec));
+    if (!c)
+      bad("XSITE_CODEC='" + p.string(Id::kCodec) +
+          "' is not one of none, lz4, zstd, bf16, fp16, int8, fp8, int4");
+    s.codec = *c;
+  }
+  const int64_t block = cfg.codecBlockSize ? int64_t{*cfg.codecBlockSize} : p.integer(Id::kCodecBlock);
+  if (block < 2 || block > 65536 || block % 2 != 0)
+    bad("XSITE_CODEC_BLOCK=" + std::to_string(block) + " must be even and within 2..65536");
+  s.codecOptions.blockSize = static_cast<uint32_t>(block);
+  s.codecOptions.level = static_cast<int>(p.integer(Id::kCodecLevel));
+  s.errorFeedback = cfg.errorFeedback.value_or(p.integer(Id::kErrorFeedback) != 0);
+  s.errorFeedbackMaxBytes = static_cast<size_t>(p.integer(Id::kErrorFeedbackMaxBytes));
+  return s;
+}
+
+LinkSetup linkSetupFromParams(const params::Params& p) {
+  using transport::Backend;
+  LinkSetup out{{}, {Backend::kShm, Backend::kTcp, Backend::kWan}};
+  transport::FabricOptions& fo = out.fabric;
+  fo.shmRingBytes = static_cast<size_t>(p.integer(Id::kShmRingSize));
+  fo.socketBufBytes = static_cast<int>(p.integer(Id::kSocketBufSize));
+  fo.wan.streams = static_cast<int>(p.integer(Id::kWanStreams));
+  fo.wan.frameBytes = static_cast<size_t>(p.integer(Id::kWanFrameSize));
+  fo.wan.windowBytes = static_cast<size_t>(p.integer(Id::kWanWindow));
+  fo.wan.congestion = p.string(Id::kWanCongestion);
+  fo.wan.latencyCongestion = p.string(Id::kWanCongestionLatency);
+  fo.wan.latencyUs = p.real(Id::kWanLatencyUs);
+  fo.wan.rateMbit = p.real(Id::kWanRateMbit);
+  if (fo.wan.streams < 1 || fo.wan.streams > 64)
+    bad("XSITE_WAN_STREAMS=" + std::to_string(fo.wan.streams) + " is outside 1..64");
+
+  const std::string& domain = p.string(Id::kDomainTransport);
+  if (domain != "shm" && domain != "tcp") bad("XSITE_DOMAIN_TRANSPORT='" + domain + "' is not shm or tcp");
+  out.backends.sameDomain = domain == "shm" ? Backend::kShm : Backend::kTcp;
+  // Between domains of a site: UCX when asked for, or by default when this build has it.
+  const std::string& site = p.string(Id::kSiteTransport);
+  const bool haveUcx = transport::backendBuilt(Backend::kUcx);
+  if (site != "ucx" && site != "tcp" && site != "auto")
+    bad("XSITE_SITE_TRANSPORT='" + site + "' is not ucx, tcp or auto");
+  if (site == "ucx" && !haveUcx)
+    bad("XSITE_SITE_TRANSPORT=ucx but this xsite was built without UCX (install libucx-dev and "
+        "rebuild, or use XSITE_SITE_TRANSPORT=tcp or auto)");
+  out.backends.sameSite = site == "tcp" || !haveUcx ? Backend::kTcp : Backend::kUcx;
+  const std::string& wan = p.string(Id::kWanTransport);
+  if (wan != "streams" && wan != "tcp") bad("XSITE_WAN_TRANSPORT='" + wan + "' is not streams or tcp");
+  out.backends.otherSite = wan == "streams" ? Backend::kWan : Backend::kTcp;
+  return out;
+}
+
+std::string describe(const BackendChoice& b) {
+  return std::string("domain ") + transport::backendName(b.sameDomain) + ", site " +
+         transport::backendName(b.sameSite) + ", between sites " + transport::backendName(b.otherSite);
+}
+
+}  // namespace xsite::coll
