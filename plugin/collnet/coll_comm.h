@@ -28,8 +28,10 @@ struct Handle {
   uint16_t reserved;
   int32_t site;  // XSITE_SITE of the listening rank
   uint32_t reserved2;
-  uint64_t nonce;  // rank 0's becomes the job id of the fabric
+  uint64_t nonce;   // rank 0's becomes the job id of the fabric
+  uint64_t domain;  // FNV-1a hash of the rank's domain name (XSITE_DOMAIN, launcher node, host)
 };
+static_assert(sizeof(Handle) <= 128, "NCCL_NET_HANDLE_MAXSIZE");
 
 // One posted operation; a slot of the comm's fixed pool.
 struct Request {

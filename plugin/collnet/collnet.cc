@@ -1,6 +1,7 @@
 #include "plugin/collnet/collnet.h"
 
 #include <arpa/inet.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -16,6 +17,7 @@
 #include "plugin/collnet/coll_comm.h"
 #include "plugin/common/guard.h"
 #include "plugin/net/devices.h"
+#include "topo/env_record.h"
 #include "topo/topology.h"
 #include "transport/fabric.h"
 #include "util/log.h"
@@ -44,6 +46,7 @@ struct Global {
   coll::Settings settings;
   Ms bootstrapTimeout{120000};
   coll::LinkSetup links;  // fabric options but listenIp and job, and the backends
+  uint64_t domainHash = 0;  // of this process's domain name (topo::recordFromParams)
 };
 Global& global() {
   static Global* g = new Global;  // never destroyed: proxy threads may outlive static teardown
@@ -77,6 +80,10 @@ void readSettings(Global& g, const params::Params& p) {
   g.settings = coll::settingsFromParams(p, overrides);
   g.bootstrapTimeout = seconds(p.real(Id::kBootstrapTimeout));
   g.links = coll::linkSetupFromParams(p);
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  g.domainHash = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : topo::recordFromParams(p, host).domain) g.domainHash = (g.domainHash ^ c) * 1099511628211ull;
   g.links.fabric.prefix = "collnet";
   g.links.fabric.timeout = g.bootstrapTimeout;
 }
@@ -169,10 +176,11 @@ Status listen(void* /*ctx*/, int dev, void* handle, void** listenComm) {
   const SockAddr a = l->server->address();
   Handle h{};
   h.magic = Handle::kMagic;
-  h.version = 1;
+  h.version = 2;
   h.storeIp = a.addr.sin_addr.s_addr;
   h.storePort = static_cast<uint16_t>(a.port());
   h.site = ready().site;
+  h.domain = ready().domainHash;
   std::random_device rd;
   h.nonce = (uint64_t{rd()} << 32) ^ rd();
   std::memset(handle, 0, NCCL_NET_HANDLE_MAXSIZE);
@@ -198,7 +206,7 @@ Status connect(void* handles[], int nranks, int rank, void* listenComm, void** c
     if (handles[r] == nullptr)
       return Status(ErrorCategory::kInternal, "CollNet connect: null handle");
     std::memcpy(&hs[r], handles[r], sizeof(Handle));
-    if (hs[r].magic != Handle::kMagic || hs[r].version != 1)
+    if (hs[r].magic != Handle::kMagic || hs[r].version != 2)
       return Status(ErrorCategory::kInvalidUsage,
                     "CollNet connect: rank " + std::to_string(r) +
                         "'s handle is not an xsite CollNet handle (mixed plugin versions?)");
@@ -206,7 +214,10 @@ Status connect(void* handles[], int nranks, int rank, void* listenComm, void** c
     rec.rank = r;
     rec.worldSize = nranks;
     rec.site = hs[r].site;
-    rec.domain = "collnet-" + std::to_string(r);  // one CollNet rank per node (NCCL_ABI.md §3.2)
+    // Ranks of one node (usually one per node, NCCL_ABI.md §3.2) share a domain: shared memory.
+    char name[32];
+    snprintf(name, sizeof name, "domain-%016llx", static_cast<unsigned long long>(hs[r].domain));
+    rec.domain = name;
     rec.source = "CollNet handle";
     records.push_back(std::move(rec));
   }

@@ -245,6 +245,7 @@ void runGroup(int nranks, const char* codec, bool useV10) {
     ASSERT_GE(pid, 0);
     if (pid == 0) {
       setenv("XSITE_SITE", std::to_string(r / (nranks / 2)).c_str(), 1);
+      setenv("XSITE_DOMAIN", ("node" + std::to_string(r)).c_str(), 1);  // one CollNet rank a node
       setenv("XSITE_CODEC", codec, 1);
       std::string rs = std::to_string(r), ns = std::to_string(nranks);
       execl(gSelf, gSelf, "--collnet-rank", rs.c_str(), ns.c_str(), dir.c_str(),
