@@ -9,8 +9,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <atomic>
+#include <cstring>
 #include <memory>
 #include <random>
 
@@ -78,8 +78,9 @@ void prepareStream(int fd, const LinkSettings& settings) {
     return;
   static std::atomic<bool> warned{false};
   if (!warned.exchange(true))
-    XSITE_WARN(kNet, "net: the kernel refused TCP congestion control '%s' for WAN streams (%s); "
-                     "they use '%s'. Load it (modprobe tcp_%s) or choose another with XSITE_WAN_CC",
+    XSITE_WARN(kNet,
+               "net: the kernel refused TCP congestion control '%s' for WAN streams (%s); "
+               "they use '%s'. Load it (modprobe tcp_%s) or choose another with XSITE_WAN_CC",
                settings.wanCongestion.c_str(), errnoString(errno).c_str(),
                congestionControl(fd).c_str(), settings.wanCongestion.c_str());
 }

@@ -60,11 +60,11 @@ static_assert(sizeof(ConnectHandle) <= NCCL_NET_HANDLE_MAXSIZE,
 struct Hello {
   static constexpr uint32_t kMagic = 0x58534832;  // "XSH2"
   uint32_t magic;
-  int32_t site;     // the sender's site
+  int32_t site;  // the sender's site
   uint64_t nonce;
-  uint16_t stream;  // this socket's index in the comm
-  uint16_t streams; // sockets of the comm: 1 for a plain TCP comm
-  uint32_t kind;    // CommKind
+  uint16_t stream;   // this socket's index in the comm
+  uint16_t streams;  // sockets of the comm: 1 for a plain TCP comm
+  uint32_t kind;     // CommKind
 };
 static_assert(sizeof(Hello) == 24);
 
@@ -87,7 +87,7 @@ struct LinkSettings {
   // Cross-site comms: XSITE_WAN_STREAMS sockets under a WanConnection, or 0 for one plain socket
   // (XSITE_WAN_TRANSPORT=tcp).
   int wanStreams = 4;
-  size_t wanFrameBytes = 256 << 10;                     // XSITE_WAN_FRAME_SIZE
+  size_t wanFrameBytes = 256 << 10;                       // XSITE_WAN_FRAME_SIZE
   transport::wan::WanSizing wanSizing{1 << 20, 4 << 20};  // from XSITE_WAN_RATE_MBIT, _LATENCY_US
 };
 

@@ -80,9 +80,9 @@ Status init(void** ctx, uint64_t commId, const ncclNetCommConfig_v11_t* config,
                     "XSITE_WAN_TRANSPORT='" + wanTransport + "' is not streams or tcp");
       const int streams = static_cast<int>(p.integer(params::Id::kWanStreams));
       if (streams < 1 || streams > kMaxWanStreams)
-        throw Error(ErrorCategory::kInvalidUsage,
-                    "XSITE_WAN_STREAMS=" + std::to_string(streams) + " is not in 1.." +
-                        std::to_string(kMaxWanStreams));
+        throw Error(ErrorCategory::kInvalidUsage, "XSITE_WAN_STREAMS=" + std::to_string(streams) +
+                                                      " is not in 1.." +
+                                                      std::to_string(kMaxWanStreams));
       s.wanStreams = wanTransport == "streams" ? streams : 0;
       s.wanFrameBytes = static_cast<size_t>(p.integer(params::Id::kWanFrameSize));
       s.wanSizing = transport::wan::wanSizing(

@@ -47,10 +47,20 @@ size_t parseSize(const char* s) {
   char* end = nullptr;
   double v = std::strtod(s, &end);
   switch (*end) {
-    case 'K': case 'k': v *= 1024; break;
-    case 'M': case 'm': v *= 1024 * 1024; break;
-    case 'G': case 'g': v *= 1024.0 * 1024 * 1024; break;
-    default: break;
+    case 'K':
+    case 'k':
+      v *= 1024;
+      break;
+    case 'M':
+    case 'm':
+      v *= 1024 * 1024;
+      break;
+    case 'G':
+    case 'g':
+      v *= 1024.0 * 1024 * 1024;
+      break;
+    default:
+      break;
   }
   return static_cast<size_t>(v);
 }
@@ -61,10 +71,10 @@ size_t parseSize(const char* s) {
   std::exit(1);
 }
 
-#define CHECK(call)                          \
-  do {                                       \
-    ncclResult_t r_ = (call);                \
-    if (r_ != ncclSuccess) die(#call, r_);   \
+#define CHECK(call)                        \
+  do {                                     \
+    ncclResult_t r_ = (call);              \
+    if (r_ != ncclSuccess) die(#call, r_); \
   } while (0)
 
 void logLine(ncclDebugLogLevel level, unsigned long, const char*, int, const char* fmt, ...) {
@@ -124,8 +134,8 @@ int sender(ncclNet_v11_t& net, void* ctx, const Options& o, size_t messages) {
   for (int j = 0; j < o.slots; ++j) CHECK(net.deregMr(s, mh[j]));
   const auto c0 = Clock::now();
   CHECK(net.closeSend(s));  // delivers what is still staged
-  std::printf("sender: %zu messages completed in %.3f s, closeSend took %.3f s\n", messages,
-              staged, secondsSince(c0));
+  std::printf("sender: %zu messages completed in %.3f s, closeSend took %.3f s\n", messages, staged,
+              secondsSince(c0));
   return 0;
 }
 
@@ -195,13 +205,27 @@ int main(int argc, char** argv) {
   int c;
   while ((c = getopt(argc, argv, "p:f:t:b:s:k:n:")) != -1) {
     switch (c) {
-      case 'p': o.plugin = optarg; break;
-      case 'f': o.handleFile = optarg; break;
-      case 't': o.transport = optarg; break;
-      case 'b': o.bytes = parseSize(optarg); break;
-      case 's': o.slot = parseSize(optarg); break;
-      case 'k': o.slots = std::atoi(optarg); break;
-      case 'n': o.iters = std::atoi(optarg); break;
+      case 'p':
+        o.plugin = optarg;
+        break;
+      case 'f':
+        o.handleFile = optarg;
+        break;
+      case 't':
+        o.transport = optarg;
+        break;
+      case 'b':
+        o.bytes = parseSize(optarg);
+        break;
+      case 's':
+        o.slot = parseSize(optarg);
+        break;
+      case 'k':
+        o.slots = std::atoi(optarg);
+        break;
+      case 'n':
+        o.iters = std::atoi(optarg);
+        break;
       default:
         std::fprintf(stderr,
                      "usage: %s -f HANDLE_FILE [-p PLUGIN.so] [-t streams|tcp] [-b BYTES] "
@@ -235,10 +259,11 @@ int main(int argc, char** argv) {
   const size_t perIter = std::max<size_t>(1, o.bytes / o.slot);
   const size_t messages = perIter * static_cast<size_t>(o.iters);
   if (rank == 1) {
-    std::printf("# net plugin goodput: %s, %d slots x %zu bytes, %zu bytes x %d iterations, "
-                "XSITE_WAN_TRANSPORT=%s\n",
-                net->name, o.slots, o.slot, perIter * o.slot, o.iters,
-                std::getenv("XSITE_WAN_TRANSPORT") ? std::getenv("XSITE_WAN_TRANSPORT") : "streams");
+    std::printf(
+        "# net plugin goodput: %s, %d slots x %zu bytes, %zu bytes x %d iterations, "
+        "XSITE_WAN_TRANSPORT=%s\n",
+        net->name, o.slots, o.slot, perIter * o.slot, o.iters,
+        std::getenv("XSITE_WAN_TRANSPORT") ? std::getenv("XSITE_WAN_TRANSPORT") : "streams");
   }
   int rc = rank == 1 ? receiver(*net, ctx, o, messages, perIter) : sender(*net, ctx, o, messages);
   CHECK(net->finalize(ctx));

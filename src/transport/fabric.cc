@@ -125,9 +125,8 @@ void Fabric::establishUcx(const std::vector<LinkRequest>& links) {
 }
 
 void Fabric::prepareWanSocket(int fd, bool bulk) {
-  setBufferSizes(fd, wanSocketBytes_);
   const std::string& cc = bulk ? opt_.wan.congestion : opt_.wan.latencyCongestion;
-  if (cc.empty() || setCongestionControl(fd, cc)) return;
+  if (wan::prepareWanSocket(fd, wanSocketBytes_, cc)) return;
   if (!warnedCongestion_) {
     XSITE_WARN(kNet, "the kernel refused TCP congestion control '%s' for WAN streams (%s); they use "
                      "'%s'. Load it (modprobe tcp_%s) or choose another with %s",
@@ -150,13 +149,13 @@ std::unique_ptr<Connection> Fabric::makeSocketConnection(const LinkRequest& l, s
 // connects (the kernel queues it in the peer's backlog until the peer accepts), and the first
 // bytes on a socket say who is calling, for which channel and stream, of which job.
 void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
-  // WAN sizing from the bandwidth-delay product: four BDPs of socket buffer over the streams,
-  // and four BDPs of staging window (at least 4 MiB) unless XSITE_WAN_WINDOW says otherwise.
-  const double bdp = opt_.wan.rateMbit / 8.0 * 2.0 * opt_.wan.latencyUs;  // bytes per RTT
+  // WAN sizing from the bandwidth-delay product (wan::wanSizing, shared with the NCCL net
+  // plugin); XSITE_WAN_WINDOW may set the window.
   const int streams = std::max(1, opt_.wan.streams);
-  wanSocketBytes_ = static_cast<int>(std::clamp(4.0 * bdp / streams, 1.0 * (1 << 20), 64.0 * (1 << 20)));
-  wanWindowBytes_ = opt_.wan.windowBytes > 0 ? opt_.wan.windowBytes
-                                             : std::max<size_t>(4u << 20, static_cast<size_t>(4 * bdp));
+  const wan::WanSizing sizing =
+      wan::wanSizing(opt_.wan.rateMbit, opt_.wan.latencyUs, streams, opt_.wan.windowBytes);
+  wanSocketBytes_ = sizing.socketBytes;
+  wanWindowBytes_ = sizing.windowBytes;
   Fd listener = tcpListen(sockAddrOf(opt_.listenIp, 0));
   // Accepted WAN sockets inherit the listener's buffer sizes (set before listen()).
   Fd wanListener = tcpListen(sockAddrOf(opt_.listenIp, 0), 1024,

@@ -546,7 +546,7 @@ std::vector<size_t> wanSizes() {
   return v;
 }
 constexpr size_t kWanPosted = size_t{4} << 20;  // NCCL posts the most it accepts
-constexpr size_t kWanTooLarge = 64 << 10;        // then a message larger than its receive
+constexpr size_t kWanTooLarge = 64 << 10;       // then a message larger than its receive
 
 int wanReceiverMain(int handleFd) {
   void* ctx = nullptr;

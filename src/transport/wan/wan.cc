@@ -23,8 +23,8 @@ uint32_t headerCrc(FrameHeader h) {
 WanSizing wanSizing(double rateMbit, double latencyUs, int streams, size_t windowBytes) noexcept {
   const double bdp = rateMbit / 8.0 * 2.0 * latencyUs;  // bytes per round trip
   WanSizing z;
-  z.socketBytes =
-      static_cast<int>(std::clamp(4.0 * bdp / std::max(1, streams), 1.0 * (1 << 20), 64.0 * (1 << 20)));
+  z.socketBytes = static_cast<int>(
+      std::clamp(4.0 * bdp / std::max(1, streams), 1.0 * (1 << 20), 64.0 * (1 << 20)));
   z.windowBytes =
       windowBytes > 0 ? windowBytes : std::max<size_t>(4u << 20, static_cast<size_t>(4 * bdp));
   return z;

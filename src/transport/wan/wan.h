@@ -89,7 +89,7 @@ class WanConnection final : public Connection {
     bool checked = false;     // header validated against the head receive
     uint64_t lastSeq = 0;
     bool haveSeq = false;
-    bool ended = false;       // the peer closed it between frames (the others may carry the rest)
+    bool ended = false;  // the peer closed it between frames (the others may carry the rest)
   };
 
   Status flushLocked(bool& moved) noexcept;
