@@ -16,6 +16,7 @@
 #include "coll/settings.h"
 #include "plugin/collnet/coll_comm.h"
 #include "plugin/common/guard.h"
+#include "plugin/common/host_memory.h"
 #include "plugin/net/devices.h"
 #include "topo/env_record.h"
 #include "topo/topology.h"
@@ -94,13 +95,6 @@ struct ListenComm {
   int dev = 0;
   std::string ip;
   std::unique_ptr<bootstrap::TcpStoreServer> server;  // used when this rank becomes rank 0
-};
-
-struct MemoryRegion {
-  static constexpr uint64_t kMagic = 0x5853434dull;  // "XSCM"
-  uint64_t magic = kMagic;
-  void* data;
-  size_t size;
 };
 
 CollComm& commOf(void* collComm, const char* what) {
@@ -257,21 +251,11 @@ Status reduceSupport(ncclDataType_t type, ncclRedOp_t op, int* supported) {
 Status regMr(void* collComm, void* data, size_t size, int type, void** mhandle) {
   *mhandle = nullptr;
   (void)commOf(collComm, "CollNet regMr");
-  if (type != NCCL_PTR_HOST)
-    return Status(ErrorCategory::kInvalidUsage,
-                  "CollNet regMr of pointer type " + std::to_string(type) +
-                      ": the xsite CollNet reports ptrSupport HOST only (no GPUDirect yet)");
-  *mhandle = new MemoryRegion{MemoryRegion::kMagic, data, size};
-  return Status::ok();
+  return registerHostMemory(data, size, type, mhandle, "CollNet regMr");
 }
 
 Status deregMr(void* /*collComm*/, void* mhandle) {
-  auto* mr = static_cast<MemoryRegion*>(mhandle);
-  if (mr == nullptr || mr->magic != MemoryRegion::kMagic)
-    return Status(ErrorCategory::kInternal, "CollNet deregMr of a handle regMr did not return");
-  mr->magic = 0;
-  delete mr;
-  return Status::ok();
+  return deregisterHostMemory(mhandle, "CollNet deregMr");
 }
 
 Status iallreduce(void* collComm, void* send, void* recv, size_t count, ncclDataType_t type,

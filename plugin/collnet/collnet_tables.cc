@@ -9,6 +9,7 @@
 #include "plugin/collnet/collnet.h"
 #include "plugin/common/export.h"
 #include "plugin/common/guard.h"
+#include "plugin/common/properties.h"
 
 namespace xsite::plugin::collnet {
 namespace {
@@ -96,27 +97,8 @@ ncclResult_t legacyInit(ncclDebugLogger_t logger) noexcept {
 ncclResult_t v10GetProperties(int dev, ncclNetProperties_v10_t* props) noexcept {
   ncclNetProperties_v11_t p;
   ncclResult_t r = v11GetProperties(dev, &p);
-  if (r != ncclSuccess) return r;
-  static_assert(
-      offsetof(ncclNetProperties_v11_t, maxMultiRequestSize) == sizeof(ncclNetProperties_v10_t),
-      "v11 properties = v10 + maxMultiRequestSize");
-  props->name = p.name;
-  props->pciPath = p.pciPath;
-  props->guid = p.guid;
-  props->ptrSupport = p.ptrSupport;
-  props->regIsGlobal = p.regIsGlobal;
-  props->forceFlush = p.forceFlush;
-  props->speed = p.speed;
-  props->port = p.port;
-  props->latency = p.latency;
-  props->maxComms = p.maxComms;
-  props->maxRecvs = p.maxRecvs;
-  props->netDeviceType = p.netDeviceType;
-  props->netDeviceVersion = p.netDeviceVersion;
-  props->vProps = p.vProps;
-  props->maxP2pBytes = p.maxP2pBytes;
-  props->maxCollBytes = p.maxCollBytes;
-  return ncclSuccess;
+  if (r == ncclSuccess) toV10(p, props);
+  return r;
 }
 ncclResult_t v10Listen(int dev, void* handle, void** listenComm) noexcept {
   return v11Listen(gLegacyCtx, dev, handle, listenComm);
@@ -124,20 +106,8 @@ ncclResult_t v10Listen(int dev, void* handle, void** listenComm) noexcept {
 ncclResult_t v8GetProperties(int dev, ncclNetProperties_v8_t* props) noexcept {
   ncclNetProperties_v11_t p;
   ncclResult_t r = v11GetProperties(dev, &p);
-  if (r != ncclSuccess) return r;
-  props->name = p.name;
-  props->pciPath = p.pciPath;
-  props->guid = p.guid;
-  props->ptrSupport = p.ptrSupport;
-  props->regIsGlobal = p.regIsGlobal;
-  props->speed = p.speed;
-  props->port = p.port;
-  props->latency = p.latency;
-  props->maxComms = p.maxComms;
-  props->maxRecvs = p.maxRecvs;
-  props->netDeviceType = p.netDeviceType;
-  props->netDeviceVersion = p.netDeviceVersion;
-  return ncclSuccess;
+  if (r == ncclSuccess) toV8(p, props);
+  return r;
 }
 ncclResult_t v8Iallreduce(void* comm, void* send, void* recv, int count, ncclDataType_t type,
                           ncclRedOp_t op, void* sendMh, void* recvMh, void** request) noexcept {
