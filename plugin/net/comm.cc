@@ -14,6 +14,7 @@
 #include <memory>
 #include <random>
 
+#include "plugin/net/ucx_comm.h"
 #include "plugin/net/wan_comm.h"
 #include "util/log.h"
 
@@ -65,6 +66,11 @@ struct Connecting {
   std::vector<Hello> hellos;
   int peerSite = 0;
   std::string label;
+  // kUcx: the receiver's UcxReply, then its worker address.
+  std::shared_ptr<UcxWorker> ucx;
+  UcxReply reply{};
+  std::vector<char> address;
+  size_t replyGot = 0;
 };
 
 bool wantWan(const LinkSettings& settings, int peerSite) {
@@ -271,8 +277,9 @@ Status TcpRecvComm::progress() {
 
 // ---- listen / accept ----------------------------------------------------------------------
 
-ListenComm::ListenComm(Fd fd, uint64_t nonce, LinkSettings settings)
-    : fd_(std::move(fd)), nonce_(nonce), settings_(std::move(settings)) {}
+ListenComm::ListenComm(Fd fd, uint64_t nonce, LinkSettings settings,
+                       std::shared_ptr<UcxWorker> ucx)
+    : fd_(std::move(fd)), nonce_(nonce), settings_(std::move(settings)), ucx_(std::move(ucx)) {}
 
 Status listen(const Device& device, const LinkSettings& settings, ConnectHandle* handle,
               ListenComm** listenComm) {
@@ -294,8 +301,15 @@ Status listen(const Device& device, const LinkSettings& settings, ConnectHandle*
   handle->site = settings.site;
   handle->nonce = nonce;
   handle->pending = nullptr;
+  std::shared_ptr<UcxWorker> ucx;
+#if XSITE_HAVE_UCX
+  if (settings.siteUcx) {
+    ucx = ucxWorkerFor(device);  // throws Error naming the UCX failure
+    handle->flags |= ConnectHandle::kTakesUcx;
+  }
+#endif
   XSITE_DEBUG(kNet, "net: listening on %s (%s)", bound.toString().c_str(), device.name.c_str());
-  *listenComm = new ListenComm(std::move(fd), nonce, settings);
+  *listenComm = new ListenComm(std::move(fd), nonce, settings, std::move(ucx));
   return Status::ok();
 }
 
@@ -303,7 +317,9 @@ bool ListenComm::place(Accepted& a) {
   const Hello& h = a.hello;
   if (streams_.empty()) {
     const bool wan = h.kind == static_cast<uint32_t>(CommKind::kWanStreams);
-    if ((!wan && (h.kind != 0 || h.streams != 1)) || h.streams < 1 || h.streams > kMaxWanStreams)
+    const bool ucx = h.kind == static_cast<uint32_t>(CommKind::kUcx);
+    if ((ucx && !ucx_) || (!wan && h.kind > 2) || (!wan && h.streams != 1) || h.streams < 1 ||
+        h.streams > kMaxWanStreams)
       return false;
     first_ = h;
     peer_ = a.peer;
@@ -377,6 +393,8 @@ Status ListenComm::acceptStep(RecvComm** recvComm) {
   if (first_.kind == static_cast<uint32_t>(CommKind::kWanStreams)) {
     label += ", " + wanText(first_.streams) + ")";
     *recvComm = new WanRecvComm(std::move(streams_), label, settings_);
+  } else if (first_.kind == static_cast<uint32_t>(CommKind::kUcx)) {
+    XSITE_RETURN_IF_ERROR(acceptUcx(recvComm, label + ", UCX)"));
   } else {
     *recvComm = new TcpRecvComm(std::move(streams_[0]), label + ")");
   }
@@ -385,9 +403,45 @@ Status ListenComm::acceptStep(RecvComm** recvComm) {
   return Status::ok();
 }
 
+Status ListenComm::acceptUcx(RecvComm** recvComm, const std::string& label) {
+#if XSITE_HAVE_UCX
+  uint32_t id = 0;
+  std::vector<char> out;
+  {
+    std::lock_guard<std::mutex> lock(ucx_->mu);
+    id = static_cast<uint32_t>(ucx_->nextId++);
+    const auto* a = static_cast<const char*>(ucx_->worker->addressData());
+    UcxReply reply{UcxReply::kMagic, id, static_cast<uint32_t>(ucx_->worker->addressLength()), 0};
+    out.assign(reinterpret_cast<const char*>(&reply),
+               reinterpret_cast<const char*>(&reply) + sizeof(reply));
+    out.insert(out.end(), a, a + reply.addressBytes);
+  }
+  Fd fd = std::move(streams_[0]);
+  size_t off = 0;
+  for (int spins = 0; off < out.size(); ++spins) {  // a fresh socket has room: at once
+    ssize_t w = ::send(fd.get(), out.data() + off, out.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      off += static_cast<size_t>(w);
+    } else if (w < 0 && (errno == EINTR || (wouldBlock(errno) && spins < 5000))) {
+      pollfd p{fd.get(), POLLOUT, 0};
+      ::poll(&p, 1, 1);
+    } else {
+      return Status(ErrorCategory::kRemote, label + ": sending the UCX address: " +
+                                                errnoString(errno));
+    }
+  }
+  *recvComm = new UcxRecvComm(std::move(fd), label, ucx_, id);
+  return Status::ok();
+#else
+  (void)recvComm;
+  return Status(ErrorCategory::kInternal, label + ": a UCX comm in a build without UCX");
+#endif
+}
+
 // ---- connect ------------------------------------------------------------------------------
 
-Status connectStep(const LinkSettings& settings, ConnectHandle* handle, SendComm** sendComm) {
+Status connectStep(const Device& device, const LinkSettings& settings, ConnectHandle* handle,
+                   SendComm** sendComm) {
   *sendComm = nullptr;
   if (handle->magic != ConnectHandle::kMagic || handle->version != ConnectHandle::kVersion)
     return Status(ErrorCategory::kInternal,
@@ -401,10 +455,17 @@ Status connectStep(const LinkSettings& settings, ConnectHandle* handle, SendComm
     auto owned = std::make_unique<Connecting>();
     const bool wan = wantWan(settings, handle->site);
     const int n = wan ? std::min(settings.wanStreams, kMaxWanStreams) : 1;
-    owned->kind = wan ? CommKind::kWanStreams : CommKind::kTcp;
+    const bool ucx = !wan && handle->site == settings.site && settings.siteUcx &&
+                     (handle->flags & ConnectHandle::kTakesUcx) != 0;
+    owned->kind = wan ? CommKind::kWanStreams : ucx ? CommKind::kUcx : CommKind::kTcp;
+#if XSITE_HAVE_UCX
+    if (ucx) owned->ucx = ucxWorkerFor(device);  // throws Error naming the UCX failure
+#else
+    (void)device;
+#endif
     owned->peerSite = handle->site;
     owned->label = "net send to " + to.toString() + " (" + siteText(handle->site) +
-                   (wan ? ", " + wanText(n) : std::string()) + ")";
+                   (wan ? ", " + wanText(n) : ucx ? std::string(", UCX") : std::string()) + ")";
     for (int i = 0; i < n; ++i) {
       int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (fd < 0)
@@ -466,6 +527,45 @@ Status connectStep(const LinkSettings& settings, ConnectHandle* handle, SendComm
     if (c->helloSent[i] < sizeof(Hello)) all = false;
   }
   if (!all) return Status::ok();
+#if XSITE_HAVE_UCX
+  if (c->kind == CommKind::kUcx) {  // the receiver's comm id and worker address
+    const int fd = c->fds[0].get();
+    while (true) {
+      char* dst;
+      size_t want;
+      if (c->replyGot < sizeof(UcxReply)) {
+        dst = reinterpret_cast<char*>(&c->reply) + c->replyGot;
+        want = sizeof(UcxReply) - c->replyGot;
+      } else {
+        if (c->address.empty()) {
+          if (c->reply.magic != UcxReply::kMagic || c->reply.addressBytes == 0 ||
+              c->reply.addressBytes > kMaxUcxAddressBytes)
+            return fail(Status(ErrorCategory::kRemote,
+                               c->label + ": bad UCX reply (not an xsite net plugin peer?)"));
+          c->address.resize(c->reply.addressBytes);
+        }
+        const size_t done = c->replyGot - sizeof(UcxReply);
+        if (done == c->address.size()) break;
+        dst = c->address.data() + done;
+        want = c->address.size() - done;
+      }
+      auto got = readSome(fd, dst, want, c->label);
+      if (!got) return fail(got.status());
+      if (got.value() == 0) return Status::ok();  // not there yet: call again
+      c->replyGot += got.value();
+    }
+    try {
+      *sendComm = new UcxSendComm(std::move(c->fds[0]), c->label, c->ucx, c->reply.commId,
+                                  c->address.data(), c->address.size());
+    } catch (const Error& e) {
+      return fail(Status(e.category(), c->label + ": " + e.what()));
+    }
+    XSITE_DEBUG(kNet, "%s: connected", c->label.c_str());
+    delete c;
+    handle->pending = nullptr;
+    return Status::ok();
+  }
+#endif
   if (c->kind == CommKind::kWanStreams)
     *sendComm = new WanSendComm(std::move(c->fds), c->label, settings);
   else

@@ -7,7 +7,11 @@
 // the comm has said hello and it yields a RecvComm.
 //
 // Two kinds of comm, chosen by the sender from the handle's site (the Hello tells the receiver):
-//  - same site (or XSITE_WAN_TRANSPORT=tcp): one plain TCP socket (TcpSendComm/TcpRecvComm);
+//  - same site, site transport UCX (XSITE_SITE_TRANSPORT=ucx, or auto with UCX built, on both
+//    ends: the handle says whether the listener takes UCX): UCP tagged messages through the
+//    device's UCX worker (ucx_comm.h); the socket only carries the setup and the goodbye;
+//  - same site otherwise (or XSITE_WAN_TRANSPORT=tcp across sites): one plain TCP socket
+//    (TcpSendComm/TcpRecvComm);
 //  - another site: XSITE_WAN_STREAMS sockets prepared like Fabric's WAN links (BDP-sized
 //    buffers, XSITE_WAN_CC) under one transport::wan::WanConnection (wan_comm.h): frames striped
 //    over the streams, sends staged eagerly into a window of XSITE_WAN_WINDOW and kept flowing by
@@ -25,6 +29,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -53,6 +58,8 @@ struct ConnectHandle {
   // The sender's connection in progress: NCCL hands the same handle buffer to every connect()
   // call of one connection, so the state lives here. Null in the listener's copy.
   void* pending;
+  uint32_t flags;  // kTakesUcx: the listener accepts same-site comms over UCX
+  static constexpr uint32_t kTakesUcx = 1;
 };
 static_assert(sizeof(ConnectHandle) <= NCCL_NET_HANDLE_MAXSIZE,
               "the handle must fit NCCL's buffer");
@@ -68,7 +75,7 @@ struct Hello {
 };
 static_assert(sizeof(Hello) == 24);
 
-enum class CommKind : uint32_t { kTcp = 0, kWanStreams = 1 };
+enum class CommKind : uint32_t { kTcp = 0, kWanStreams = 1, kUcx = 2 };
 inline constexpr int kMaxWanStreams = 64;
 
 struct MsgHeader {
@@ -82,6 +89,8 @@ static_assert(sizeof(MsgHeader) == 16);
 // Settings every comm needs, read once at init.
 struct LinkSettings {
   int site = 0;
+  // Same-site comms over UCX (XSITE_SITE_TRANSPORT=ucx, or auto in a build with UCX).
+  bool siteUcx = false;
   int socketBufBytes = 0;     // XSITE_SOCKET_BUF_SIZE (0: kernel autotuning)
   std::string wanCongestion;  // XSITE_WAN_CC, applied to connections whose peer is in another site
   // Cross-site comms: XSITE_WAN_STREAMS sockets under a WanConnection, or 0 for one plain socket
@@ -107,6 +116,8 @@ struct Request {
   size_t sent = 0;      // TCP send: header + payload bytes written
   uint64_t ticket = 0;  // WAN send: the connection's ticket of its last message (0: not handed)
   MsgHeader header{};
+  bool started = false;          // UCX: handed to UCP
+  void* ucx[kMaxRecvs] = {};     // UCX: UCP's requests, one per buffer (null: none or done)
 };
 
 class Comm {
@@ -175,9 +186,12 @@ class TcpRecvComm final : public RecvComm {
   size_t payloadGot_ = 0;
 };
 
+struct UcxWorker;  // ucx_comm.h
+
 class ListenComm {
  public:
-  ListenComm(Fd fd, uint64_t nonce, LinkSettings settings);
+  // `ucx`: the device's UCX worker when same-site comms may use UCX, else null.
+  ListenComm(Fd fd, uint64_t nonce, LinkSettings settings, std::shared_ptr<UcxWorker> ucx);
   // *recvComm = null until every socket of the sender's comm has connected and said hello.
   Status acceptStep(RecvComm** recvComm);
 
@@ -190,9 +204,12 @@ class ListenComm {
   };
   // A complete, valid hello: the socket takes its place; false if it does not fit the comm.
   bool place(Accepted& a);
+  // A complete kUcx hello: answers with a comm id and the worker's address.
+  Status acceptUcx(RecvComm** recvComm, const std::string& label);
   Fd fd_;
   uint64_t nonce_;
   LinkSettings settings_;
+  std::shared_ptr<UcxWorker> ucx_;
   std::vector<Accepted> accepted_;  // hello not complete
   Hello first_{};                   // the first valid hello: the comm's kind, streams, site
   std::string peer_;
@@ -203,7 +220,8 @@ class ListenComm {
 // Receiver side: binds to the device's address on a free port and fills the handle.
 Status listen(const Device& device, const LinkSettings& settings, ConnectHandle* handle,
               ListenComm** listenComm);
-// Sender side, called until *sendComm is non-null.
-Status connectStep(const LinkSettings& settings, ConnectHandle* handle, SendComm** sendComm);
+// Sender side, called until *sendComm is non-null; `device` names the UCX worker of a UCX comm.
+Status connectStep(const Device& device, const LinkSettings& settings, ConnectHandle* handle,
+                   SendComm** sendComm);
 
 }  // namespace xsite::plugin::net

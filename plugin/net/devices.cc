@@ -9,6 +9,7 @@
 #include "transport/nic/nic.h"
 #include "util/log.h"
 #include "util/params.h"
+#include "util/status.h"
 
 namespace xsite::plugin::net {
 namespace {
@@ -30,18 +31,47 @@ std::map<std::string, std::string> ipv4ByInterface() {
 
 }  // namespace
 
+bool sameSiteOverUcx(const params::Params& params) {
+  const std::string& t = params.string(params::Id::kSiteTransport);
+  if (t != "auto" && t != "ucx" && t != "tcp")
+    throw Error(ErrorCategory::kInvalidUsage,
+                "XSITE_SITE_TRANSPORT='" + t + "' is not ucx, tcp or auto");
+#if XSITE_HAVE_UCX
+  return t != "tcp";
+#else
+  if (t == "ucx")
+    throw Error(ErrorCategory::kInvalidUsage,
+                "XSITE_SITE_TRANSPORT=ucx, but this xsite was built without UCX (install "
+                "libucx-dev and rebuild, or set XSITE_SITE_TRANSPORT=tcp)");
+  return false;
+#endif
+}
+
 std::vector<Device> discoverDevices(const params::Params& params) {
+  const bool rdma = sameSiteOverUcx(params);
   const auto addrs = ipv4ByInterface();
   transport::nic::DiscoverOptions options;
-  options.useVerbs = false;  // TCP only in this version: IP interfaces are the devices
+  options.useVerbs = rdma;  // RDMA ports are devices only where UCX carries same-site comms
   const auto found = transport::nic::discoverNics(params, options);
-  auto fromNic = [](const transport::nic::NicInfo& nic, const std::string& ip) {
+  using transport::nic::NicInfo;
+  auto fromNic = [](const NicInfo& nic, const std::string& ip) {
     Device d;
-    d.name = nic.name;
+    d.name = nic.label();  // "mlx5_0:1" for an RDMA port, the interface name otherwise
     d.pciPath = nic.pciPath;
     d.ip = ip;
     d.speedMbps = nic.speedMbps;
+    d.guid = nic.guid;
+    d.ucxNetDevice = transport::nic::ucxNetDevice(nic);
     return d;
+  };
+  // The IPv4 address an RDMA port's setup socket binds to: its own netdev's (IPoIB, RoCE), else
+  // the first other interface that has one (setup only; the bytes go through UCX on the port).
+  auto ipFor = [&](const NicInfo& nic) -> std::string {
+    if (auto it = addrs.find(nic.netdev); !nic.netdev.empty() && it != addrs.end())
+      return it->second;
+    for (const auto& [name, ip] : addrs)
+      if (name != "lo") return ip;
+    return addrs.count("lo") ? addrs.at("lo") : std::string("127.0.0.1");
   };
 
   std::vector<Device> devices;
@@ -53,12 +83,17 @@ std::vector<Device> discoverDevices(const params::Params& params) {
     for (const auto& [name, ip] : addrs)
       if (ip == want) d.name = name;
     for (const auto& nic : found.all)
-      if (nic.name == d.name) d = fromNic(nic, want);
+      if (nic.name == d.name || (nic.kind == NicInfo::Kind::kRdma && nic.netdev == d.name))
+        d = fromNic(nic, want);
     devices.push_back(d);
     XSITE_INFO(kNet, "net: one device, %s (%s) from XSITE_LISTEN_ADDR", d.name.c_str(),
                want.c_str());
   } else {
     for (const auto& nic : found.selected.nics) {
+      if (nic.kind == NicInfo::Kind::kRdma) {
+        devices.push_back(fromNic(nic, ipFor(nic)));
+        continue;
+      }
       auto it = addrs.find(nic.name);
       if (it == addrs.end()) {
         XSITE_INFO(kNet, "net: %s has no IPv4 address; not a device", nic.name.c_str());
@@ -78,12 +113,16 @@ std::vector<Device> discoverDevices(const params::Params& params) {
     }
   }
   for (size_t i = 0; i < devices.size(); ++i) {
-    devices[i].guid = i;  // no chip id for an IP interface: the index, as NCCL_ABI.md advises
-    XSITE_INFO(kNet, "net: device %zu = %s %s speed %d Mbps%s pci %s", i, devices[i].name.c_str(),
+    // No chip id for an IP interface: the index, as NCCL_ABI.md advises. RDMA ports keep the
+    // node GUID (ports of one device share it, and NCCL pairs it with the port number).
+    if (devices[i].ucxNetDevice.empty()) devices[i].guid = i;
+    XSITE_INFO(kNet, "net: device %zu = %s %s speed %d Mbps%s pci %s%s%s", i, devices[i].name.c_str(),
                devices[i].ip.c_str(),
                devices[i].speedMbps > 0 ? devices[i].speedMbps : kDefaultSpeedMbps,
                devices[i].speedMbps > 0 ? "" : " (unknown: default)",
-               devices[i].pciPath.empty() ? "none" : devices[i].pciPath.c_str());
+               devices[i].pciPath.empty() ? "none" : devices[i].pciPath.c_str(),
+               devices[i].ucxNetDevice.empty() ? "" : ", UCX pinned to ",
+               devices[i].ucxNetDevice.c_str());
   }
   return devices;
 }

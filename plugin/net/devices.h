@@ -1,6 +1,6 @@
-// The net plugin's devices: one per usable IP interface (NIC discovery, src/transport/nic), each
-// with the IPv4 address its listeners bind to. This version moves bytes over TCP, so an RDMA NIC
-// counts through its IP interface only.
+// The net plugin's devices (NIC discovery, src/transport/nic): RDMA ports when same-site comms go
+// over UCX and the host has some, IP interfaces otherwise; each with the IPv4 address its
+// listeners bind to.
 #pragma once
 
 #include <cstdint>
@@ -26,17 +26,28 @@ inline constexpr size_t kMaxCollBytes = size_t{512} << 20;
 inline constexpr int kMaxComms = 65536;
 
 struct Device {
-  std::string name;     // interface name ("eth0")
+  std::string name;     // interface name ("eth0") or RDMA port ("mlx5_0:1")
   std::string pciPath;  // "" for a virtual interface
   std::string ip;       // dotted IPv4 the listeners bind to
   int speedMbps = 0;    // 0: unknown (kDefaultSpeedMbps is reported)
   uint64_t guid = 0;
+  std::string ucxNetDevice;  // "mlx5_0:1": UCX comms of this device are pinned to it; "" for IP
 };
 
-// XSITE_LISTEN_ADDR set: the one interface holding that address (127.0.0.1 -> "lo").
-// Otherwise every NIC discovery selects (XSITE_NICS) that is up and has an IPv4 address; when
-// none has one, the loopback interface, with a warning (such a device reaches this host only).
+// With same-site comms over UCX (sameSiteOverUcx): RDMA ports that NIC discovery finds through libibverbs are
+// the devices ("mlx5_0:1", node GUID, PCI path, link speed), their UCX comms pinned to the port;
+// the setup socket binds to the port's netdev address (else another interface's). Otherwise, or
+// where there is no RDMA NIC: IP interfaces.
+// XSITE_LISTEN_ADDR set: the one interface holding that address (127.0.0.1 -> "lo"; an RDMA port
+// whose netdev it is). Otherwise every NIC discovery selects (XSITE_NICS) that is up and has an
+// IPv4 address; when none has one, the loopback interface, with a warning (such a device reaches
+// this host only).
+// The net and CollNet call it alike, so both report the same list.
 std::vector<Device> discoverDevices(const params::Params& params);
+
+// XSITE_SITE_TRANSPORT: ucx, or auto in a build with UCX -> true; tcp -> false. Throws
+// Error(kInvalidUsage) for another value, or for ucx in a build without UCX.
+bool sameSiteOverUcx(const params::Params& params);
 
 // The v11 properties of one device, filled truthfully; `name`/`pciPath` point into `device`.
 void fillProperties(const Device& device, int index, ncclNetProperties_v11_t* props);

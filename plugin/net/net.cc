@@ -84,6 +84,7 @@ Status init(void** ctx, uint64_t commId, const ncclNetCommConfig_v11_t* config,
                                                       " is not in 1.." +
                                                       std::to_string(kMaxWanStreams));
       s.wanStreams = wanTransport == "streams" ? streams : 0;
+      s.siteUcx = sameSiteOverUcx(p);  // throws kInvalidUsage on a bad value
       s.wanFrameBytes = static_cast<size_t>(p.integer(params::Id::kWanFrameSize));
       s.wanSizing = transport::wan::wanSizing(
           p.real(params::Id::kWanRateMbit), p.real(params::Id::kWanLatencyUs), streams,
@@ -93,15 +94,16 @@ Status init(void** ctx, uint64_t commId, const ncclNetCommConfig_v11_t* config,
       g.ready = true;
       if (s.wanStreams > 0)
         XSITE_INFO(kInit,
-                   "net plugin '%s': %zu device(s), site %d; TCP for same-site peers, %d WAN "
+                   "net plugin '%s': %zu device(s), site %d; %s for same-site peers, %d WAN "
                    "streams for cross-site peers (socket buffers %d bytes, window %zu bytes)",
-                   kNetName, g.devices.size(), s.site, s.wanStreams, s.wanSizing.socketBytes,
+                   kNetName, g.devices.size(), s.site, s.siteUcx ? "UCX" : "TCP", s.wanStreams,
+                   s.wanSizing.socketBytes,
                    s.wanSizing.windowBytes);
       else
         XSITE_INFO(kInit,
-                   "net plugin '%s': %zu device(s), site %d, TCP for same-site and cross-site "
-                   "peers (XSITE_WAN_TRANSPORT=tcp)",
-                   kNetName, g.devices.size(), s.site);
+                   "net plugin '%s': %zu device(s), site %d, %s for same-site peers, TCP for "
+                   "cross-site peers (XSITE_WAN_TRANSPORT=tcp)",
+                   kNetName, g.devices.size(), s.site, s.siteUcx ? "UCX" : "TCP");
     }
   }
   auto c = std::make_unique<Context>();
@@ -133,9 +135,11 @@ Status listen(void* /*ctx*/, int dev, void* handle, void** listenComm) {
 
 Status connect(void* /*ctx*/, int dev, void* handle, void** sendComm) {
   *sendComm = nullptr;
-  (void)deviceAt(dev);  // the route decides the source interface; the index is only checked
+  // TCP: the route decides the source interface; UCX: the device's worker.
+  const Device& device = deviceAt(dev);
   SendComm* s = nullptr;
-  XSITE_RETURN_IF_ERROR(connectStep(ready().settings, static_cast<ConnectHandle*>(handle), &s));
+  XSITE_RETURN_IF_ERROR(
+      connectStep(device, ready().settings, static_cast<ConnectHandle*>(handle), &s));
   *sendComm = s;
   return Status::ok();
 }

@@ -41,18 +41,37 @@ std::optional<Algorithm> xsiteSchedule(int algo) {
   }
 }
 
+// NCCL 2.28's defaults (src/graph/tuning.cc) for a step over the network: baseLat + hwLat[NET],
+// microseconds, [algorithm][protocol]; 0 where the pair does not exist.
+constexpr double kNcclNetLatencyUs[NCCL_NUM_ALGORITHMS][NCCL_NUM_PROTOCOLS] = {
+    {6.8 + 5.0, 14.0 + 8.5, 8.4 + 14.0},  // TREE
+    {6.6 + 2.7, 14.0 + 4.0, 8.4 + 14.0},  // RING
+    {0, 0, 31},                           // COLLNET_DIRECT
+    {0, 0, 30},                           // COLLNET_CHAIN
+    {0, 0, 18},                           // NVLS
+    {0, 0, 14},                           // NVLS_TREE
+    {0, 0, 0},                            // PAT
+};
+
 }  // namespace
+
+double channelWindowBytes(int proto) {
+  switch (proto) {
+    case NCCL_PROTO_LL:
+      return 256.0 * 1024;
+    default:  // SIMPLE: 8 x 512 KiB; LL128's buffer carries about the same payload
+      return 4.0 * 1024 * 1024;
+  }
+}
 
 Tuner::Tuner(topo::Topology topology, topo::CostModel model, size_t nNodes,
              const ncclTunerConstants_v5_t* constants)
     : topology_(std::move(topology)), model_(model), nNodes_(std::max<size_t>(nNodes, 1)) {
-  if (constants != nullptr) {
-    haveConstants_ = true;
-    for (int a = 0; a < NCCL_NUM_ALGORITHMS; ++a)
-      for (int p = 0; p < NCCL_NUM_PROTOCOLS; ++p)
-        latencyUs_[a][p] =
-            constants->baseLatencies[a][p] + constants->hwLatencies[NCCL_HW_NET][a][p];
-  }
+  for (int a = 0; a < NCCL_NUM_ALGORITHMS; ++a)
+    for (int p = 0; p < NCCL_NUM_PROTOCOLS; ++p)
+      latencyUs_[a][p] = constants == nullptr ? kNcclNetLatencyUs[a][p]
+                                              : constants->baseLatencies[a][p] +
+                                                    constants->hwLatencies[NCCL_HW_NET][a][p];
 }
 
 int Tuner::steps(int algo) const {
@@ -68,7 +87,6 @@ int Tuner::steps(int algo) const {
 }
 
 double Tuner::protoLatencyUs(int algo, int proto) const {
-  if (!haveConstants_) return 0;
   return std::max(0.0, latencyUs_[algo][proto]) * steps(algo);
 }
 
@@ -84,7 +102,7 @@ Decision Tuner::decide(int collType, size_t nBytes, const float* table, int numA
     return d;
   }
   double best = 0;
-  // SIMPLE first: on a tie (no NCCL constants) the protocol without overhead wins.
+  // SIMPLE first: on a tie the protocol without overhead wins.
   constexpr int kProtoOrder[] = {NCCL_PROTO_SIMPLE, NCCL_PROTO_LL128, NCCL_PROTO_LL};
   for (int a = 0; a < numAlgo; ++a) {
     auto schedule = xsiteSchedule(a);
@@ -103,7 +121,11 @@ Decision Tuner::decide(int collType, size_t nBytes, const float* table, int numA
     }
   }
   d.estimateUs = best;
-  if (!d.modelled) d.reason = "no modelled algorithm available";
+  if (!d.modelled) {
+    d.reason = "no modelled algorithm available";
+    return d;
+  }
+  d.channels = model_.channels(nBytes, topology_, channelWindowBytes(d.proto), kMaxChannels);
   return d;
 }
 
@@ -113,7 +135,7 @@ Decision Tuner::apply(int collType, size_t nBytes, float* table, int numAlgo, in
   if (!d.modelled) return d;
   float& entry = table[d.algo * numProto + d.proto];
   if (entry >= 0) entry = 0.0f;  // decide() only picks available entries; checked again
-  if (nChannels != nullptr && d.channels > 0) *nChannels = d.channels;
+  if (nChannels != nullptr && d.channels > 0) *nChannels = std::min(d.channels, kMaxChannels);
   return d;
 }
 

@@ -1,6 +1,7 @@
 #include "topo/cost_model.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace xsite::topo {
 namespace {
@@ -35,8 +36,8 @@ double CostModel::estimateUs(Algorithm algo, size_t bytesIn, const Topology& t,
       // Bandwidth terms of the five stages; the rails of a site share the WAN link.
       double dom = L > 1 ? 2.0 * (L - 1) * (S / L) / domain.bytesPerUs : 0;
       double site = D > 1 ? 2.0 * (D - 1) * (S / P) / this->site.bytesPerUs : 0;
-      double cross = s > 1 ? 2.0 * (s - 1) * (S / P / s) / (wan.bytesPerUs / P) /
-                                 std::max(wanRatio, 1e-3) : 0;
+      double cross =
+          s > 1 ? 2.0 * (s - 1) * (S / P / s) / (wan.bytesPerUs / P) / std::max(wanRatio, 1e-3) : 0;
       // Pipelined: every stage's latency once per step plus the slowest stage's bandwidth.
       double lat = 2 * (L - 1) * domain.latencyUs + 2 * (D - 1) * this->site.latencyUs +
                    2 * (s - 1) * wan.latencyUs;
@@ -68,6 +69,21 @@ Algorithm CostModel::choose(size_t bytes, const Topology& t, double wanRatio) co
     }
   }
   return best;
+}
+
+double CostModel::bdpBytes(const Topology& t) const {
+  if (t.size() <= 1) return 0;
+  const LinkModel link = worstLink(*this, t);
+  return link.bytesPerUs * 2 * link.latencyUs;
+}
+
+int CostModel::channels(size_t bytes, const Topology& t, double windowBytes,
+                        int maxChannels) const {
+  const int cap = std::max(maxChannels, 1);
+  if (!(windowBytes > 0)) return 1;
+  const double inFlight = std::min(static_cast<double>(bytes), bdpBytes(t));
+  const double need = std::ceil(inFlight / windowBytes);
+  return static_cast<int>(std::clamp(need, 1.0, static_cast<double>(cap)));
 }
 
 }  // namespace xsite::topo

@@ -1,5 +1,6 @@
 // The cost model: an alpha-beta estimate of each all-reduce schedule on a topology, from what
-// the links are believed to be. The library's `auto` and (later) the NCCL tuner both ask it.
+// the links are believed to be. The library's `auto` and the NCCL tuner (plugin/tuner) both ask
+// it: which schedule, and how many parallel pipelines ("channels") a transfer needs.
 #pragma once
 
 #include <cstddef>
@@ -10,8 +11,8 @@
 namespace xsite::topo {
 
 struct LinkModel {
-  double latencyUs;    // one way
-  double bytesPerUs;   // bandwidth (1 Mbit/s = 0.125 bytes/us)
+  double latencyUs;   // one way
+  double bytesPerUs;  // bandwidth (1 Mbit/s = 0.125 bytes/us)
 };
 
 struct CostModel {
@@ -24,6 +25,15 @@ struct CostModel {
   double estimateUs(Algorithm algo, size_t bytes, const Topology& topo, double wanRatio = 1) const;
   // The cheapest of ring, hierarchical and latency (never kAuto).
   Algorithm choose(size_t bytes, const Topology& topo, double wanRatio = 1) const;
+
+  // Bytes in flight that keep the slowest link the topology crosses busy: its rate times its
+  // round trip (2 x one-way latency). 0 for a single rank.
+  double bdpBytes(const Topology& topo) const;
+  // How many independent pipelines (NCCL's channels) a transfer of `bytes` per rank needs when
+  // each keeps at most `windowBytes` in flight per round trip of the slowest link: enough to hold
+  // min(bytes, bandwidth-delay product) in flight, so a latency-bound message that fits one
+  // window gets 1, and a bandwidth-bound one ceil(BDP / window). Clamped to [1, maxChannels].
+  int channels(size_t bytes, const Topology& topo, double windowBytes, int maxChannels) const;
 };
 
 }  // namespace xsite::topo

@@ -151,6 +151,66 @@ TEST(CostModel, SlowerWanMakesCrossSitePathsSlower) {
 
 // ---- ring views ------------------------------------------------------------------------------
 
+// ---- channels: pipelines that keep a bandwidth-delay product in flight ----------------------
+
+constexpr double kWindow = 4.0 * 1024 * 1024;  // NCCL's SIMPLE slots: 8 x 512 KiB per round trip
+
+CostModel wanModel(double latencyUs, double mbit) {
+  CostModel m;
+  m.wan = {latencyUs, mbit / 8};
+  return m;
+}
+
+TEST(CostModelChannels, BdpIsTheSlowestLinksRateTimesItsRoundTrip) {
+  const CostModel m = wanModel(40000, 1000);  // 40 ms one way, 1 Gbit/s
+  EXPECT_DOUBLE_EQ(m.bdpBytes(Topology::regular(2, 2, 2)), 125.0 * 80000);  // 10 MB
+  // One site: the site link is the slowest.
+  EXPECT_DOUBLE_EQ(m.bdpBytes(Topology::regular(1, 2, 2)),
+                   m.site.bytesPerUs * 2 * m.site.latencyUs);
+  EXPECT_DOUBLE_EQ(m.bdpBytes(Topology::regular(1, 1, 1)), 0);
+}
+
+TEST(CostModelChannels, LargeCrossSiteTransferKeepsABdpInFlight) {
+  const Topology t = Topology::regular(2, 2, 2);
+  // 10 MB BDP / 4 MiB per channel -> 3 channels.
+  EXPECT_EQ(wanModel(40000, 1000).channels(size_t{1} << 30, t, kWindow, 32), 3);
+  // 10 Gbit/s, 20 ms: 50 MB in flight -> 12 channels.
+  EXPECT_EQ(wanModel(20000, 10000).channels(size_t{1} << 30, t, kWindow, 32), 12);
+  // 100 Gbit/s, 40 ms: 1 GB in flight, more than NCCL offers -> the cap.
+  EXPECT_EQ(wanModel(40000, 100000).channels(size_t{1} << 30, t, kWindow, 32), 32);
+  EXPECT_EQ(wanModel(40000, 100000).channels(size_t{1} << 30, t, kWindow, 8), 8);
+}
+
+TEST(CostModelChannels, SmallMessagesGetOneOrTwo) {
+  const Topology t = Topology::regular(2, 2, 2);
+  const CostModel m = wanModel(20000, 10000);  // a fat pipe: 12 channels for large messages
+  for (size_t b : {size_t{8}, size_t{1024}, size_t{64} << 10, size_t{4} << 20})
+    EXPECT_EQ(m.channels(b, t, kWindow, 32), 1) << b;
+  EXPECT_EQ(m.channels(size_t{8} << 20, t, kWindow, 32), 2);
+  // A message larger than the window but smaller than the BDP: as many windows as it fills.
+  EXPECT_EQ(m.channels(size_t{20} << 20, t, kWindow, 32), 5);
+}
+
+TEST(CostModelChannels, GrowWithSizeAndStayInBounds) {
+  const Topology t = Topology::regular(3, 2, 4);
+  for (double mbit : {100.0, 1000.0, 10000.0, 400000.0}) {
+    const CostModel m = wanModel(30000, mbit);
+    int prev = 1;
+    for (size_t b = 8; b <= (size_t{1} << 30); b *= 4) {
+      const int c = m.channels(b, t, kWindow, 16);
+      EXPECT_GE(c, prev) << mbit << " " << b;
+      EXPECT_GE(c, 1);
+      EXPECT_LE(c, 16);
+      prev = c;
+    }
+  }
+  // Degenerate inputs still give a usable count.
+  const CostModel m;
+  EXPECT_EQ(m.channels(size_t{1} << 30, t, 0, 32), 1);
+  EXPECT_EQ(m.channels(size_t{1} << 30, t, kWindow, 0), 1);
+  EXPECT_EQ(m.channels(0, t, kWindow, 32), 1);
+}
+
 TEST(RingViews, TwoByTwoByTwo) {
   const Topology t = Topology::regular(2, 2, 2);
   auto flat = coll::flatRing(t, 5);

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <set>
 
+#include "transport/ucx/worker.h"
 #include "util/log.h"
 
 namespace xsite::transport::ucx {
@@ -67,10 +68,6 @@ std::vector<unsigned char> bytesOf(const std::string& hex) {
   return v;
 }
 
-Error ucxError(const std::string& what, ucs_status_t s) {
-  return Error(ErrorCategory::kSystem, "UCX: " + what + ": " + ucs_status_string(s));
-}
-
 // Waits (progressing) until every request has completed or the deadline passes, then frees them.
 void settle(ucp_worker_h worker, std::vector<void*>& reqs, Clock::time_point deadline) {
   auto pending = [&] {
@@ -83,62 +80,13 @@ void settle(ucp_worker_h worker, std::vector<void*>& reqs, Clock::time_point dea
   reqs.clear();
 }
 
-// ---- the worker: one UCP context + worker per Fabric --------------------------------------------
+}  // namespace
 
-class Worker {
- public:
-  Worker(int rank, size_t peers, const std::string& netDevices);
-  ~Worker();
-  Worker(const Worker&) = delete;
-  Worker& operator=(const Worker&) = delete;
+// ---- the worker: one UCP context + worker (worker.h) -------------------------------------------
 
-  int rank() const { return rank_; }
-  ucp_worker_h handle() const { return worker_; }
-  std::string address() const { return hexOf(addr_, addrLen_); }
-  void connect(int peer, const std::string& hexAddress);
-  ucp_ep_h ep(int peer) const { return peers_.at(peer)->ep; }
-  // UCS_OK while the endpoint works; else why it failed (the error callback's status).
-  ucs_status_t failure(int peer) const { return peers_.at(peer)->failed; }
-  // True when UCX did something (bytes moved inside a message count too, so that the caller keeps
-  // spinning while a large message streams instead of backing off between its completions).
-  bool progress() noexcept {
-    unsigned events = 0;
-    for (int i = 0; i < 64; ++i) {
-      unsigned e = ucp_worker_progress(worker_);
-      if (e == 0) break;
-      events += e;
-    }
-    return events != 0;
-  }
-  // The worker's event fd, armed: false when there are events to progress first (or no fd).
-  bool arm(int& fd) noexcept {
-    if (efd_ < 0 || ucp_worker_arm(worker_) != UCS_OK) return false;
-    fd = efd_;
-    return true;
-  }
-  // A closing connection's goodbye: sent now, delivered before the endpoints close.
-  void sendGoodbye(int peer, uint64_t tag, uint64_t sent, uint64_t received) noexcept;
-  std::string lanes(int peer) const;
-
- private:
-  struct Peer {
-    Worker* owner;
-    int rank;
-    ucp_ep_h ep = nullptr;
-    ucs_status_t failed = UCS_OK;
-  };
-  static void onError(void* arg, ucp_ep_h ep, ucs_status_t status) noexcept;
-
-  int rank_;
-  ucp_context_h context_ = nullptr;
-  ucp_worker_h worker_ = nullptr;
-  ucp_address_t* addr_ = nullptr;
-  size_t addrLen_ = 0;
-  int efd_ = -1;
-  std::map<int, std::unique_ptr<Peer>> peers_;
-  std::deque<std::array<uint64_t, 2>> goodbyes_;  // stable buffers of the goodbyes in flight
-  std::vector<void*> goodbyeReqs_;
-};
+Error ucxError(const std::string& what, ucs_status_t s) {
+  return Error(ErrorCategory::kSystem, "UCX: " + what + ": " + ucs_status_string(s));
+}
 
 Worker::Worker(int rank, size_t peers, const std::string& netDevices) : rank_(rank) {
   std::lock_guard<std::mutex> lk(initMutex());
@@ -217,15 +165,21 @@ void Worker::onError(void* arg, ucp_ep_h, ucs_status_t status) noexcept {
   XSITE_DEBUG(kNet, "UCX endpoint to rank %d failed: %s", p->rank, ucs_status_string(status));
 }
 
+std::string Worker::address() const { return hexOf(addr_, addrLen_); }
+
 void Worker::connect(int peer, const std::string& hexAddress) {
+  std::vector<unsigned char> remote = bytesOf(hexAddress);
+  connect(peer, remote.data(), remote.size());
+}
+
+void Worker::connect(int peer, const void* address, size_t /*length*/) {
   auto p = std::make_unique<Peer>();
   p->owner = this;
   p->rank = peer;
-  std::vector<unsigned char> remote = bytesOf(hexAddress);
   ucp_ep_params_t ep{};
   ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
                   UCP_EP_PARAM_FIELD_ERR_HANDLER;
-  ep.address = reinterpret_cast<const ucp_address_t*>(remote.data());
+  ep.address = static_cast<const ucp_address_t*>(address);
   // A dead peer becomes an error on its endpoint (and its requests) instead of a hang.
   ep.err_mode = UCP_ERR_HANDLING_MODE_PEER;
   ep.err_handler.cb = &Worker::onError;
@@ -236,6 +190,22 @@ void Worker::connect(int peer, const std::string& hexAddress) {
                        " (no transport in common? check UCX_TLS and UCX_NET_DEVICES on both ranks)",
                    s);
   peers_[peer] = std::move(p);
+}
+
+void Worker::disconnect(int peer, std::chrono::milliseconds wait, bool force) noexcept {
+  auto it = peers_.find(peer);
+  if (it == peers_.end()) return;
+  if (it->second->ep) {
+    ucp_request_param_t rp{};
+    rp.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
+    rp.flags = force || it->second->failed != UCS_OK ? UCP_EP_CLOSE_FLAG_FORCE : 0;
+    void* r = ucp_ep_close_nbx(it->second->ep, &rp);
+    if (UCS_PTR_IS_PTR(r)) {
+      std::vector<void*> one{r};
+      settle(worker_, one, Clock::now() + wait);
+    }
+  }
+  peers_.erase(it);
 }
 
 void Worker::sendGoodbye(int peer, uint64_t tag, uint64_t sent, uint64_t received) noexcept {
@@ -274,6 +244,8 @@ std::string Worker::lanes(int peer) const {
   free(text);
   return out.empty() ? "?" : out;
 }
+
+namespace {
 
 // ---- the connection -------------------------------------------------------------------------------
 
