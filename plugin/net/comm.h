@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "compress/codec.h"
 #include "plugin/abi/common.h"
 #include "plugin/net/devices.h"
 #include "transport/wan/wan.h"
@@ -98,6 +99,7 @@ struct LinkSettings {
   int wanStreams = 4;
   size_t wanFrameBytes = 256 << 10;                       // XSITE_WAN_FRAME_SIZE
   transport::wan::WanSizing wanSizing{1 << 20, 4 << 20};  // from XSITE_WAN_RATE_MBIT, _LATENCY_US
+  compress::CodecId wanCodec = compress::CodecId::kNone;   // XSITE_NET_CODEC (lossless only)
 };
 
 class Comm;

@@ -89,16 +89,24 @@ Status init(void** ctx, uint64_t commId, const ncclNetCommConfig_v11_t* config,
       s.wanSizing = transport::wan::wanSizing(
           p.real(params::Id::kWanRateMbit), p.real(params::Id::kWanLatencyUs), streams,
           static_cast<size_t>(p.integer(params::Id::kWanWindow)));
+      const auto codec = parseCodec(p.string(params::Id::kNetCodec));
+      if (!codec || compress::isLossy(*codec))
+        throw Error(ErrorCategory::kInvalidUsage,
+                    "XSITE_NET_CODEC='" + p.string(params::Id::kNetCodec) +
+                        "' is not none, lz4 or zstd (the net path sees bytes, never data types, "
+                        "so only lossless codecs apply; lossy ones belong to CollNet: XSITE_CODEC)");
+      s.wanCodec = *codec;
       g.devices = discoverDevices(p);
       g.settings = s;
       g.ready = true;
       if (s.wanStreams > 0)
         XSITE_INFO(kInit,
                    "net plugin '%s': %zu device(s), site %d; %s for same-site peers, %d WAN "
-                   "streams for cross-site peers (socket buffers %d bytes, window %zu bytes)",
+                   "streams for cross-site peers (socket buffers %d bytes, window %zu bytes, "
+                   "codec %s)",
                    kNetName, g.devices.size(), s.site, s.siteUcx ? "UCX" : "TCP", s.wanStreams,
-                   s.wanSizing.socketBytes,
-                   s.wanSizing.windowBytes);
+                   s.wanSizing.socketBytes, s.wanSizing.windowBytes,
+                   std::string(codecName(s.wanCodec)).c_str());
       else
         XSITE_INFO(kInit,
                    "net plugin '%s': %zu device(s), site %d, %s for same-site peers, TCP for "

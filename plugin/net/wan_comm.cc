@@ -3,6 +3,7 @@
 #include <poll.h>
 
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -17,6 +18,8 @@ using transport::wan::WanProxy;
 
 // How long closing a send comm waits for its staged bytes to reach the sockets.
 constexpr std::chrono::seconds kCloseDrain{60};
+// Smaller payloads go as they are: their encoding would save less than it costs.
+constexpr size_t kMinCompressBytes = 64 << 10;
 
 // The process-wide proxy thread, started with the first WAN send comm and stopped with the last.
 struct ProxyHolder {
@@ -61,6 +64,7 @@ std::unique_ptr<WanConnection> makeConnection(std::vector<Fd> streams, const std
 
 WanSendComm::WanSendComm(std::vector<Fd> streams, std::string label, const LinkSettings& settings)
     : SendComm(std::move(label)), conn_(makeConnection(std::move(streams), label_, settings)) {
+  if (settings.wanCodec != compress::CodecId::kNone) codec_ = compress::makeCodec(settings.wanCodec);
   attach(conn_.get());
 }
 
@@ -92,17 +96,33 @@ void WanSendComm::drain() {
 Status WanSendComm::progress() {
   for (; handed_ < queue_.size(); ++handed_) {
     Request* r = queue_[handed_];
-    r->ticket = conn_->postSend(&r->header, sizeof(MsgHeader));
-    if (r->posted[0] > 0) r->ticket = conn_->postSend(r->data[0], r->posted[0]);
+    const size_t bytes = r->posted[0];
+    headers_.push_back(WanHeader{r->header, 0});
+    encoded_.emplace_back();
+    const void* payload = r->data[0];
+    if (codec_ && bytes >= kMinCompressBytes) {
+      std::vector<char>& e = encoded_.back();
+      e.resize(codec_->maxEncodedBytes(bytes, DataType::kUint8));
+      Result<size_t> n = codec_->encode(r->data[0], bytes, DataType::kUint8, e.data(), e.size());
+      if (!n) return n.status();
+      e.resize(n.value());
+      headers_.back().wireBytes = n.value();
+      payload = e.data();
+    }
+    r->ticket = conn_->postSend(&headers_.back(), sizeof(WanHeader));
+    const size_t wire = headers_.back().wireBytes != 0 ? headers_.back().wireBytes : bytes;
+    if (bytes > 0) r->ticket = conn_->postSend(payload, wire);
   }
   bool moved = false;
   XSITE_RETURN_IF_ERROR(conn_->progress(moved));
   const uint64_t staged = conn_->sendsDone();
-  while (!queue_.empty() && queue_.front()->ticket <= staged) {
+  while (!queue_.empty() && handed_ > 0 && queue_.front()->ticket <= staged) {
     Request* r = queue_.front();
     r->done = true;
     r->pending = 0;
     queue_.pop_front();
+    headers_.pop_front();
+    encoded_.pop_front();
     --handed_;
   }
   return Status::ok();
@@ -116,24 +136,55 @@ WanRecvComm::WanRecvComm(std::vector<Fd> streams, std::string label, const LinkS
 Status WanRecvComm::progress() {
   while (!queue_.empty()) {
     if (stage_ == Stage::kIdle) {
-      ticket_ = conn_->postRecv(&header_, sizeof(MsgHeader));
+      ticket_ = conn_->postRecv(&header_, sizeof(WanHeader));
       stage_ = Stage::kHeader;
     }
     bool moved = false;
     XSITE_RETURN_IF_ERROR(conn_->progress(moved));
     if (conn_->recvsDone() < ticket_) return Status::ok();
+    const MsgHeader& h = header_.msg;
     if (stage_ == Stage::kHeader) {
-      XSITE_RETURN_IF_ERROR(matchHeader(*queue_.front(), header_, &target_));
-      if (header_.bytes > 0) {
-        ticket_ = conn_->postRecv(queue_.front()->data[target_], header_.bytes);
+      XSITE_RETURN_IF_ERROR(matchHeader(*queue_.front(), h, &target_));
+      if (h.bytes > 0) {
+        if (header_.wireBytes == 0) {
+          ticket_ = conn_->postRecv(queue_.front()->data[target_], h.bytes);
+        } else {
+          // Compressed: never more than the codecs' raw form (header + the bytes).
+          if (header_.wireBytes < sizeof(compress::EncodedHeader) ||
+              header_.wireBytes > h.bytes + sizeof(compress::EncodedHeader))
+            return Status(ErrorCategory::kRemote,
+                          label_ + " announced " + std::to_string(header_.wireBytes) +
+                              " bytes on the wire for a " + std::to_string(h.bytes) +
+                              "-byte message (garbled stream)");
+          wire_.resize(header_.wireBytes);
+          ticket_ = conn_->postRecv(wire_.data(), wire_.size());
+        }
         stage_ = Stage::kPayload;
         continue;
       }
     }
-    fill(target_, header_);
+    if (h.bytes > 0 && header_.wireBytes != 0)
+      XSITE_RETURN_IF_ERROR(decodePayload(queue_.front()->data[target_]));
+    fill(target_, h);
     stage_ = Stage::kIdle;
     target_ = -1;
   }
+  return Status::ok();
+}
+
+Status WanRecvComm::decodePayload(void* dst) {
+  compress::EncodedHeader eh;
+  memcpy(&eh, wire_.data(), sizeof eh);  // wire_ holds at least a header (checked above)
+  std::unique_ptr<compress::Codec>* codec = nullptr;
+  if (eh.codec == static_cast<uint8_t>(compress::CodecId::kLz4)) codec = &lz4_;
+  if (eh.codec == static_cast<uint8_t>(compress::CodecId::kZstd)) codec = &zstd_;
+  if (codec == nullptr)
+    return Status(ErrorCategory::kRemote, label_ + " sent a payload of codec " +
+                                              std::to_string(eh.codec) +
+                                              ", not a lossless one (garbled stream)");
+  if (!*codec) *codec = compress::makeCodec(static_cast<compress::CodecId>(eh.codec));
+  Status s = (*codec)->decode(wire_.data(), wire_.size(), header_.msg.bytes, DataType::kUint8, dst);
+  if (!s) return Status(s.category(), label_ + ": " + s.message());
   return Status::ok();
 }
 

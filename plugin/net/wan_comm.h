@@ -13,8 +13,15 @@
 // Receive: WanConnection needs the exact size of each message, so the header is received first
 // (only while NCCL has a receive posted: until then the data waits in the socket buffers), then
 // the payload is posted with the size it announced, straight into NCCL's buffer.
+//
+// Compression (XSITE_NET_CODEC=lz4|zstd): a payload of at least kMinCompressBytes is encoded as
+// bytes (the net never knows the data type) before it is staged; the header then says the size
+// on the wire beside the size NCCL sent, the receiver takes the encoding into a buffer of its own
+// and decodes it into NCCL's buffer (which validates it). A payload that does not shrink goes as
+// the codec's raw form, so compression never costs more than its 24-byte header.
 #pragma once
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +30,14 @@
 #include "transport/wan/wan.h"
 
 namespace xsite::plugin::net {
+
+// The header of a cross-site message: NCCL's tag and size, and the size of the encoded payload
+// on the wire (0: the payload goes as it is, msg.bytes long).
+struct WanHeader {
+  MsgHeader msg;
+  uint64_t wireBytes;
+};
+static_assert(sizeof(WanHeader) == 24);
 
 class WanSendComm final : public SendComm {
  public:
@@ -33,7 +48,11 @@ class WanSendComm final : public SendComm {
   Status progress() override;
   void drain();  // staged bytes into the sockets (bounded; a dead peer ends it early)
   std::unique_ptr<transport::wan::WanConnection> conn_;
+  std::unique_ptr<compress::Codec> codec_;  // null: payloads go as they are
   size_t handed_ = 0;  // queue_'s first requests already handed to conn_
+  // Per handed request, in queue_ order: its header and its encoded payload (kept until staged).
+  std::deque<WanHeader> headers_;
+  std::deque<std::vector<char>> encoded_;
 };
 
 class WanRecvComm final : public RecvComm {
@@ -44,10 +63,13 @@ class WanRecvComm final : public RecvComm {
   enum class Stage { kIdle, kHeader, kPayload };
   Status progress() override;
   std::unique_ptr<transport::wan::WanConnection> conn_;
+  Status decodePayload(void* dst);
+  std::unique_ptr<compress::Codec> lz4_, zstd_;  // decoders, made on first use (the sender chose)
   Stage stage_ = Stage::kIdle;
   uint64_t ticket_ = 0;  // of the header or payload being received
-  MsgHeader header_{};
+  WanHeader header_{};
   int target_ = -1;
+  std::vector<char> wire_;  // a compressed payload, until decoded
 };
 
 }  // namespace xsite::plugin::net
