@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "plugin/common/guard.h"
+#include "plugin/common/host_memory.h"
 #include "plugin/net/comm.h"
 #include "plugin/net/devices.h"
 #include "util/log.h"
@@ -51,13 +52,6 @@ const Device& deviceAt(int dev) {
                                               std::to_string(g.devices.size()) + " devices)");
   return g.devices[static_cast<size_t>(dev)];
 }
-
-struct MemoryRegion {
-  static constexpr uint64_t kMagic = 0x58534d52ull;  // "XSMR"
-  uint64_t magic = kMagic;
-  void* data;
-  size_t size;
-};
 
 }  // namespace
 
@@ -165,22 +159,10 @@ Status accept(void* listenComm, void** recvComm) {
 Status regMr(void* comm, void* data, size_t size, int type, void** mhandle) {
   *mhandle = nullptr;
   if (comm == nullptr) return Status(ErrorCategory::kInternal, "regMr on a null comm");
-  if (type != NCCL_PTR_HOST)
-    return Status(ErrorCategory::kInvalidUsage,
-                  "regMr of pointer type " + std::to_string(type) +
-                      ": the xsite net plugin reports ptrSupport HOST only (no GPUDirect yet)");
-  *mhandle = new MemoryRegion{MemoryRegion::kMagic, data, size};
-  return Status::ok();
+  return registerHostMemory(data, size, type, mhandle, "net regMr");
 }
 
-Status deregMr(void* /*comm*/, void* mhandle) {
-  auto* mr = static_cast<MemoryRegion*>(mhandle);
-  if (mr == nullptr || mr->magic != MemoryRegion::kMagic)
-    return Status(ErrorCategory::kInternal, "deregMr of a handle regMr did not return");
-  mr->magic = 0;
-  delete mr;
-  return Status::ok();
-}
+Status deregMr(void* /*comm*/, void* mhandle) { return deregisterHostMemory(mhandle, "net deregMr"); }
 
 Status isend(void* sendComm, void* data, size_t size, int tag, void** request) {
   *request = nullptr;

@@ -9,6 +9,7 @@
 #include "plugin/abi/net_v9.h"
 #include "plugin/common/export.h"
 #include "plugin/common/guard.h"
+#include "plugin/common/properties.h"
 #include "plugin/net/comm.h"
 #include "plugin/net/devices.h"
 #include "plugin/net/net.h"
@@ -88,24 +89,8 @@ ncclResult_t v10Init(ncclDebugLogger_t logger, ncclProfilerCallback_t /*profiler
 ncclResult_t v10GetProperties(int dev, ncclNetProperties_v10_t* props) noexcept {
   ncclNetProperties_v11_t p;
   ncclResult_t r = v11GetProperties(dev, &p);
-  if (r != ncclSuccess) return r;
-  props->name = p.name;
-  props->pciPath = p.pciPath;
-  props->guid = p.guid;
-  props->ptrSupport = p.ptrSupport;
-  props->regIsGlobal = p.regIsGlobal;
-  props->forceFlush = p.forceFlush;
-  props->speed = p.speed;
-  props->port = p.port;
-  props->latency = p.latency;
-  props->maxComms = p.maxComms;
-  props->maxRecvs = p.maxRecvs;
-  props->netDeviceType = p.netDeviceType;
-  props->netDeviceVersion = p.netDeviceVersion;
-  props->vProps = p.vProps;
-  props->maxP2pBytes = p.maxP2pBytes;
-  props->maxCollBytes = p.maxCollBytes;
-  return ncclSuccess;
+  if (r == ncclSuccess) toV10(p, props);
+  return r;
 }
 ncclResult_t v10Listen(int dev, void* handle, void** listenComm) noexcept {
   return v11Listen(gLegacyCtx, dev, handle, listenComm);
@@ -129,20 +114,8 @@ ncclResult_t v9Irecv(void* recvComm, int n, void** data, size_t* sizes, int* tag
 ncclResult_t v8GetProperties(int dev, ncclNetProperties_v8_t* props) noexcept {
   ncclNetProperties_v11_t p;
   ncclResult_t r = v11GetProperties(dev, &p);
-  if (r != ncclSuccess) return r;
-  props->name = p.name;
-  props->pciPath = p.pciPath;
-  props->guid = p.guid;
-  props->ptrSupport = p.ptrSupport;
-  props->regIsGlobal = p.regIsGlobal;
-  props->speed = p.speed;
-  props->port = p.port;
-  props->latency = p.latency;
-  props->maxComms = p.maxComms;
-  props->maxRecvs = p.maxRecvs;
-  props->netDeviceType = p.netDeviceType;
-  props->netDeviceVersion = p.netDeviceVersion;
-  return ncclSuccess;
+  if (r == ncclSuccess) toV8(p, props);
+  return r;
 }
 ncclResult_t v8Isend(void* sendComm, void* data, int size, int tag, void* mhandle,
                      void** request) noexcept {
