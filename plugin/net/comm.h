@@ -97,7 +97,7 @@ struct LinkSettings {
   // Cross-site comms: XSITE_WAN_STREAMS sockets under a WanConnection, or 0 for one plain socket
   // (XSITE_WAN_TRANSPORT=tcp).
   int wanStreams = 4;
-  size_t wanFrameBytes = 256 << 10;                       // XSITE_WAN_FRAME_SIZE
+  size_t wanFrameBytes = 64 << 10;                        // XSITE_WAN_FRAME_SIZE
   transport::wan::WanSizing wanSizing{1 << 20, 4 << 20};  // from XSITE_WAN_RATE_MBIT, _LATENCY_US
   compress::CodecId wanCodec = compress::CodecId::kNone;   // XSITE_NET_CODEC (lossless only)
 };

@@ -43,7 +43,7 @@ class LoopbackHub {
 // How WAN-stream links are built (Backend::kWan).
 struct WanLinkOptions {
   int streams = 4;
-  size_t frameBytes = 256 << 10;
+  size_t frameBytes = 64 << 10;
   size_t windowBytes = 0;      // 0: four bandwidth-delay products, at least 4 MiB
   std::string congestion = "bbr";           // bulk links
   std::string latencyCongestion = "cubic";  // latency links (no pacing of small bursts)

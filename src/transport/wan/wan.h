@@ -52,7 +52,7 @@ WanSizing wanSizing(double rateMbit, double latencyUs, int streams, size_t windo
 bool prepareWanSocket(int fd, int socketBytes, const std::string& cc) noexcept;
 
 struct WanOptions {
-  size_t frameBytes = 256 << 10;
+  size_t frameBytes = 64 << 10;
   size_t windowBytes = 4 << 20;  // staging: bytes accepted from callers but not yet in a socket
 };
 
