@@ -286,7 +286,11 @@ TEST_P(Conformance, ManyOutstandingMessagesPostedBeforeAnyProgress) {
       EXPECT_EQ(c.postRecv(in[i].data(), in[i].size()), i + 1);
       EXPECT_EQ(c.postSend(out[i].data(), out[i].size()), i + 1);
     }
-    EXPECT_EQ(c.sendsDone(), 0u);
+    // WAN streams stage sends on a proxy thread of their own (transport.h): those may complete
+    // without the caller's progress; everything else moves only in progress().
+    if (GetParam() != Backend::kWan) {
+      EXPECT_EQ(c.sendsDone(), 0u);
+    }
     EXPECT_EQ(c.recvsDone(), 0u);
     EXPECT_FALSE(c.idle());
     ASSERT_TRUE(isOk(drive({&c}, [&] { return c.sendsDone() == kCount && c.recvsDone() == kCount; })));
