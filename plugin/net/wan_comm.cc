@@ -104,7 +104,11 @@ Status WanSendComm::progress() {
       std::vector<char>& e = encoded_.back();
       e.resize(codec_->maxEncodedBytes(bytes, DataType::kUint8));
       Result<size_t> n = codec_->encode(r->data[0], bytes, DataType::kUint8, e.data(), e.size());
-      if (!n) return n.status();
+      if (!n) {  // nothing of this request was handed over: keep the bookkeeping in step
+        headers_.pop_back();
+        encoded_.pop_back();
+        return n.status();
+      }
       e.resize(n.value());
       headers_.back().wireBytes = n.value();
       payload = e.data();
