@@ -14,7 +14,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,9 +22,15 @@
 
 #include "plugin/abi/net_v10.h"
 #include "plugin/abi/net_v11.h"
+#include "tests/plugin/plugin_library.h"
 #include "xsite/communicator.h"
 
 namespace {
+
+using xsite_plugin_test::pluginLibrary;
+using xsite_plugin_test::pluginTable;
+using xsite_plugin_test::readFile;
+using xsite_plugin_test::writeFileAtomic;
 
 const char* gSelf = "/proc/self/exe";
 
@@ -38,13 +43,9 @@ struct Lib {
 Lib& lib() {
   static Lib l = [] {
     Lib x;
-    x.handle = dlopen(XSITE_PLUGIN_PATH, RTLD_NOW | RTLD_LOCAL);  // as NCCL opens it
-    if (x.handle == nullptr) {
-      std::fprintf(stderr, "dlopen: %s\n", dlerror());
-      std::abort();
-    }
-    x.v11 = static_cast<ncclCollNet_v11_t*>(dlsym(x.handle, "ncclCollNetPlugin_v11"));
-    x.v10 = static_cast<ncclCollNet_v10_t*>(dlsym(x.handle, "ncclCollNetPlugin_v10"));
+    x.handle = pluginLibrary();
+    x.v11 = pluginTable<ncclCollNet_v11_t>("ncclCollNetPlugin_v11");
+    x.v10 = pluginTable<ncclCollNet_v10_t>("ncclCollNetPlugin_v10");
     return x;
   }();
   return l;
@@ -58,18 +59,6 @@ const std::vector<size_t> kCounts = {(size_t{1} << 20) + 37, 5, (size_t{1} << 20
 float input(int rank, size_t call, size_t i) {
   const double x = std::sin(0.001 * static_cast<double>(i) + 0.7 * rank + 0.3 * call);
   return static_cast<float>(x * (1.0 + rank) + 1e-3 * static_cast<double>(i % 17));
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-
-void writeFileAtomic(const std::string& path, const void* data, size_t n) {
-  const std::string tmp = path + ".tmp";
-  std::ofstream(tmp, std::ios::binary)
-      .write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
-  std::rename(tmp.c_str(), path.c_str());
 }
 
 // Polls test() as the proxy does; the result code of the first non-success.

@@ -19,6 +19,7 @@
 #include "plugin/abi/net_v10.h"
 #include "plugin/abi/net_v11.h"
 #include "plugin/abi/tuner.h"
+#include "tests/plugin/plugin_library.h"
 
 namespace xsite_plugin_test {
 
@@ -55,16 +56,12 @@ struct Lib {
 inline Lib& lib() {
   static Lib l = [] {
     Lib x;
-    x.handle = dlopen(XSITE_PLUGIN_PATH, RTLD_NOW | RTLD_LOCAL);  // as NCCL opens it
-    if (x.handle == nullptr) {
-      std::fprintf(stderr, "dlopen: %s\n", dlerror());
-      std::abort();
-    }
-    x.v11 = static_cast<ncclNet_v11_t*>(dlsym(x.handle, "ncclNetPlugin_v11"));
-    x.v10 = static_cast<ncclNet_v10_t*>(dlsym(x.handle, "ncclNetPlugin_v10"));
-    x.t5 = static_cast<ncclTuner_v5_t*>(dlsym(x.handle, "ncclTunerPlugin_v5"));
-    x.t4 = static_cast<ncclTuner_v4_t*>(dlsym(x.handle, "ncclTunerPlugin_v4"));
-    x.t3 = static_cast<ncclTuner_v3_t*>(dlsym(x.handle, "ncclTunerPlugin_v3"));
+    x.handle = pluginLibrary();
+    x.v11 = pluginTable<ncclNet_v11_t>("ncclNetPlugin_v11");
+    x.v10 = pluginTable<ncclNet_v10_t>("ncclNetPlugin_v10");
+    x.t5 = pluginTable<ncclTuner_v5_t>("ncclTunerPlugin_v5");
+    x.t4 = pluginTable<ncclTuner_v4_t>("ncclTunerPlugin_v4");
+    x.t3 = pluginTable<ncclTuner_v3_t>("ncclTunerPlugin_v3");
     return x;
   }();
   return l;

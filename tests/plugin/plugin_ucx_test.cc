@@ -211,8 +211,7 @@ int rankMain(int rank, const std::string& dir) {
     char h[NCCL_NET_HANDLE_MAXSIZE];
     if (net().listen(ctx, 0, h, &listens[p]) != ncclSuccess) return 11;
     const std::string path = handlePath(dir, rank, p);
-    std::ofstream(path + ".tmp", std::ios::binary).write(h, sizeof(h));
-    if (rename((path + ".tmp").c_str(), path.c_str()) != 0) return 12;
+    if (!writeFileAtomic(path, h, sizeof(h))) return 12;
   }
   std::vector<std::vector<char>> handles(kRanks, std::vector<char>(NCCL_NET_HANDLE_MAXSIZE));
   std::vector<bool> loaded(kRanks, false);

@@ -1,7 +1,6 @@
 // tests/plugin: the tuner tables of libnccl-net-xsite.so driven as NCCL 2.28.9 drives them
 // (NCCL_ABI.md §4.3): a contiguous float[7][3] passed as float**, nChannels initialised to 0; and
 // the decision table xsite-tuner-dump prints for a 2x2x2 topology.
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include <array>
@@ -16,8 +15,11 @@
 #include <gtest/gtest.h>
 
 #include "plugin/abi/tuner.h"
+#include "tests/plugin/plugin_library.h"
 
 namespace {
+
+using xsite_plugin_test::pluginTable;
 
 constexpr int kA = NCCL_NUM_ALGORITHMS, kP = NCCL_NUM_PROTOCOLS;
 constexpr int kMaxChannels = 32;  // plugin/tuner/tuner.h
@@ -32,15 +34,10 @@ struct Tables {
 
 const Tables& lib() {
   static Tables t = [] {
-    void* h = dlopen(XSITE_PLUGIN_PATH, RTLD_NOW | RTLD_LOCAL);
-    if (h == nullptr) {
-      std::fprintf(stderr, "dlopen: %s\n", dlerror());
-      std::abort();
-    }
     Tables x;
-    x.t5 = static_cast<ncclTuner_v5_t*>(dlsym(h, "ncclTunerPlugin_v5"));
-    x.t4 = static_cast<ncclTuner_v4_t*>(dlsym(h, "ncclTunerPlugin_v4"));
-    x.t3 = static_cast<ncclTuner_v3_t*>(dlsym(h, "ncclTunerPlugin_v3"));
+    x.t5 = pluginTable<ncclTuner_v5_t>("ncclTunerPlugin_v5");
+    x.t4 = pluginTable<ncclTuner_v4_t>("ncclTunerPlugin_v4");
+    x.t3 = pluginTable<ncclTuner_v3_t>("ncclTunerPlugin_v3");
     return x;
   }();
   return t;
