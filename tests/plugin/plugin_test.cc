@@ -324,12 +324,13 @@ const char* gSelf = nullptr;
 // Rank 1 (receiver, site 1): listens, hands its handle to rank 0 through a pipe (NCCL's
 // bootstrap), accepts, receives and checks. Runs in a fresh process (exec), so its XSITE_SITE
 // is its own.
-int receiverMain(int handleFd, int count) {
-  void* ctx = nullptr;
-  if (net().init(&ctx, 1, nullptr, recordLog, nullptr) != ncclSuccess) return 10;
+// The receiving process's start: init, listen, hand the handle to the sender through the pipe
+// (NCCL's bootstrap), accept, closeListen. 0, or the exit code naming the step that failed.
+int listenAndAccept(int handleFd, void** ctx, void** recvComm) {
+  if (net().init(ctx, 1, nullptr, recordLog, nullptr) != ncclSuccess) return 10;
   char handle[NCCL_NET_HANDLE_MAXSIZE];
   void* l = nullptr;
-  if (net().listen(ctx, 0, handle, &l) != ncclSuccess) return 11;
+  if (net().listen(*ctx, 0, handle, &l) != ncclSuccess) return 11;
   if (write(handleFd, handle, sizeof(handle)) != static_cast<ssize_t>(sizeof(handle))) return 12;
   close(handleFd);
   void* r = nullptr;
@@ -338,7 +339,15 @@ int receiverMain(int handleFd, int count) {
     if (r == nullptr) usleep(50);
   }
   if (r == nullptr) return 14;
-  net().closeListen(l);
+  if (net().closeListen(l) != ncclSuccess) return 15;
+  *recvComm = r;
+  return 0;
+}
+
+int receiverMain(int handleFd, int count) {
+  void* ctx = nullptr;
+  void* r = nullptr;
+  if (int step = listenAndAccept(handleFd, &ctx, &r)) return step;
   for (int m = 0; m < count; ++m) {
     const size_t n = (size_t{1} << (2 * m)) + static_cast<size_t>(m);
     std::vector<char> dst(n + 64);
@@ -410,19 +419,8 @@ constexpr size_t kWanTooLarge = 64 << 10;       // then a message larger than it
 
 int wanReceiverMain(int handleFd) {
   void* ctx = nullptr;
-  if (net().init(&ctx, 1, nullptr, recordLog, nullptr) != ncclSuccess) return 10;
-  char handle[NCCL_NET_HANDLE_MAXSIZE];
-  void* l = nullptr;
-  if (net().listen(ctx, 0, handle, &l) != ncclSuccess) return 11;
-  if (write(handleFd, handle, sizeof(handle)) != static_cast<ssize_t>(sizeof(handle))) return 12;
-  close(handleFd);
   void* r = nullptr;
-  for (int i = 0; i < 1000000 && r == nullptr; ++i) {
-    if (net().accept(l, &r, nullptr) != ncclSuccess) return 13;
-    if (r == nullptr) usleep(50);
-  }
-  if (r == nullptr) return 14;
-  if (net().closeListen(l) != ncclSuccess) return 15;
+  if (int step = listenAndAccept(handleFd, &ctx, &r)) return step;
   int m = 0;
   for (size_t n : wanSizes()) {
     std::vector<char> dst(kWanPosted);
