@@ -135,7 +135,7 @@ Status init(void** ctx, uint64_t commId, ncclDebugLogger_t logger) {
     if (!g.ready) {
       const params::Params& p = params::Params::global();  // throws kInvalidUsage on bad values
       readSettings(g, p);
-      g.devices = net::discoverDevices(p);
+      g.devices = net::processDevices();
       g.ready = true;
       XSITE_INFO(kInit, "CollNet '%s': %zu device(s), site %d, hierarchical all-reduce, codec %s",
                  kCollNetName, g.devices.size(), g.site,

@@ -47,6 +47,11 @@ bool sameSiteOverUcx(const params::Params& params) {
 #endif
 }
 
+const std::vector<Device>& processDevices() {
+  static const std::vector<Device> devices = discoverDevices(params::Params::global());
+  return devices;
+}
+
 std::vector<Device> discoverDevices(const params::Params& params) {
   const bool rdma = sameSiteOverUcx(params);
   const auto addrs = ipv4ByInterface();

@@ -42,8 +42,10 @@ struct Device {
 // whose netdev it is). Otherwise every NIC discovery selects (XSITE_NICS) that is up and has an
 // IPv4 address; when none has one, the loopback interface, with a warning (such a device reaches
 // this host only).
-// The net and CollNet call it alike, so both report the same list.
 std::vector<Device> discoverDevices(const params::Params& params);
+// discoverDevices(Params::global()) once per process: the net and CollNet both report this list
+// (NCCL needs them the same), and NIC discovery runs once.
+const std::vector<Device>& processDevices();
 
 // XSITE_SITE_TRANSPORT: ucx, or auto in a build with UCX -> true; tcp -> false. Throws
 // Error(kInvalidUsage) for another value, or for ucx in a build without UCX.

@@ -90,7 +90,7 @@ Status init(void** ctx, uint64_t commId, const ncclNetCommConfig_v11_t* config,
                         "' is not none, lz4 or zstd (the net path sees bytes, never data types, "
                         "so only lossless codecs apply; lossy ones belong to CollNet: XSITE_CODEC)");
       s.wanCodec = *codec;
-      g.devices = discoverDevices(p);
+      g.devices = processDevices();
       g.settings = s;
       g.ready = true;
       if (s.wanStreams > 0)
