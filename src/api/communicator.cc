@@ -314,10 +314,7 @@ void Communicator::broadcast(const void* send, void* recv, size_t count, DataTyp
   coll::broadcastTree(*impl_->ctx, send, recv, count, type, root);
 }
 
-void Communicator::resetErrorFeedback() {
-  auto& ef = impl_->ctx->errorFeedback();
-  for (const auto& key : ef.keyNames()) ef.reset(key);
-}
+void Communicator::resetErrorFeedback() { impl_->ctx->errorFeedback().resetAll(); }
 void Communicator::resetErrorFeedback(const std::string& key) { impl_->ctx->errorFeedback().reset(key); }
 void Communicator::dropErrorFeedback() { impl_->ctx->errorFeedback().dropAll(); }
 void Communicator::dropErrorFeedback(const std::string& key) { impl_->ctx->errorFeedback().drop(key); }

@@ -67,10 +67,8 @@ void ErrorFeedback::drop(const std::string& key) {
   store_.erase(it);
 }
 
-std::vector<std::string> ErrorFeedback::keyNames() const {
-  std::vector<std::string> out;
-  for (const auto& kv : store_) out.push_back(kv.first);
-  return out;
+void ErrorFeedback::resetAll() {
+  for (auto& kv : store_) std::fill(kv.second.begin(), kv.second.end(), 0.0f);
 }
 
 void ErrorFeedback::dropAll() {

@@ -21,12 +21,12 @@ class ErrorFeedback {
   // Fails (kInvalidUsage) when keeping it would exceed the bound.
   Result<float*> residual(const std::string& key, size_t elements);
   void reset(const std::string& key);  // zero it (kept allocated)
+  void resetAll();
   void drop(const std::string& key);   // free it
   void dropAll();
   size_t bytes() const noexcept { return bytes_; }
   size_t maxBytes() const noexcept { return maxBytes_; }
   size_t keys() const noexcept { return store_.size(); }
-  std::vector<std::string> keyNames() const;
 
  private:
   size_t maxBytes_;

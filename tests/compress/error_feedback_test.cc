@@ -26,6 +26,12 @@ TEST(ErrorFeedbackStore, NewKeysAreZeroAndCounted) {
   EXPECT_EQ(ef.keys(), 2u);
   ef.reset("a");
   EXPECT_EQ(ef.residual("a", 100).value()[3], 0.0f);
+  ef.residual("a", 100).value()[3] = 2.0f;
+  ef.residual("b", 50).value()[7] = 3.0f;
+  ef.resetAll();
+  EXPECT_EQ(ef.residual("a", 100).value()[3], 0.0f);
+  EXPECT_EQ(ef.residual("b", 50).value()[7], 0.0f);
+  EXPECT_EQ(ef.bytes(), 600u);  // reset keeps the memory
   ef.drop("a");
   EXPECT_EQ(ef.bytes(), 200u);
   ef.dropAll();
