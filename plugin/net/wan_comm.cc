@@ -14,6 +14,7 @@ namespace xsite::plugin::net {
 namespace {
 
 using transport::wan::WanConnection;
+using transport::wan::WanLink;
 using transport::wan::WanProxy;
 
 // How long closing a send comm waits for its staged bytes to reach the sockets.
@@ -32,19 +33,19 @@ ProxyHolder& holder() {
   return *h;
 }
 
-void attach(WanConnection* c) {
+void attach(WanLink* l) {
   ProxyHolder& h = holder();
   std::lock_guard<std::mutex> lock(h.mu);
-  if (h.users++ == 0) h.proxy = std::make_unique<WanProxy>(std::vector<WanConnection*>{});
-  h.proxy->attach(c);
+  if (h.users++ == 0) h.proxy = std::make_unique<WanProxy>(std::vector<WanLink*>{});
+  h.proxy->attach(l);
 }
 
-void detach(WanConnection* c) {
+void detach(WanLink* l) {
   ProxyHolder& h = holder();
   std::unique_ptr<WanProxy> last;
   {
     std::lock_guard<std::mutex> lock(h.mu);
-    h.proxy->detach(c);
+    h.proxy->detach(l);
     if (--h.users == 0) last = std::move(h.proxy);
   }
   last.reset();  // joins the thread outside the lock
@@ -65,11 +66,11 @@ std::unique_ptr<WanConnection> makeConnection(std::vector<Fd> streams, const std
 WanSendComm::WanSendComm(std::vector<Fd> streams, std::string label, const LinkSettings& settings)
     : SendComm(std::move(label)), conn_(makeConnection(std::move(streams), label_, settings)) {
   if (settings.wanCodec != compress::CodecId::kNone) codec_ = compress::makeCodec(settings.wanCodec);
-  attach(conn_.get());
+  attach(&conn_->link());
 }
 
 WanSendComm::~WanSendComm() {
-  detach(conn_.get());
+  detach(&conn_->link());
   drain();
 }
 
@@ -80,11 +81,11 @@ void WanSendComm::drain() {
   std::vector<pollfd> pfds;
   while (std::chrono::steady_clock::now() < deadline) {
     bool moved = false, pending = false;
-    conn_->flush(moved, pending);
+    conn_->link().flush(moved, pending);
     if (!pending) return;  // delivered, or the connection failed (nothing more can go)
     if (moved) continue;
     fds.clear();
-    conn_->pendingFds(fds);
+    conn_->link().pendingFds(fds);
     pfds.clear();
     for (int fd : fds) pfds.push_back({fd, POLLOUT, 0});
     ::poll(pfds.data(), pfds.size(), 10);

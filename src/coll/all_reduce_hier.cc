@@ -111,10 +111,15 @@ compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* re
                      domainLayout(true));
   RingStage railRs(ctx, railRing(t, rank), kChRailRs, RingMode::kReduceScatter, type, op, 0, railLayout);
   // The cross-site stage runs on several lanes so that several chunks are in flight on the WAN:
-  // an exact ring, or the direct exchange of encoded pieces.
+  // an exact ring, or the direct exchange of encoded pieces. Per chunk a rank puts 2(S-1)/S of
+  // its shard on the WAN (the ring's reduce-scatter and all-gather, or the exchange's pieces).
+  const int S = t.numSites();
+  const double laneWire = static_cast<double>(count) * esize / chunks / P * 2.0 * (S - 1) / S /
+                          compress::nominalRatio(codecId, type, ctx.settings().codecOptions.blockSize);
+  const int lanes = wanLaneCount(ctx, count * esize, laneWire, P);
   std::vector<std::unique_ptr<Stage>> wanLanes;
   std::vector<Stage*> wan;
-  for (int lane = 0; lane < ctx.settings().wanLanes; ++lane) {
+  for (int lane = 0; lane < lanes; ++lane) {
     if (codecId == compress::CodecId::kNone)
       wanLanes.push_back(std::make_unique<RingStage>(ctx, wanRing(t, rank), kChWan + lane,
                                                      RingMode::kAllReduce, type, op, avg, wanLayout));

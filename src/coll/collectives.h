@@ -35,4 +35,10 @@ Algorithm resolveAlgorithm(const Context& ctx, Algorithm requested, size_t count
 // Chunks of at most chunkBytes for a buffer of count elements (at least one).
 int chunkCount(const Context& ctx, size_t count, DataType type);
 
+// Lanes of a cross-site stage (chunks in flight) when each chunk puts `laneWireBytes` on the WAN
+// per rank and `ranksPerSite` ranks share the link: XSITE_WAN_LANES when set, else enough that
+// the ranks together keep kLaneBdpFactor bandwidth-delay products in flight, and no more
+// (more only overfills the bottleneck's queue).
+int wanLaneCount(const Context& ctx, size_t messageBytes, double laneWireBytes, int ranksPerSite);
+
 }  // namespace xsite::coll

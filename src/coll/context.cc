@@ -74,7 +74,7 @@ std::vector<transport::LinkRequest> planLinks(const topo::Topology& t, int rank,
     // WAN lanes join every member of the WAN group (the ring uses its neighbours, the
     // compressed exchange all of them).
     const RingView w = wanRing(t, rank);
-    for (int lane = 0; lane < wanLanes; ++lane)
+    for (int lane = 0; lane < (wanLanes > 0 ? wanLanes : kMaxWanLanes); ++lane)
       for (int peer : w.members)
         if (peer != rank) want.insert({peer, kChWan + lane});
   }

@@ -54,7 +54,8 @@ struct BackendChoice {
   transport::Backend otherSite;
 };
 
-// Every link this rank needs, symmetric across ranks; the WAN ring gets `wanLanes` channels.
+// Every link this rank needs, symmetric across ranks; the WAN ring gets `wanLanes` channels
+// (0: kMaxWanLanes, for the lane count each call chooses).
 std::vector<transport::LinkRequest> planLinks(const topo::Topology& t, int rank,
                                               const BackendChoice& backends, int wanLanes);
 
@@ -64,7 +65,7 @@ struct Settings {
   std::chrono::milliseconds timeout{300000};
   topo::CostModel costModel;
   Algorithm defaultAlgorithm = Algorithm::kAuto;
-  int wanLanes = 4;  // chunks the cross-site stage keeps in flight (1..kMaxWanLanes)
+  int wanLanes = 0;  // chunks the cross-site stage keeps in flight (1..kMaxWanLanes; 0: auto)
   compress::CodecId codec = compress::CodecId::kNone;  // all-reduce default
   compress::CodecOptions codecOptions;
   bool errorFeedback = true;

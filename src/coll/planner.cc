@@ -17,4 +17,16 @@ int chunkCount(const Context& ctx, size_t count, DataType type) {
   return static_cast<int>(std::max<size_t>(1, (count + chunkElems - 1) / chunkElems));
 }
 
+// Measured on the emulated links (bench/lanes.sh): one lane per rank fills a 5.5 ms, 1 Gbit/s
+// link (two already overfill its queue), while 40 ms with 0.1% loss wants all eight; three
+// products in flight separate the two, loss recovery stalls included.
+constexpr double kLaneBdpFactor = 3;
+
+int wanLaneCount(const Context& ctx, size_t messageBytes, double laneWireBytes, int ranksPerSite) {
+  const Settings& s = ctx.settings();
+  if (s.wanLanes > 0) return s.wanLanes;
+  const double window = laneWireBytes * std::max(ranksPerSite, 1) / kLaneBdpFactor;
+  return s.costModel.channels(messageBytes, ctx.topology(), window, kMaxWanLanes);
+}
+
 }  // namespace xsite::coll

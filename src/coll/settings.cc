@@ -30,8 +30,8 @@ Settings settingsFromParams(const params::Params& p, const Config& cfg) {
   if (s.chunkBytes == 0 || s.sliceBytes == 0) bad("XSITE_CHUNK_SIZE and XSITE_SLICE_SIZE must be > 0");
   s.timeout = seconds(cfg.timeoutSeconds.value_or(p.real(Id::kTimeout)));
   s.wanLanes = static_cast<int>(p.integer(Id::kWanLanes));
-  if (s.wanLanes < 1 || s.wanLanes > kMaxWanLanes)
-    bad("XSITE_WAN_LANES=" + std::to_string(s.wanLanes) + " is outside 1.." +
+  if (s.wanLanes < 0 || s.wanLanes > kMaxWanLanes)
+    bad("XSITE_WAN_LANES=" + std::to_string(s.wanLanes) + " is outside 0 (auto).." +
         std::to_string(kMaxWanLanes));
   auto link = [&](Id lat, Id rate) {
     return topo::LinkModel{p.real(lat), std::max(p.real(rate), 1e-3) / 8.0};

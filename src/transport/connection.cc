@@ -57,32 +57,35 @@ Status Connection::sizeMismatch(uint64_t sent, size_t posted) const {
                     "root and algorithm?");
 }
 
-Status Connection::peerGone(const std::string& why) const {
-  return Status(ErrorCategory::kRemote, label_ + ": " + why);
+namespace {
+Status lostConnection(const std::string& who, const std::string& why) {
+  return Status(ErrorCategory::kRemote, who + ": " + why);
 }
 
-namespace {
 bool lostPeer(int err) {
   return err == EPIPE || err == ECONNRESET || err == ETIMEDOUT || err == EHOSTUNREACH ||
          err == ENETUNREACH;
 }
 }  // namespace
 
-Result<size_t> Connection::socketRecv(int fd, void* data, size_t bytes) const noexcept {
+Status Connection::peerGone(const std::string& why) const { return lostConnection(label_, why); }
+
+
+Result<size_t> socketRecv(const std::string& who, int fd, void* data, size_t bytes) noexcept {
   while (true) {
     ssize_t r = ::recv(fd, data, bytes, MSG_DONTWAIT);
     if (r > 0) return static_cast<size_t>(r);
-    if (r == 0) return peerGone("closed the connection: did that rank exit or crash?");
+    if (r == 0) return lostConnection(who, "closed the connection: did that rank exit or crash?");
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return size_t{0};
     if (lostPeer(errno))
-      return peerGone("connection lost (" + errnoString(errno) + "): did that rank exit or crash, "
-                      "or did the link break?");
-    return Status(ErrorCategory::kSystem, label_ + ": recv: " + errnoString(errno));
+      return lostConnection(who, "connection lost (" + errnoString(errno) +
+                                     "): did that rank exit or crash, or did the link break?");
+    return Status(ErrorCategory::kSystem, who + ": recv: " + errnoString(errno));
   }
 }
 
-Result<size_t> Connection::socketSend(int fd, const iovec* iov, int iovcnt) const noexcept {
+Result<size_t> socketSend(const std::string& who, int fd, const iovec* iov, int iovcnt) noexcept {
   msghdr msg{};
   msg.msg_iov = const_cast<iovec*>(iov);
   msg.msg_iovlen = static_cast<size_t>(iovcnt);
@@ -92,9 +95,9 @@ Result<size_t> Connection::socketSend(int fd, const iovec* iov, int iovcnt) cons
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return size_t{0};
     if (lostPeer(errno))
-      return peerGone("connection lost while sending (" + errnoString(errno) +
-                      "): did that rank exit or crash, or did the link break?");
-    return Status(ErrorCategory::kSystem, label_ + ": send: " + errnoString(errno));
+      return lostConnection(who, "connection lost while sending (" + errnoString(errno) +
+                                     "): did that rank exit or crash, or did the link break?");
+    return Status(ErrorCategory::kSystem, who + ": send: " + errnoString(errno));
   }
 }
 

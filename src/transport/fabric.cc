@@ -72,10 +72,12 @@ void Fabric::establish(const std::vector<LinkRequest>& links) {
   establishShm(links);
   establishUcx(links);
   establishSockets(links);
-  std::vector<wan::WanConnection*> wanConns;
+  std::vector<wan::WanLink*> wanLinks;
   for (auto& [key, conn] : conns_)
-    if (auto* w = dynamic_cast<wan::WanConnection*>(conn.get())) wanConns.push_back(w);
-  if (!wanConns.empty()) wanProxy_ = std::make_unique<wan::WanProxy>(std::move(wanConns));
+    if (auto* w = dynamic_cast<wan::WanConnection*>(conn.get()))
+      if (std::find(wanLinks.begin(), wanLinks.end(), &w->link()) == wanLinks.end())
+        wanLinks.push_back(&w->link());
+  if (!wanLinks.empty()) wanProxy_ = std::make_unique<wan::WanProxy>(std::move(wanLinks));
   XSITE_INFO(kNet, "fabric: %zu connections established", conns_.size());
 }
 
@@ -136,18 +138,29 @@ void Fabric::prepareWanSocket(int fd, bool bulk) {
   }
 }
 
-std::unique_ptr<Connection> Fabric::makeSocketConnection(const LinkRequest& l, std::vector<Fd> fds) {
-  if (l.backend == Backend::kTcp)
-    return std::make_unique<tcp::TcpConnection>(l.peer, label(l), std::move(fds[0]));
+// The connections of one socket group: a TCP link, or every WAN channel to one peer over one
+// shared set of streams.
+void Fabric::addSocketConnections(const SocketGroup& g, std::vector<Fd> fds) {
+  const LinkRequest& first = *g.links.front();
+  if (first.backend == Backend::kTcp) {
+    conns_[{first.peer, first.channel}] =
+        std::make_unique<tcp::TcpConnection>(first.peer, label(first), std::move(fds[0]));
+    return;
+  }
   wan::WanOptions wo;
   wo.frameBytes = opt_.wan.frameBytes;
   wo.windowBytes = wanWindowBytes_;
-  return std::make_unique<wan::WanConnection>(l.peer, label(l), std::move(fds), wo);
+  auto link = std::make_shared<wan::WanLink>(g.label, std::move(fds), wo);
+  for (const LinkRequest* l : g.links)
+    conns_[{l->peer, l->channel}] = std::make_unique<wan::WanConnection>(l->peer, label(*l), link, l->channel);
 }
 
-// TCP and WAN-stream links. Every rank listens once per kind; the lower rank of a pair
-// connects (the kernel queues it in the peer's backlog until the peer accepts), and the first
-// bytes on a socket say who is calling, for which channel and stream, of which job.
+// TCP and WAN-stream links, in socket groups: a TCP link is a group of its own; the WAN links
+// to one peer share one set of streams (per kind: bulk or latency, which differ in congestion
+// control), so that a few busy flows per pair of ranks carry every lane. Every rank listens
+// once per kind; the lower rank of a pair connects (the kernel queues it in the peer's backlog
+// until the peer accepts), and the first bytes on a socket say who is calling, for which group
+// (its lowest channel) and stream, of which job.
 void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
   // WAN sizing from the bandwidth-delay product (wan::wanSizing, shared with the NCCL net
   // plugin); XSITE_WAN_WINDOW may set the window.
@@ -156,6 +169,21 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
       wan::wanSizing(opt_.wan.rateMbit, opt_.wan.latencyUs, streams, opt_.wan.windowBytes);
   wanSocketBytes_ = sizing.socketBytes;
   wanWindowBytes_ = sizing.windowBytes;
+  std::map<std::pair<int, int>, SocketGroup> groups;  // by (peer, lowest channel)
+  {
+    std::map<std::pair<int, bool>, std::vector<const LinkRequest*>> wanByPeer;
+    for (const auto& l : links) {
+      if (l.backend == Backend::kTcp) groups[{l.peer, l.channel}] = SocketGroup{{&l}, label(l)};
+      if (l.backend == Backend::kWan) wanByPeer[{l.peer, l.bulk}].push_back(&l);
+    }
+    for (auto& [key, members] : wanByPeer) {
+      std::sort(members.begin(), members.end(),
+                [](const LinkRequest* a, const LinkRequest* b) { return a->channel < b->channel; });
+      std::string name = "rank " + std::to_string(key.first) + " (WAN streams" +
+                         (key.second ? "" : ", latency") + ")";
+      groups[{key.first, members.front()->channel}] = SocketGroup{members, std::move(name)};
+    }
+  }
   Fd listener = tcpListen(sockAddrOf(opt_.listenIp, 0));
   // Accepted WAN sockets inherit the listener's buffer sizes (set before listen()).
   Fd wanListener = tcpListen(sockAddrOf(opt_.listenIp, 0), 1024,
@@ -170,17 +198,17 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
   };
   auto deadline = Clock::now() + opt_.timeout;
   struct Pending {
-    const LinkRequest* link;
+    const SocketGroup* group;
     std::vector<Fd> fds;
     int missing;
   };
-  std::map<std::pair<int, int>, Pending> expected;  // links the peer initiates
-  for (const auto& l : links) {
-    if (l.backend != Backend::kTcp && l.backend != Backend::kWan) continue;
+  std::map<std::pair<int, int>, Pending> expected;  // groups the peer initiates
+  for (const auto& [key, g] : groups) {
+    const LinkRequest& l = *g.links.front();
     const bool isWan = l.backend == Backend::kWan;
     const int n = isWan ? streams : 1;
     if (l.peer < rank_) {
-      expected[{l.peer, l.channel}] = Pending{&l, std::vector<Fd>(n), n};
+      expected[key] = Pending{&g, std::vector<Fd>(n), n};
       continue;
     }
     std::vector<Fd> fds;
@@ -189,15 +217,16 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
       Fd fd = tcpConnect(peerAddr(l.peer, isWan), deadline,
                          [&](int f) { if (isWan) prepareWanSocket(f, l.bulk); });
       if (isWan && s == 0)
-        XSITE_INFO(kNet, "%s: %d streams, connect took %.2f ms (RTT), socket buffers %d bytes, %s",
-                   label(l).c_str(), n,
+        XSITE_INFO(kNet, "%s: %d streams for %zu channels, connect took %.2f ms (RTT), socket "
+                         "buffers %d bytes, %s",
+                   g.label.c_str(), n, g.links.size(),
                    std::chrono::duration<double, std::milli>(Clock::now() - t0).count(),
                    wanSocketBytes_, congestionControl(fd.get()).c_str());
       tcp::Hello hello{tcp::Hello::kMagic, rank_, l.channel, static_cast<uint32_t>(s), opt_.job};
       throwIfError(writeAll(fd.get(), &hello, sizeof(hello), deadline));
       fds.push_back(std::move(fd));
     }
-    conns_[{l.peer, l.channel}] = makeSocketConnection(l, std::move(fds));
+    addSocketConnections(g, std::move(fds));
   }
   std::vector<pollfd> pfds{{listener.get(), POLLIN, 0}, {wanListener.get(), POLLIN, 0}};
   while (!expected.empty()) {
@@ -205,7 +234,7 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
     if (left <= 0) {
       std::string who;
-      for (const auto& [key, p] : expected) who += (who.empty() ? "" : ", ") + label(*p.link);
+      for (const auto& [key, p] : expected) who += (who.empty() ? "" : ", ") + p.group->label;
       throw Error(ErrorCategory::kTimeout, "these peers never connected: " + who);
     }
     if (::poll(pfds.data(), pfds.size(), std::min(left, 1000)) <= 0) continue;
@@ -228,10 +257,11 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
                                                 std::to_string(hello.stream) +
                                                 "): do all ranks use the same settings?");
       Pending& p = it->second;
-      if (p.link->backend == Backend::kWan) prepareWanSocket(fd.get(), p.link->bulk);
+      const LinkRequest& l = *p.group->links.front();
+      if (l.backend == Backend::kWan) prepareWanSocket(fd.get(), l.bulk);
       p.fds[hello.stream] = std::move(fd);
       if (--p.missing == 0) {
-        conns_[it->first] = makeSocketConnection(*p.link, std::move(p.fds));
+        addSocketConnections(*p.group, std::move(p.fds));
         expected.erase(it);
       }
     }

@@ -75,7 +75,11 @@ class Fabric {
   void establishSockets(const std::vector<LinkRequest>& links);
   // Socket set-up of a WAN stream (buffers before connect, congestion control).
   void prepareWanSocket(int fd, bool bulk);
-  std::unique_ptr<Connection> makeSocketConnection(const LinkRequest& l, std::vector<Fd> fds);
+  struct SocketGroup {
+    std::vector<const LinkRequest*> links;  // by channel
+    std::string label;
+  };
+  void addSocketConnections(const SocketGroup& g, std::vector<Fd> fds);
   void establishShm(const std::vector<LinkRequest>& links);
   void establishUcx(const std::vector<LinkRequest>& links);
   std::string label(const LinkRequest& l) const;

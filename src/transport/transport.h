@@ -71,10 +71,6 @@ class Connection {
   void completeRecv() noexcept;
   Status sizeMismatch(uint64_t sent, size_t posted) const;
   Status peerGone(const std::string& why) const;
-  // Non-blocking socket I/O for socket backends: bytes moved (0: would block), or the error
-  // naming this connection's peer (a closed or reset socket is kRemote).
-  Result<size_t> socketRecv(int fd, void* data, size_t bytes) const noexcept;
-  Result<size_t> socketSend(int fd, const iovec* iov, int iovcnt) const noexcept;
 
  private:
   int peer_;
@@ -83,6 +79,11 @@ class Connection {
   uint64_t sendsPosted_ = 0, recvsPosted_ = 0, recvsDone_ = 0;
   std::atomic<uint64_t> sendsDone_{0};
 };
+
+// Non-blocking socket I/O for the socket backends: bytes moved (0: would block), or an error
+// that starts with `who` (the connection's label; a closed or reset socket is kRemote).
+Result<size_t> socketRecv(const std::string& who, int fd, void* data, size_t bytes) noexcept;
+Result<size_t> socketSend(const std::string& who, int fd, const iovec* iov, int iovcnt) noexcept;
 
 // Each message on a byte stream (shm ring or socket) starts with this header.
 struct MessageHeader {

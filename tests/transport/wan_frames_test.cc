@@ -36,9 +36,16 @@ Pair make(int streams, WanOptions opt = {}) {
 }
 
 FrameHeader header(uint64_t seq, uint64_t message, uint64_t offset, const std::string& payload,
-                   uint64_t messageBytes) {
-  FrameHeader h{FrameHeader::kMagic, FrameHeader::kVersion, 0, 0,
-                static_cast<uint32_t>(payload.size()), 0, seq, message, offset, messageBytes};
+                   uint64_t messageBytes, int channel = 0) {
+  FrameHeader h{};
+  h.magic = FrameHeader::kMagic;
+  h.version = FrameHeader::kVersion;
+  h.channel = static_cast<uint8_t>(channel);
+  h.length = static_cast<uint32_t>(payload.size());
+  h.seq = seq;
+  h.message = message;
+  h.offset = offset;
+  h.messageBytes = messageBytes;
   FrameHeader z = h;
   h.crc = crc32c(payload.data(), payload.size(), crc32c(&z, sizeof(z)));
   return h;
@@ -49,6 +56,27 @@ void sendRaw(const Fd& fd, const FrameHeader& h, const std::string& payload) {
   if (!payload.empty()) {
     ASSERT_EQ(::send(fd.get(), payload.data(), payload.size(), 0), static_cast<ssize_t>(payload.size()));
   }
+}
+
+// Channels 0..channels-1 of one link over socketpairs (channel c is conns[c]).
+struct Shared {
+  std::vector<std::unique_ptr<WanConnection>> conns;
+  std::vector<Fd> raw;
+};
+Shared makeShared(int streams, int channels, WanOptions opt = {}) {
+  Shared p;
+  std::vector<Fd> mine;
+  for (int i = 0; i < streams; ++i) {
+    int sv[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    mine.emplace_back(sv[0]);
+    p.raw.emplace_back(sv[1]);
+  }
+  auto link = std::make_shared<WanLink>("rank 7 (WAN streams)", std::move(mine), opt);
+  for (int c = 0; c < channels; ++c)
+    p.conns.push_back(std::make_unique<WanConnection>(
+        7, "rank 7 (lane " + std::to_string(c) + ", wan)", link, c));
+  return p;
 }
 
 // Progresses until the receive ticket is done or an error; returns the status.
@@ -78,6 +106,16 @@ TEST(WanFrames, FramesFromSeveralStreamsInAnyOrderReassemble) {
   sendRaw(p.raw[0], header(0, 0, 0, "ABCDEF", 10), "ABCDEF");
   ASSERT_TRUE(waitRecv(*p.conn, 1).isOk());
   EXPECT_EQ(std::string(buf.begin(), buf.end()), "ABCDEFGHIJ");
+}
+
+TEST(WanFrames, OverlappingFramesAreRejectedEvenWhenTheirLengthsAddUp) {
+  Pair p = make(2);
+  std::vector<char> buf(8, 0);
+  p.conn->postRecv(buf.data(), buf.size());
+  sendRaw(p.raw[0], header(0, 0, 0, "abcdef", 8), "abcdef");
+  sendRaw(p.raw[1], header(1, 0, 4, "gh", 8), "gh");  // [4, 6) again; 6 + 2 == 8
+  expectBad(waitRecv(*p.conn, 1), ErrorCategory::kRemote, "arrived twice");
+  EXPECT_EQ(p.conn->recvsDone(), 0u);
 }
 
 TEST(WanFrames, ALaterMessagesFrameWaitsForTheCurrentOne) {
@@ -198,6 +236,127 @@ TEST(WanFrames, DuplicateAndStaleFramesAreRejected) {
     sendRaw(p.raw[0], header(3, 0, 2, "cd", 4), "cd");  // sequence went backwards
     expectBad(waitRecv(*p.conn, 1), ErrorCategory::kRemote, "backwards");
   }
+}
+
+// Channels of one link: a frame for a channel whose receive is not posted is buffered, so it
+// never blocks another channel's frames behind it on the same stream.
+TEST(WanLinks, AFrameOfAnUnpostedChannelDoesNotBlockTheOthers) {
+  Shared p = makeShared(1, 2);
+  std::vector<char> a(4, 0), b(3, 0);
+  sendRaw(p.raw[0], header(0, 0, 0, "xyz", 3, 1), "xyz");  // channel 1, nothing posted there
+  sendRaw(p.raw[0], header(1, 0, 0, "abcd", 4, 0), "abcd");
+  const uint64_t ta = p.conns[0]->postRecv(a.data(), a.size());
+  ASSERT_TRUE(waitRecv(*p.conns[0], ta).isOk());
+  EXPECT_EQ(std::string(a.begin(), a.end()), "abcd");
+  EXPECT_EQ(p.conns[1]->recvsDone(), 0u);
+  const uint64_t tb = p.conns[1]->postRecv(b.data(), b.size());
+  ASSERT_TRUE(waitRecv(*p.conns[1], tb).isOk());
+  EXPECT_EQ(std::string(b.begin(), b.end()), "xyz");
+}
+
+TEST(WanLinks, ABufferedFrameIsCheckedAgainstTheReceiveWhenItIsPosted) {
+  {
+    Shared p = makeShared(1, 2);
+    sendRaw(p.raw[0], header(0, 0, 0, "xyz", 3, 1), "xyz");
+    bool moved = false;
+    ASSERT_TRUE(p.conns[0]->progress(moved).isOk());  // buffers it
+    std::vector<char> b(5, 0);
+    const uint64_t t = p.conns[1]->postRecv(b.data(), b.size());
+    Status s = waitRecv(*p.conns[1], t);
+    expectBad(s, ErrorCategory::kInvalidUsage, "5 bytes");
+    EXPECT_NE(s.message().find("lane 1"), std::string::npos) << s.message();
+  }
+  {
+    Shared p = makeShared(1, 2);
+    sendRaw(p.raw[0], header(0, 0, 0, "abcd", 4, 1), "abce");  // garbled while buffered
+    expectBad(waitRecv(*p.conns[0], 1), ErrorCategory::kRemote, "checksum mismatch");
+  }
+  {
+    Shared p = makeShared(1, 2);
+    sendRaw(p.raw[0], header(0, 0, 0, "abcd", 4, 9), "abcd");
+    expectBad(waitRecv(*p.conns[0], 1), ErrorCategory::kRemote, "channel 9");
+  }
+}
+
+// Early frames beyond WanOptions::earlyBytes wait in the socket (TCP flow control) until a
+// receive takes some; nothing is lost.
+TEST(WanLinks, EarlyFramesBeyondTheBoundWaitInTheSocket) {
+  WanOptions opt;
+  opt.earlyBytes = 8;
+  Shared q = makeShared(1, 3, opt);
+  sendRaw(q.raw[0], header(0, 0, 0, "11111111", 8, 1), "11111111");  // fills the bound
+  sendRaw(q.raw[0], header(1, 0, 0, "2222", 4, 2), "2222");          // must wait
+  sendRaw(q.raw[0], header(2, 0, 0, "00", 2, 0), "00");
+  std::vector<char> zero(2, 0), one(8, 0), two(4, 0);
+  const uint64_t t0 = q.conns[0]->postRecv(zero.data(), zero.size());
+  for (int i = 0; i < 50; ++i) {
+    bool moved = false;
+    ASSERT_TRUE(q.conns[0]->progress(moved).isOk());
+  }
+  EXPECT_EQ(q.conns[0]->recvsDone(), 0u) << "channel 0's frame sits behind the parked one";
+  q.conns[1]->postRecv(one.data(), one.size());  // frees the bound
+  ASSERT_TRUE(waitRecv(*q.conns[0], t0).isOk());
+  q.conns[2]->postRecv(two.data(), two.size());
+  ASSERT_TRUE(waitRecv(*q.conns[2], 1).isOk());
+  EXPECT_EQ(std::string(one.begin(), one.end()), "11111111");
+  EXPECT_EQ(std::string(two.begin(), two.end()), "2222");
+  EXPECT_EQ(std::string(zero.begin(), zero.end()), "00");
+}
+
+// Both ends real: three channels over two shared streams, messages of many sizes posted in one
+// order and received in another; every byte arrives where it belongs.
+TEST(WanLinks, ChannelsOverSharedStreamsDeliverEverything) {
+  WanOptions opt;
+  opt.frameBytes = 4096;
+  opt.windowBytes = 64 << 10;
+  std::vector<Fd> left, right;
+  for (int i = 0; i < 2; ++i) {
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    left.emplace_back(sv[0]);
+    right.emplace_back(sv[1]);
+  }
+  auto la = std::make_shared<WanLink>("rank 1 (WAN streams)", std::move(left), opt);
+  auto lb = std::make_shared<WanLink>("rank 0 (WAN streams)", std::move(right), opt);
+  constexpr int kChannels = 3, kMessages = 6;
+  std::vector<std::unique_ptr<WanConnection>> a, b;
+  for (int c = 0; c < kChannels; ++c) {
+    a.push_back(std::make_unique<WanConnection>(1, "rank 1 (lane)", la, c));
+    b.push_back(std::make_unique<WanConnection>(0, "rank 0 (lane)", lb, c));
+  }
+  auto sizeOf = [](int c, int m) { return static_cast<size_t>((c * 7919 + m * 104729) % 50000); };
+  auto fill = [](int c, int m, size_t i) { return static_cast<char>(c * 31 + m * 17 + i * 13); };
+  std::vector<std::vector<char>> out, in;
+  for (int m = 0; m < kMessages; ++m)  // sends: message by message, every channel
+    for (int c = 0; c < kChannels; ++c) {
+      out.emplace_back(sizeOf(c, m));
+      for (size_t i = 0; i < out.back().size(); ++i) out.back()[i] = fill(c, m, i);
+      a[c]->postSend(out.back().data(), out.back().size());
+    }
+  // Receives: channel 2 only after all of channel 0, channel 1 last.
+  in.resize(kChannels * kMessages);
+  for (int c : {0, 2, 1}) {
+    for (int m = 0; m < kMessages; ++m) {
+      auto& buf = in[c * kMessages + m];
+      buf.assign(sizeOf(c, m), 0);
+      b[c]->postRecv(buf.data(), buf.size());
+    }
+    auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (b[c]->recvsDone() < kMessages) {
+      bool moved = false;
+      for (auto& conn : a) ASSERT_TRUE(conn->progress(moved).isOk());
+      ASSERT_TRUE(b[c]->progress(moved).isOk());
+      ASSERT_LT(Clock::now(), deadline) << "channel " << c;
+    }
+  }
+  for (int c = 0; c < kChannels; ++c)
+    for (int m = 0; m < kMessages; ++m) {
+      const auto& buf = in[c * kMessages + m];
+      bool same = true;
+      for (size_t i = 0; i < buf.size() && same; ++i) same = buf[i] == fill(c, m, i);
+      EXPECT_TRUE(same) << "channel " << c << " message " << m;
+    }
+  for (int c = 0; c < kChannels; ++c) EXPECT_EQ(a[c]->sendsDone(), static_cast<uint64_t>(kMessages));
 }
 
 // Eager staging: a send that fits the window completes before the peer reads a byte; one that

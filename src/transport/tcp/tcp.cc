@@ -16,11 +16,11 @@ bool TcpConnection::appendPollFds(std::vector<pollfd>& out) const noexcept {
 }
 
 Result<size_t> TcpConnection::writeSome(const iovec* iov, int iovcnt) noexcept {
-  return socketSend(fd_.get(), iov, iovcnt);
+  return socketSend(label(), fd_.get(), iov, iovcnt);
 }
 
 Result<size_t> TcpConnection::readSome(void* data, size_t bytes) noexcept {
-  return socketRecv(fd_.get(), data, bytes);
+  return socketRecv(label(), fd_.get(), data, bytes);
 }
 
 }  // namespace xsite::transport::tcp

@@ -6,7 +6,7 @@
 
 namespace xsite::transport::wan {
 
-WanProxy::WanProxy(std::vector<WanConnection*> connections) : conns_(std::move(connections)) {
+WanProxy::WanProxy(std::vector<WanLink*> links) : links_(std::move(links)) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -17,9 +17,9 @@ WanProxy::~WanProxy() {
 
 // True while anything is staged and not yet in a socket.
 bool WanProxy::flushAll(bool& moved) {
-  std::lock_guard<std::mutex> lk(connsMu_);
+  std::lock_guard<std::mutex> lk(linksMu_);
   bool pending = false;
-  for (WanConnection* c : conns_) c->flush(moved, pending);
+  for (WanLink* l : links_) l->flush(moved, pending);
   return pending;
 }
 
@@ -35,8 +35,8 @@ void WanProxy::run() {
     if (moved) continue;
     fds.clear();
     {
-      std::lock_guard<std::mutex> lk(connsMu_);
-      for (WanConnection* c : conns_) c->pendingFds(fds);
+      std::lock_guard<std::mutex> lk(linksMu_);
+      for (WanLink* l : links_) l->pendingFds(fds);
     }
     pfds.clear();
     for (int fd : fds) pfds.push_back({fd, POLLOUT, 0});
@@ -44,14 +44,14 @@ void WanProxy::run() {
   }
 }
 
-void WanProxy::attach(WanConnection* c) {
-  std::lock_guard<std::mutex> lk(connsMu_);
-  conns_.push_back(c);
+void WanProxy::attach(WanLink* l) {
+  std::lock_guard<std::mutex> lk(linksMu_);
+  links_.push_back(l);
 }
 
-void WanProxy::detach(WanConnection* c) {
-  std::lock_guard<std::mutex> lk(connsMu_);
-  conns_.erase(std::remove(conns_.begin(), conns_.end(), c), conns_.end());
+void WanProxy::detach(WanLink* l) {
+  std::lock_guard<std::mutex> lk(linksMu_);
+  links_.erase(std::remove(links_.begin(), links_.end(), l), links_.end());
 }
 
 void WanProxy::drain(std::chrono::milliseconds limit) {

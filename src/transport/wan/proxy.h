@@ -15,7 +15,7 @@ namespace xsite::transport::wan {
 
 class WanProxy {
  public:
-  explicit WanProxy(std::vector<WanConnection*> connections);
+  explicit WanProxy(std::vector<WanLink*> links);
   ~WanProxy();  // stops the thread (drain() first to deliver what is staged)
   WanProxy(const WanProxy&) = delete;
   WanProxy& operator=(const WanProxy&) = delete;
@@ -23,16 +23,16 @@ class WanProxy {
   // Waits until nothing is staged or `limit` passes (a dead peer ends it early).
   void drain(std::chrono::milliseconds limit);
 
-  // Connections that come and go while the thread runs (the NCCL net plugin's send comms).
+  // Links that come and go while the thread runs (those of the NCCL net plugin's send comms).
   // After detach() returns, the thread no longer touches `c`.
-  void attach(WanConnection* c);
-  void detach(WanConnection* c);
+  void attach(WanLink* l);
+  void detach(WanLink* l);
 
  private:
   bool flushAll(bool& moved);
   void run();
-  std::mutex connsMu_;  // guards conns_ (held while the thread flushes, not while it polls)
-  std::vector<WanConnection*> conns_;
+  std::mutex linksMu_;  // guards links_ (held while the thread flushes, not while it polls)
+  std::vector<WanLink*> links_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
+#include <new>
 
 #include "util/crc32c.h"
+#include "util/status.h"
 
 namespace xsite::transport::wan {
 namespace {
@@ -35,8 +38,8 @@ bool prepareWanSocket(int fd, int socketBytes, const std::string& cc) noexcept {
   return cc.empty() || setCongestionControl(fd, cc);
 }
 
-WanConnection::WanConnection(int peer, std::string label, std::vector<Fd> fds, WanOptions options)
-    : Connection(peer, std::move(label)), opt_(options) {
+WanLink::WanLink(std::string label, std::vector<Fd> fds, WanOptions options)
+    : label_(std::move(label)), opt_(options), byChannel_(256, nullptr) {
   opt_.frameBytes = std::clamp<size_t>(opt_.frameBytes, 4096, kMaxFrameBytes);
   opt_.windowBytes = std::max(opt_.windowBytes, 2 * opt_.frameBytes);
   stagingBytes_ = opt_.windowBytes;
@@ -49,20 +52,52 @@ WanConnection::WanConnection(int peer, std::string label, std::vector<Fd> fds, W
   }
 }
 
-Status WanConnection::badFrame(const std::string& why) const {
+void WanLink::attach(WanConnection* c, int channel) {
+  if (channel < 0 || channel >= static_cast<int>(byChannel_.size()) || byChannel_[channel])
+    throw Error(ErrorCategory::kInternal,
+                label_ + ": channel " + std::to_string(channel) + " is taken or out of range");
+  std::lock_guard<std::mutex> lk(sendMu_);
+  byChannel_[channel] = c;
+  channels_.push_back(c);
+}
+
+void WanLink::detach(int channel) noexcept {
+  std::lock_guard<std::mutex> lk(sendMu_);
+  WanConnection* c = byChannel_[channel];
+  if (!sendOrder_.empty() && sendOrder_.front() == c) {  // its unstaged bytes are dropped
+    stagedOfHead_ = 0;
+    headFramed_ = false;
+  }
+  sendOrder_.erase(std::remove(sendOrder_.begin(), sendOrder_.end(), c), sendOrder_.end());
+  for (const auto& [message, frames] : c->early_)
+    for (const auto& f : frames) earlyHeld_ -= f.hdr.length;
+  byChannel_[channel] = nullptr;
+  channels_.erase(std::remove(channels_.begin(), channels_.end(), c), channels_.end());
+}
+
+Status WanLink::badFrame(const std::string& why) const {
   return Status(ErrorCategory::kRemote,
-                label() + " sent a garbled WAN frame: " + why +
+                label_ + " sent a garbled WAN frame: " + why +
                     " (the stream is corrupt, or the peer is not an xsite rank of this job)");
 }
 
-// Copies the head send into the staging ring frame by frame, as far as the window allows; a
-// send whose bytes are all staged is complete.
-Status WanConnection::stage(bool& moved) noexcept {
-  while (Op* op = frontSend()) {
+uint64_t WanLink::postSend(WanConnection* c, const void* data, size_t bytes) noexcept {
+  std::lock_guard<std::mutex> lk(sendMu_);
+  sendOrder_.push_back(c);
+  return c->Connection::postSend(data, bytes);
+}
+
+// Copies the sends into the staging ring frame by frame, in the order they were posted over
+// all channels, as far as the window allows; a send whose bytes are all staged is complete.
+Status WanLink::stage(bool& moved) noexcept {
+  while (!sendOrder_.empty()) {
+    WanConnection* c = sendOrder_.front();
+    auto* op = c->frontSend();
     const size_t remaining = op->bytes - stagedOfHead_;
     if (remaining == 0 && (op->bytes > 0 || headFramed_)) {
-      completeSend();
-      ++sendMessage_;
+      c->completeSend();
+      ++c->sendMessage_;
+      sendOrder_.pop_front();
       stagedOfHead_ = 0;
       headFramed_ = false;
       moved = true;
@@ -76,10 +111,17 @@ Status WanConnection::stage(bool& moved) noexcept {
     memcpy(staging_.get() + pos, src, first);
     memcpy(staging_.get(), src + first, len - first);
     auto f = std::make_unique<OutFrame>();
-    f->hdr = FrameHeader{FrameHeader::kMagic, FrameHeader::kVersion, 0, 0,
-                         static_cast<uint32_t>(len), 0, nextSeq_++, sendMessage_, stagedOfHead_,
-                         op->bytes};
-    f->hdr.crc = crc32c(src, len, headerCrc(f->hdr));
+    FrameHeader& h = f->hdr;
+    h = FrameHeader{};
+    h.magic = FrameHeader::kMagic;
+    h.version = FrameHeader::kVersion;
+    h.channel = static_cast<uint8_t>(c->channel_);
+    h.length = static_cast<uint32_t>(len);
+    h.seq = nextSeq_++;
+    h.message = c->sendMessage_;
+    h.offset = stagedOfHead_;
+    h.messageBytes = op->bytes;
+    h.crc = crc32c(src, len, headerCrc(h));
     f->stagingPos = stageHead_;
     frames_.push_back(std::move(f));
     stageHead_ += len;
@@ -91,7 +133,7 @@ Status WanConnection::stage(bool& moved) noexcept {
 }
 
 // Every stream with room takes the next frame: the streams' capacities add up.
-Status WanConnection::writeStreams(bool& moved) noexcept {
+Status WanLink::writeStreams(bool& moved) noexcept {
   for (auto& s : streams_) {
     while (true) {
       if (s.out == nullptr) {
@@ -111,7 +153,7 @@ Status WanConnection::writeStreams(bool& moved) noexcept {
         iov[n++] = {staging_.get() + pos, first};
         if (first < len - done) iov[n++] = {staging_.get(), len - done - first};
       }
-      Result<size_t> w = socketSend(s.fd.get(), iov, n);
+      Result<size_t> w = socketSend(label_, s.fd.get(), iov, n);
       if (!w) return w.status();
       if (w.value() == 0) break;  // socket full
       moved = true;
@@ -124,7 +166,7 @@ Status WanConnection::writeStreams(bool& moved) noexcept {
   return Status::ok();
 }
 
-void WanConnection::releaseStaging() noexcept {
+void WanLink::releaseStaging() noexcept {
   while (!frames_.empty() && frames_.front()->done) {
     stageTail_ = frames_.front()->stagingPos + frames_.front()->hdr.length;
     frames_.pop_front();
@@ -132,28 +174,58 @@ void WanConnection::releaseStaging() noexcept {
   }
 }
 
-// Validates a complete header against the head receive; the payload goes straight to its place.
-Status WanConnection::checkHeader(Stream& s) noexcept {
+// Where a frame's payload goes: straight into its receive when that is posted, else into a
+// buffer of its own (or nowhere yet, when the early frames already hold opt_.earlyBytes).
+Status WanLink::route(Stream& s) noexcept {
   const FrameHeader& h = s.in;
-  const Op* op = frontRecv();
-  if (h.messageBytes != op->bytes) return sizeMismatch(h.messageBytes, op->bytes);
-  if (h.offset > h.messageBytes || h.length > h.messageBytes - h.offset)
-    return badFrame("frame [" + std::to_string(h.offset) + ", +" + std::to_string(h.length) +
-                    ") lies outside its " + std::to_string(h.messageBytes) + "-byte message");
-  if (h.length == 0 && h.messageBytes != 0) return badFrame("empty frame in a non-empty message");
-  if (!recvOffsets_.insert(h.offset).second || recvBytes_ + h.length > h.messageBytes)
-    return badFrame("frame at offset " + std::to_string(h.offset) + " of message " +
-                    std::to_string(h.message) + " arrived twice");
+  WanConnection& c = *byChannel_[h.channel];
+  if (h.message < c.recvMessage_)
+    return badFrame("frame of message " + std::to_string(h.message) + " on " + c.label() +
+                    ", which is already complete");
+  if (auto* op = c.frontRecv(); op != nullptr && h.message == c.recvMessage_) {
+    XSITE_RETURN_IF_ERROR(c.accept(h));
+    s.dst = op->data + h.offset;
+    s.buffered = false;
+  } else {
+    if (h.offset > h.messageBytes || h.length > h.messageBytes - h.offset)
+      return badFrame("frame [" + std::to_string(h.offset) + ", +" + std::to_string(h.length) +
+                      ") lies outside its " + std::to_string(h.messageBytes) + "-byte message");
+    if (earlyHeld_ > 0 && earlyHeld_ + h.length > opt_.earlyBytes) return Status::ok();  // waits
+    s.early.reset(h.length > 0 ? new (std::nothrow) char[h.length] : nullptr);
+    if (h.length > 0 && !s.early)
+      return Status(ErrorCategory::kSystem, label_ + ": out of memory buffering a WAN frame");
+    earlyHeld_ += h.length;
+    s.dst = s.early.get();
+    s.buffered = true;
+  }
   s.crc = headerCrc(h);
-  s.checked = true;
+  s.routed = true;
   return Status::ok();
 }
 
-Status WanConnection::readStream(Stream& s, bool& moved) noexcept {
-  while (Op* op = frontRecv()) {
-    if (s.ended) return Status::ok();
+Status WanLink::frameDone(Stream& s) noexcept {
+  const FrameHeader& h = s.in;
+  if (s.crc != h.crc)
+    return badFrame("checksum mismatch in frame at offset " + std::to_string(h.offset) +
+                    " of message " + std::to_string(h.message) + " on channel " +
+                    std::to_string(h.channel));
+  WanConnection& c = *byChannel_[h.channel];
+  if (s.buffered)
+    c.early_[h.message].push_back(WanConnection::EarlyFrame{h, std::move(s.early)});
+  else
+    c.delivered(h.length);
+  s.inGot = 0;
+  s.payloadGot = 0;
+  s.routed = false;
+  s.buffered = false;
+  s.dst = nullptr;
+  return Status::ok();
+}
+
+Status WanLink::readStream(Stream& s, bool& moved) noexcept {
+  while (!s.ended) {
     if (s.inGot < kHdr) {
-      Result<size_t> r = socketRecv(s.fd.get(), reinterpret_cast<char*>(&s.in) + s.inGot, kHdr - s.inGot);
+      Result<size_t> r = socketRecv(label_, s.fd.get(), reinterpret_cast<char*>(&s.in) + s.inGot, kHdr - s.inGot);
       if (!r) {
         // A peer that sent its last frames and closed ends each stream between frames, and a
         // stream may end while the others still carry the rest: only a stream cut inside a
@@ -177,20 +249,22 @@ Status WanConnection::readStream(Stream& s, bool& moved) noexcept {
       }
       if (h.codec != 0) return badFrame("unknown codec " + std::to_string(h.codec));
       if (h.length > kMaxFrameBytes) return badFrame("frame of " + std::to_string(h.length) + " bytes");
+      if (byChannel_[h.channel] == nullptr)
+        return badFrame("frame for channel " + std::to_string(h.channel) + ", which this link does not carry");
       if (s.haveSeq && h.seq <= s.lastSeq) return badFrame("frame sequence went backwards");
       s.lastSeq = h.seq;
       s.haveSeq = true;
       s.payloadGot = 0;
-      s.checked = false;
-      if (h.message < recvMessage_)
-        return badFrame("frame of message " + std::to_string(h.message) + ", which is already complete");
+      s.routed = false;
     }
-    if (s.in.message != recvMessage_) return Status::ok();  // parked: a later message's frame
-    if (!s.checked) XSITE_RETURN_IF_ERROR(checkHeader(s));
+    if (!s.routed) {
+      XSITE_RETURN_IF_ERROR(route(s));
+      if (!s.routed) return Status::ok();  // no room to buffer it yet
+    }
     const FrameHeader& h = s.in;
     if (s.payloadGot < h.length) {
-      char* dst = op->data + h.offset + s.payloadGot;
-      Result<size_t> r = socketRecv(s.fd.get(), dst, h.length - s.payloadGot);
+      char* dst = s.dst + s.payloadGot;
+      Result<size_t> r = socketRecv(label_, s.fd.get(), dst, h.length - s.payloadGot);
       if (!r) return r.status();
       if (r.value() == 0) return Status::ok();
       moved = true;
@@ -198,29 +272,13 @@ Status WanConnection::readStream(Stream& s, bool& moved) noexcept {
       s.payloadGot += r.value();
       if (s.payloadGot < h.length) continue;
     }
-    if (s.crc != h.crc)
-      return badFrame("checksum mismatch in frame at offset " + std::to_string(h.offset) +
-                      " of message " + std::to_string(h.message));
-    recvBytes_ += h.length;
-    s.inGot = 0;
-    s.payloadGot = 0;
-    s.checked = false;
-    if (recvBytes_ == op->bytes) {
-      completeRecv();
-      ++recvMessage_;
-      recvBytes_ = 0;
-      recvOffsets_.clear();
-    }
+    XSITE_RETURN_IF_ERROR(frameDone(s));
+    moved = true;
   }
   return Status::ok();
 }
 
-uint64_t WanConnection::postSend(const void* data, size_t bytes) noexcept {
-  std::lock_guard<std::mutex> lk(sendMu_);
-  return Connection::postSend(data, bytes);
-}
-
-Status WanConnection::flushLocked(bool& moved) noexcept {
+Status WanLink::flushLocked(bool& moved) noexcept {
   XSITE_RETURN_IF_ERROR(sendError_);
   Status s = stage(moved);
   if (s) s = writeStreams(moved);
@@ -231,47 +289,134 @@ Status WanConnection::flushLocked(bool& moved) noexcept {
   return s;
 }
 
-void WanConnection::flush(bool& moved, bool& pending) noexcept {
+void WanLink::flush(bool& moved, bool& pending) noexcept {
   std::lock_guard<std::mutex> lk(sendMu_);
   if (!flushLocked(moved)) return;
-  pending = pending || !frames_.empty() || frontSend() != nullptr;
+  pending = pending || !frames_.empty() || !sendOrder_.empty();
 }
 
-bool WanConnection::appendPollFds(std::vector<pollfd>& out) const noexcept {
+void WanLink::pendingFds(std::vector<int>& out) {
+  std::lock_guard<std::mutex> lk(sendMu_);
+  for (const auto& s : streams_)
+    if (s.out != nullptr) out.push_back(s.fd.get());
+}
+
+bool WanLink::appendPollFds(std::vector<pollfd>& out) const noexcept {
   bool stalledSend;  // a send not yet staged: it waits for socket space to free the window
   {
     std::lock_guard<std::mutex> lk(sendMu_);
-    stalledSend = sendQueued();
+    stalledSend = !sendOrder_.empty();
   }
-  short events = static_cast<short>((recvQueued() ? POLLIN : 0) | (stalledSend ? POLLOUT : 0));
+  const bool wantRecv = std::any_of(channels_.begin(), channels_.end(),
+                                    [](const WanConnection* c) { return c->recvQueued(); });
+  short events = static_cast<short>((wantRecv ? POLLIN : 0) | (stalledSend ? POLLOUT : 0));
   for (const auto& s : streams_) {
-    // A stream parked on a later message's frame has nothing to read until another completes.
-    const bool parked = s.ended || (s.inGot == sizeof(FrameHeader) && s.in.message != recvMessage_);
+    // A stream whose frame waits for room to be buffered has nothing to read until one is taken.
+    const bool parked = s.ended || (s.inGot == kHdr && !s.routed);
     short e = static_cast<short>(parked ? (events & ~POLLIN) : events);
     if (e != 0) out.push_back({s.fd.get(), e, 0});
   }
   return true;
 }
 
-void WanConnection::pendingFds(std::vector<int>& out) {
-  std::lock_guard<std::mutex> lk(sendMu_);
-  for (const auto& s : streams_)
-    if (s.out != nullptr) out.push_back(s.fd.get());
+// Moves everything of every channel: a frame for one channel may sit in front of another's.
+Status WanLink::progress(bool& moved) noexcept {
+  XSITE_RETURN_IF_ERROR(error_);
+  Status st;
+  {
+    std::lock_guard<std::mutex> lk(sendMu_);
+    st = flushLocked(moved);
+  }
+  // A message completed can let buffered frames in, and room freed can unpark a stream.
+  for (int pass = 0; st && pass < 4; ++pass) {
+    bool any = false;
+    for (WanConnection* c : channels_)
+      if (st) st = c->takeEarly(any);
+    for (auto& s : streams_)
+      if (st) st = readStream(s, any);
+    if (!any) break;
+    moved = true;
+  }
+  if (!st) error_ = st;
+  return st;
+}
+
+// ---- one channel ----------------------------------------------------------------------------
+
+WanConnection::WanConnection(int peer, std::string label, std::vector<Fd> streams, WanOptions options)
+    : WanConnection(peer, label, std::make_shared<WanLink>(label, std::move(streams), options), 0) {}
+
+WanConnection::WanConnection(int peer, std::string label, std::shared_ptr<WanLink> link, int channel)
+    : Connection(peer, std::move(label)), link_(std::move(link)), channel_(channel) {
+  link_->attach(this, channel);
+}
+
+WanConnection::~WanConnection() { link_->detach(channel_); }
+
+uint64_t WanConnection::postSend(const void* data, size_t bytes) noexcept {
+  return link_->postSend(this, data, bytes);
+}
+
+Status WanConnection::accept(const FrameHeader& h) noexcept {
+  const Op* op = frontRecv();
+  if (h.messageBytes != op->bytes) return sizeMismatch(h.messageBytes, op->bytes);
+  if (h.offset > h.messageBytes || h.length > h.messageBytes - h.offset)
+    return link_->badFrame("frame [" + std::to_string(h.offset) + ", +" + std::to_string(h.length) +
+                           ") lies outside its " + std::to_string(h.messageBytes) + "-byte message");
+  if (h.length == 0 && h.messageBytes != 0)
+    return link_->badFrame("empty frame in a non-empty message");
+  // Frames of one message must not overlap (then their lengths adding up means all arrived).
+  auto next = recvRanges_.lower_bound(h.offset);
+  const bool overlaps =
+      (next != recvRanges_.end() && (next->first == h.offset || next->first < h.offset + h.length)) ||
+      (next != recvRanges_.begin() && std::prev(next)->first + std::prev(next)->second > h.offset);
+  if (overlaps || recvClaimed_ + h.length > h.messageBytes)
+    return link_->badFrame("frame at offset " + std::to_string(h.offset) + " of message " +
+                           std::to_string(h.message) + " on " + label() + " arrived twice");
+  recvRanges_.emplace(h.offset, h.length);
+  recvClaimed_ += h.length;
+  return Status::ok();
+}
+
+void WanConnection::delivered(size_t bytes) noexcept {
+  recvBytes_ += bytes;
+  if (recvBytes_ < frontRecv()->bytes || recvClaimed_ < frontRecv()->bytes) return;
+  completeRecv();
+  ++recvMessage_;
+  recvBytes_ = 0;
+  recvClaimed_ = 0;
+  recvRanges_.clear();
+}
+
+Status WanConnection::takeEarly(bool& moved) noexcept {
+  while (Op* op = frontRecv()) {
+    auto it = early_.find(recvMessage_);
+    if (it == early_.end()) return Status::ok();
+    std::vector<EarlyFrame> frames = std::move(it->second);
+    early_.erase(it);
+    const uint64_t message = recvMessage_;
+    for (EarlyFrame& f : frames) {
+      if (recvMessage_ != message)
+        return link_->badFrame("more frames of message " + std::to_string(message) + " on " +
+                               label() + " than its size holds");
+      XSITE_RETURN_IF_ERROR(accept(f.hdr));
+      if (f.hdr.length > 0) memcpy(op->data + f.hdr.offset, f.payload.get(), f.hdr.length);
+      link_->earlyHeld_ -= f.hdr.length;
+      moved = true;
+      delivered(f.hdr.length);
+    }
+  }
+  return Status::ok();
+}
+
+bool WanConnection::appendPollFds(std::vector<pollfd>& out) const noexcept {
+  return link_->appendPollFds(out);
 }
 
 Status WanConnection::progress(bool& moved) noexcept {
-  {
-    std::lock_guard<std::mutex> lk(sendMu_);
-    XSITE_RETURN_IF_ERROR(flushLocked(moved));
-  }
-  // A message completed on one stream can unpark frames waiting on the others: go round again.
-  for (int pass = 0; pass < 4; ++pass) {
-    uint64_t before = recvsDone();
-    for (auto& s : streams_) XSITE_RETURN_IF_ERROR(readStream(s, moved));
-    if (recvsDone() == before) break;
-  }
-  if (recvQueued() &&
-      std::all_of(streams_.begin(), streams_.end(), [](const Stream& s) { return s.ended; }))
+  XSITE_RETURN_IF_ERROR(link_->progress(moved));
+  if (recvQueued() && std::all_of(link_->streams_.begin(), link_->streams_.end(),
+                                  [](const WanLink::Stream& s) { return s.ended; }))
     return peerGone("closed the connection: did that rank exit or crash?");
   return Status::ok();
 }

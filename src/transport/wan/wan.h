@@ -1,17 +1,21 @@
-// WAN streams: one Connection over several TCP sockets between two ranks in different sites.
-// A message is cut into checksummed frames that go out on whichever stream has room, so the
-// capacity of all streams adds up. Sends are staged eagerly: a send completes once its bytes are
-// copied into the connection's window, so the caller's buffer is free before the data has
-// crossed and the WAN window never depends on the caller's slots. The receiver checks every
-// header against what was posted (message number, size, offset, length, checksum) and reports
-// a bad frame as an error naming the peer.
+// WAN streams: the connections between two ranks in different sites, over several TCP sockets
+// (a WanLink). A message is cut into checksummed frames that go out on whichever stream has room,
+// so the capacity of all streams adds up. Several channels (WanConnections, e.g. the lanes of the
+// cross-site stage) share one link: a few long-lived, busy flows per pair of ranks fill a
+// long-haul link far better than many bursty ones, whose congestion control never learns the
+// path. Each frame names its channel; a frame whose receive is not posted yet is buffered, so one
+// channel never blocks another. Sends are staged eagerly: a send completes once its bytes are
+// copied into the link's window, so the caller's buffer is free before the data has crossed and
+// the WAN window never depends on the caller's slots. The receiver checks every header against
+// what was posted (channel, message number, size, offset, length, checksum) and reports a bad
+// frame as an error naming the peer.
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -22,15 +26,16 @@ namespace xsite::transport::wan {
 
 struct FrameHeader {
   static constexpr uint32_t kMagic = 0x58535731;  // "XSW1"
-  static constexpr uint16_t kVersion = 1;
+  static constexpr uint8_t kVersion = 2;
   uint32_t magic;
-  uint16_t version;
-  uint8_t codec;  // 0: raw bytes (compression comes with the codec layer)
+  uint8_t version;
+  uint8_t channel;  // the connection of the link the frame belongs to
+  uint8_t codec;    // 0: raw bytes (compression comes with the codec layer)
   uint8_t flags;
   uint32_t length;        // payload bytes of this frame
   uint32_t crc;           // CRC32C of this header (crc = 0) and the payload
-  uint64_t seq;           // frame number on this connection, over all streams
-  uint64_t message;       // message number on this connection (0-based)
+  uint64_t seq;           // frame number on this link, over all streams and channels
+  uint64_t message;       // message number on this channel (0-based)
   uint64_t offset;        // of the payload in the message
   uint64_t messageBytes;  // size of the whole message
 };
@@ -53,26 +58,32 @@ bool prepareWanSocket(int fd, int socketBytes, const std::string& cc) noexcept;
 
 struct WanOptions {
   size_t frameBytes = 64 << 10;
-  size_t windowBytes = 4 << 20;  // staging: bytes accepted from callers but not yet in a socket
+  size_t windowBytes = 4 << 20;   // staging: bytes accepted from callers but not yet in a socket
+  size_t earlyBytes = 256u << 20; // frames that arrived before their receive was posted; beyond
+                                  // this a stream waits (TCP flow control) until some are taken
 };
 
+class WanConnection;
+
+// The streams between two ranks, shared by the channels that run over them.
 // Thread safety: the send side (staging and writing frames) may also be driven by a WanProxy
 // thread, so that staged bytes keep flowing after the caller's send has completed and the caller
 // has moved on; it is guarded by a mutex. The receive side belongs to the caller's thread.
-class WanConnection final : public Connection {
+class WanLink {
  public:
-  WanConnection(int peer, std::string label, std::vector<Fd> streams, WanOptions options);
-  uint64_t postSend(const void* data, size_t bytes) noexcept override;
-  Status progress(bool& moved) noexcept override;
-  bool appendPollFds(std::vector<pollfd>& out) const noexcept override;
+  WanLink(std::string label, std::vector<Fd> streams, WanOptions options);
+  WanLink(const WanLink&) = delete;
+  WanLink& operator=(const WanLink&) = delete;
+  const std::string& label() const noexcept { return label_; }
 
   // The send side only, for the proxy: `pending` is set while anything waits to be written.
-  // An error sticks and is returned by the caller's next progress().
+  // An error sticks and is returned by every channel's next progress().
   void flush(bool& moved, bool& pending) noexcept;
   // Streams with bytes waiting for socket space (the proxy polls them for POLLOUT).
   void pendingFds(std::vector<int>& out);
 
  private:
+  friend class WanConnection;
   struct OutFrame {
     FrameHeader hdr;
     size_t stagingPos;  // where its payload starts in the staging ring (monotonic)
@@ -82,41 +93,91 @@ class WanConnection final : public Connection {
   struct Stream {
     Fd fd;
     OutFrame* out = nullptr;  // frame being written
-    FrameHeader in{};         // header being read, or parked
+    FrameHeader in{};         // header being read, or waiting for room to buffer its payload
     size_t inGot = 0;         // header bytes read
     size_t payloadGot = 0;    // payload bytes of the current frame read
     uint32_t crc = 0;         // running checksum of the current frame
-    bool checked = false;     // header validated against the head receive
+    char* dst = nullptr;      // where the payload goes, once routed
+    std::unique_ptr<char[]> early;  // the payload's buffer when its receive is not posted
     uint64_t lastSeq = 0;
     bool haveSeq = false;
+    bool routed = false;      // the header is checked and the payload has a place
+    bool buffered = false;    // ... and that place is `early`
     bool ended = false;  // the peer closed it between frames (the others may carry the rest)
   };
 
+  void attach(WanConnection* c, int channel);
+  void detach(int channel) noexcept;
+  uint64_t postSend(WanConnection* c, const void* data, size_t bytes) noexcept;
+  Status progress(bool& moved) noexcept;
+  bool appendPollFds(std::vector<pollfd>& out) const noexcept;
   Status flushLocked(bool& moved) noexcept;
   Status stage(bool& moved) noexcept;
   Status writeStreams(bool& moved) noexcept;
   Status readStream(Stream& s, bool& moved) noexcept;
-  Status checkHeader(Stream& s) noexcept;
+  Status route(Stream& s) noexcept;
+  Status frameDone(Stream& s) noexcept;
   Status badFrame(const std::string& why) const;
   void releaseStaging() noexcept;
 
+  std::string label_;
   WanOptions opt_;
   std::vector<Stream> streams_;
-  mutable std::mutex sendMu_;  // guards the send queue, the staging ring, frames_ and Stream::out
+  std::vector<WanConnection*> byChannel_;  // 256 entries, by channel id (nullptr: none)
+  std::vector<WanConnection*> channels_;   // the attached ones
+  Status error_;  // sticky: a bad frame or a broken stream ends the link for every channel
+  size_t earlyHeld_ = 0;  // bytes of buffered early frames
+  mutable std::mutex sendMu_;  // guards the send queue, the staging ring, frames_, Stream::out
+                               // and the channels' send queues
   Status sendError_;   // sticky, from the proxy
-  // Send side: a staging ring of opt_.windowBytes, frames in order of creation.
+  // Send side: a staging ring of opt_.windowBytes, frames in order of creation, and the
+  // channels whose sends wait to be staged, in the order they were posted.
   std::unique_ptr<char[]> staging_;  // uninitialized: pages cost memory only once used
   size_t stagingBytes_ = 0;
   size_t stageHead_ = 0, stageTail_ = 0;  // monotonic byte counters
   std::deque<std::unique_ptr<OutFrame>> frames_;
+  std::deque<WanConnection*> sendOrder_;
   size_t nextUnassigned_ = 0;             // index in frames_ of the first frame without a stream
-  uint64_t nextSeq_ = 0, sendMessage_ = 0;
+  uint64_t nextSeq_ = 0;
   size_t stagedOfHead_ = 0;               // bytes of the head send already staged
   bool headFramed_ = false;               // the head send has emitted at least one frame
-  // Receive side: progress of the head receive.
+};
+
+// One channel of a WanLink: an ordered message connection to the peer.
+class WanConnection final : public Connection {
+ public:
+  // A connection with streams of its own (channel 0 of a link of its own).
+  WanConnection(int peer, std::string label, std::vector<Fd> streams, WanOptions options);
+  // Channel `channel` (0..255, once per link) of a shared link.
+  WanConnection(int peer, std::string label, std::shared_ptr<WanLink> link, int channel);
+  ~WanConnection() override;
+  uint64_t postSend(const void* data, size_t bytes) noexcept override;
+  Status progress(bool& moved) noexcept override;
+  bool appendPollFds(std::vector<pollfd>& out) const noexcept override;
+  WanLink& link() noexcept { return *link_; }
+
+ private:
+  friend class WanLink;
+  struct EarlyFrame {
+    FrameHeader hdr;
+    std::unique_ptr<char[]> payload;
+  };
+  // Checks a frame of the head receive against it and claims its byte range.
+  Status accept(const FrameHeader& h) noexcept;
+  // Counts a delivered frame's bytes; completes the head receive when they are all there.
+  void delivered(size_t bytes) noexcept;
+  // Hands buffered frames to the head receive (and the ones after it), as far as posted.
+  Status takeEarly(bool& moved) noexcept;
+
+  std::shared_ptr<WanLink> link_;
+  int channel_;
+  uint64_t sendMessage_ = 0;  // guarded by the link's sendMu_
+  // Receive side: progress of the head receive, and frames of receives not yet posted.
   uint64_t recvMessage_ = 0;
   size_t recvBytes_ = 0;
-  std::set<uint64_t> recvOffsets_;
+  size_t recvClaimed_ = 0;                 // bytes of the frames accepted for it
+  std::map<uint64_t, uint64_t> recvRanges_;  // offset -> length of the frames accepted
+  std::map<uint64_t, std::vector<EarlyFrame>> early_;  // by message number
 };
 
 }  // namespace xsite::transport::wan
