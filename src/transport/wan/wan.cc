@@ -69,8 +69,7 @@ void WanLink::detach(int channel) noexcept {
     headFramed_ = false;
   }
   sendOrder_.erase(std::remove(sendOrder_.begin(), sendOrder_.end(), c), sendOrder_.end());
-  for (const auto& [message, frames] : c->early_)
-    for (const auto& f : frames) earlyHeld_ -= f.hdr.length;
+  c->dropEarly();
   byChannel_[channel] = nullptr;
   channels_.erase(std::remove(channels_.begin(), channels_.end(), c), channels_.end());
 }
@@ -182,10 +181,18 @@ Status WanLink::route(Stream& s) noexcept {
   if (h.message < c.recvMessage_)
     return badFrame("frame of message " + std::to_string(h.message) + " on " + c.label() +
                     ", which is already complete");
-  if (auto* op = c.frontRecv(); op != nullptr && h.message == c.recvMessage_) {
-    XSITE_RETURN_IF_ERROR(c.accept(h));
+  auto* op = c.frontRecv();
+  bool take = c.error_.isOk();
+  if (take && op != nullptr && h.message == c.recvMessage_) XSITE_RETURN_IF_ERROR(c.accept(h, take));
+  s.buffered = s.discard = false;
+  if (!take) {
+    s.early.reset(h.length > 0 ? new (std::nothrow) char[h.length] : nullptr);
+    if (h.length > 0 && !s.early)
+      return Status(ErrorCategory::kSystem, label_ + ": out of memory reading a WAN frame");
+    s.dst = s.early.get();
+    s.discard = true;
+  } else if (op != nullptr && h.message == c.recvMessage_) {
     s.dst = op->data + h.offset;
-    s.buffered = false;
   } else {
     if (h.offset > h.messageBytes || h.length > h.messageBytes - h.offset)
       return badFrame("frame [" + std::to_string(h.offset) + ", +" + std::to_string(h.length) +
@@ -210,14 +217,16 @@ Status WanLink::frameDone(Stream& s) noexcept {
                     " of message " + std::to_string(h.message) + " on channel " +
                     std::to_string(h.channel));
   WanConnection& c = *byChannel_[h.channel];
-  if (s.buffered)
+  if (s.discard)
+    s.early.reset();
+  else if (s.buffered)
     c.early_[h.message].push_back(WanConnection::EarlyFrame{h, std::move(s.early)});
   else
     c.delivered(h.length);
   s.inGot = 0;
   s.payloadGot = 0;
   s.routed = false;
-  s.buffered = false;
+  s.buffered = s.discard = false;
   s.dst = nullptr;
   return Status::ok();
 }
@@ -357,9 +366,13 @@ uint64_t WanConnection::postSend(const void* data, size_t bytes) noexcept {
   return link_->postSend(this, data, bytes);
 }
 
-Status WanConnection::accept(const FrameHeader& h) noexcept {
+Status WanConnection::accept(const FrameHeader& h, bool& take) noexcept {
   const Op* op = frontRecv();
-  if (h.messageBytes != op->bytes) return sizeMismatch(h.messageBytes, op->bytes);
+  take = h.messageBytes == op->bytes;
+  if (!take) {
+    error_ = sizeMismatch(h.messageBytes, op->bytes);
+    return Status::ok();
+  }
   if (h.offset > h.messageBytes || h.length > h.messageBytes - h.offset)
     return link_->badFrame("frame [" + std::to_string(h.offset) + ", +" + std::to_string(h.length) +
                            ") lies outside its " + std::to_string(h.messageBytes) + "-byte message");
@@ -388,20 +401,35 @@ void WanConnection::delivered(size_t bytes) noexcept {
   recvRanges_.clear();
 }
 
+void WanConnection::dropEarly() noexcept {
+  for (const auto& [message, frames] : early_)
+    for (const auto& f : frames) link_->earlyHeld_ -= f.hdr.length;
+  early_.clear();
+}
+
 Status WanConnection::takeEarly(bool& moved) noexcept {
+  if (!error_.isOk()) {
+    dropEarly();
+    return Status::ok();
+  }
   while (Op* op = frontRecv()) {
     auto it = early_.find(recvMessage_);
     if (it == early_.end()) return Status::ok();
     std::vector<EarlyFrame> frames = std::move(it->second);
     early_.erase(it);
+    for (const EarlyFrame& f : frames) link_->earlyHeld_ -= f.hdr.length;
     const uint64_t message = recvMessage_;
     for (EarlyFrame& f : frames) {
       if (recvMessage_ != message)
         return link_->badFrame("more frames of message " + std::to_string(message) + " on " +
                                label() + " than its size holds");
-      XSITE_RETURN_IF_ERROR(accept(f.hdr));
+      bool take = true;
+      XSITE_RETURN_IF_ERROR(accept(f.hdr, take));
+      if (!take) {
+        dropEarly();
+        return Status::ok();
+      }
       if (f.hdr.length > 0) memcpy(op->data + f.hdr.offset, f.payload.get(), f.hdr.length);
-      link_->earlyHeld_ -= f.hdr.length;
       moved = true;
       delivered(f.hdr.length);
     }
@@ -415,6 +443,7 @@ bool WanConnection::appendPollFds(std::vector<pollfd>& out) const noexcept {
 
 Status WanConnection::progress(bool& moved) noexcept {
   XSITE_RETURN_IF_ERROR(link_->progress(moved));
+  XSITE_RETURN_IF_ERROR(error_);
   if (recvQueued() && std::all_of(link_->streams_.begin(), link_->streams_.end(),
                                   [](const WanLink::Stream& s) { return s.ended; }))
     return peerGone("closed the connection: did that rank exit or crash?");

@@ -103,6 +103,7 @@ class WanLink {
     bool haveSeq = false;
     bool routed = false;      // the header is checked and the payload has a place
     bool buffered = false;    // ... and that place is `early`
+    bool discard = false;     // ... read only to be dropped: its channel has failed
     bool ended = false;  // the peer closed it between frames (the others may carry the rest)
   };
 
@@ -126,6 +127,7 @@ class WanLink {
   std::vector<WanConnection*> byChannel_;  // 256 entries, by channel id (nullptr: none)
   std::vector<WanConnection*> channels_;   // the attached ones
   Status error_;  // sticky: a bad frame or a broken stream ends the link for every channel
+                  // (a mismatched message size fails only its channel)
   size_t earlyHeld_ = 0;  // bytes of buffered early frames
   mutable std::mutex sendMu_;  // guards the send queue, the staging ring, frames_, Stream::out
                                // and the channels' send queues
@@ -162,8 +164,10 @@ class WanConnection final : public Connection {
     FrameHeader hdr;
     std::unique_ptr<char[]> payload;
   };
-  // Checks a frame of the head receive against it and claims its byte range.
-  Status accept(const FrameHeader& h) noexcept;
+  // Checks a frame of the head receive against it and claims its byte range. A message size
+  // other than the posted one fails this channel alone (error_; `take` false: drop the frame).
+  Status accept(const FrameHeader& h, bool& take) noexcept;
+  void dropEarly() noexcept;
   // Counts a delivered frame's bytes; completes the head receive when they are all there.
   void delivered(size_t bytes) noexcept;
   // Hands buffered frames to the head receive (and the ones after it), as far as posted.
@@ -171,6 +175,7 @@ class WanConnection final : public Connection {
 
   std::shared_ptr<WanLink> link_;
   int channel_;
+  Status error_;  // sticky: this channel failed (its frames are dropped from then on)
   uint64_t sendMessage_ = 0;  // guarded by the link's sendMu_
   // Receive side: progress of the head receive, and frames of receives not yet posted.
   uint64_t recvMessage_ = 0;
