@@ -117,6 +117,8 @@ compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* re
   const double laneWire = static_cast<double>(count) * esize / chunks / P * 2.0 * (S - 1) / S /
                           compress::nominalRatio(codecId, type, ctx.settings().codecOptions.blockSize);
   const int lanes = wanLaneCount(ctx, count * esize, laneWire, P);
+  XSITE_DEBUG(kColl, "allReduce(hier) of %zu bytes: %d chunks, cross-site stage on %d lanes%s",
+              count * esize, chunks, lanes, ctx.settings().wanLanes > 0 ? " (XSITE_WAN_LANES)" : "");
   std::vector<std::unique_ptr<Stage>> wanLanes;
   std::vector<Stage*> wan;
   for (int lane = 0; lane < lanes; ++lane) {

@@ -1,7 +1,9 @@
 #include "coll/settings.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
+#include <vector>
 
 namespace xsite::coll {
 namespace {
@@ -15,6 +17,52 @@ std::chrono::milliseconds seconds(double s) {
 [[noreturn]] void bad(const std::string& what) { throw Error(ErrorCategory::kInvalidUsage, what); }
 
 }  // namespace
+
+std::string scheduleSignature(const Settings& s) {
+  auto num = [](double v) {
+    char b[32];
+    snprintf(b, sizeof b, "%.17g", v);
+    return std::string(b);
+  };
+  const topo::CostModel& m = s.costModel;
+  return "XSITE_CHUNK_SIZE=" + std::to_string(s.chunkBytes) +
+         " XSITE_SLICE_SIZE=" + std::to_string(s.sliceBytes) +
+         " XSITE_WAN_LANES=" + std::to_string(s.wanLanes) +
+         " XSITE_ALGO=" + std::string(algorithmName(s.defaultAlgorithm)) +
+         " XSITE_CODEC=" + std::string(codecName(s.codec)) +
+         " XSITE_CODEC_BLOCK=" + std::to_string(s.codecOptions.blockSize) +
+         " XSITE_CODEC_LEVEL=" + std::to_string(s.codecOptions.level) +
+         " XSITE_DOMAIN_LATENCY_US=" + num(m.domain.latencyUs) +
+         " XSITE_DOMAIN_RATE_MBIT=" + num(m.domain.bytesPerUs * 8) +
+         " XSITE_SITE_LATENCY_US=" + num(m.site.latencyUs) +
+         " XSITE_SITE_RATE_MBIT=" + num(m.site.bytesPerUs * 8) +
+         " XSITE_WAN_LATENCY_US=" + num(m.wan.latencyUs) +
+         " XSITE_WAN_RATE_MBIT=" + num(m.wan.bytesPerUs * 8);
+}
+
+void checkSameSchedule(const std::string& mine, int me, const std::string& theirs, int peer) {
+  if (mine == theirs) return;
+  auto split = [](const std::string& s) {
+    std::vector<std::string> out;
+    for (size_t b = 0, e; b < s.size(); b = e + 1) {
+      e = s.find(' ', b);
+      if (e == std::string::npos) e = s.size();
+      out.push_back(s.substr(b, e - b));
+    }
+    return out;
+  };
+  const std::vector<std::string> a = split(mine), b = split(theirs);
+  std::string what = "'" + theirs + "'";
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+    if (a[i] != b[i]) {
+      what = b[i] + " where rank " + std::to_string(me) + " has " + a[i];
+      break;
+    }
+  throw Error(ErrorCategory::kInvalidUsage,
+              "rank " + std::to_string(peer) + " runs with " + what +
+                  " (set or config): every rank must use the same collective settings, or their "
+                  "schedules would not match");
+}
 
 Settings settingsFromParams(const params::Params& p, const Config& cfg) {
   Settings s;

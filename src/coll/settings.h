@@ -21,6 +21,14 @@ struct LinkSetup {
   BackendChoice backends;
 };
 LinkSetup linkSetupFromParams(const params::Params& p);
+
+// The settings every rank must share for their schedules to match (chunk and slice sizes, WAN
+// lanes, algorithm, codec, and the links the cost model believes in, which decide `auto` and the
+// lane count), as "VARIABLE=value ..." so that a disagreement can be named.
+std::string scheduleSignature(const Settings& s);
+// Throws Error(kInvalidUsage) naming the first variable on which rank `peer`'s signature
+// differs from rank `me`'s.
+void checkSameSchedule(const std::string& mine, int me, const std::string& theirs, int peer);
 // "domain shm, site ucx, between sites wan"
 std::string describe(const BackendChoice& backends);
 
