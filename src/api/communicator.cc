@@ -194,6 +194,12 @@ Communicator Communicator::fromEnvironment(const Config& config) {
   }
 
   impl->rendezvous = std::make_unique<bootstrap::Rendezvous>(p, me.rank, me.worldSize, bootstrapTimeout);
+  // A rank that fails from here on says so as it unwinds, so that rank 0 stops serving the store
+  // once every rank has left or failed (after leave() it is a no-op).
+  struct AbandonUnlessLeft {
+    bootstrap::Rendezvous& r;
+    ~AbandonUnlessLeft() { r.abandon(); }
+  } abandonUnlessLeft{*impl->rendezvous};
   bootstrap::Store* store = &impl->rendezvous->store();
 
   // Everyone's record, checked together: a disagreement names both sides.

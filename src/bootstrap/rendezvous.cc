@@ -58,6 +58,16 @@ void Rendezvous::leave() {
   }
 }
 
+void Rendezvous::abandon() noexcept {
+  if (!client_ || rank_ == 0) return;
+  try {
+    client_->set("left/" + std::to_string(rank_), "failed");
+  } catch (...) {  // the store is gone already: nothing to tell
+  }
+  client_.reset();
+  store_ = nullptr;
+}
+
 Rendezvous::~Rendezvous() {
   if (!server_ || !client_) return;
   try {  // serve until every rank has left the rendezvous (bounded)

@@ -25,6 +25,9 @@ class Rendezvous {
   // Collective: after it, the store is no longer needed by this rank (rank 0 keeps serving it
   // until every rank has left, or its destructor gives up waiting).
   void leave();
+  // Not collective: this rank failed to start and leaves now (best effort), so that rank 0 stops
+  // serving the store once every rank has left or failed instead of waiting out its bound.
+  void abandon() noexcept;
 
  private:
   int rank_, worldSize_;

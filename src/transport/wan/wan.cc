@@ -70,6 +70,16 @@ void WanLink::detach(int channel) noexcept {
   }
   sendOrder_.erase(std::remove(sendOrder_.begin(), sendOrder_.end(), c), sendOrder_.end());
   c->dropEarly();
+  // A frame half read for it is read to its end and dropped (its receive buffer may be gone).
+  for (Stream& s : streams_) {
+    if (!s.routed || s.discard || s.in.channel != channel) continue;
+    if (s.buffered) earlyHeld_ -= s.in.length;
+    if (!s.buffered) s.early.reset(new (std::nothrow) char[std::max<uint32_t>(s.in.length, 1)]);
+    s.dst = s.early.get();
+    s.buffered = false;
+    s.discard = true;
+    if (s.dst == nullptr) error_ = Status(ErrorCategory::kSystem, label_ + ": out of memory");
+  }
   byChannel_[channel] = nullptr;
   channels_.erase(std::remove(channels_.begin(), channels_.end(), c), channels_.end());
 }
@@ -216,13 +226,12 @@ Status WanLink::frameDone(Stream& s) noexcept {
     return badFrame("checksum mismatch in frame at offset " + std::to_string(h.offset) +
                     " of message " + std::to_string(h.message) + " on channel " +
                     std::to_string(h.channel));
-  WanConnection& c = *byChannel_[h.channel];
   if (s.discard)
     s.early.reset();
   else if (s.buffered)
-    c.early_[h.message].push_back(WanConnection::EarlyFrame{h, std::move(s.early)});
+    byChannel_[h.channel]->early_[h.message].push_back(WanConnection::EarlyFrame{h, std::move(s.early)});
   else
-    c.delivered(h.length);
+    byChannel_[h.channel]->delivered(h.length);
   s.inGot = 0;
   s.payloadGot = 0;
   s.routed = false;
