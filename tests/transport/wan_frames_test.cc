@@ -22,16 +22,21 @@ struct Pair {
   std::vector<Fd> raw;                  // the other ends, one per stream
 };
 
-Pair make(int streams, WanOptions opt = {}) {
-  Pair p;
+// `n` socketpairs: this side's ends, returned, and the other ends, appended to `other`.
+std::vector<Fd> socketPairs(int n, std::vector<Fd>& other) {
   std::vector<Fd> mine;
-  for (int i = 0; i < streams; ++i) {
+  for (int i = 0; i < n; ++i) {
     int sv[2];
     EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
     mine.emplace_back(sv[0]);
-    p.raw.emplace_back(sv[1]);
+    other.emplace_back(sv[1]);
   }
-  p.conn = std::make_unique<WanConnection>(7, "rank 7 (test, wan)", std::move(mine), opt);
+  return mine;
+}
+
+Pair make(int streams, WanOptions opt = {}) {
+  Pair p;
+  p.conn = std::make_unique<WanConnection>(7, "rank 7 (test, wan)", socketPairs(streams, p.raw), opt);
   return p;
 }
 
@@ -65,14 +70,7 @@ struct Shared {
 };
 Shared makeShared(int streams, int channels, WanOptions opt = {}) {
   Shared p;
-  std::vector<Fd> mine;
-  for (int i = 0; i < streams; ++i) {
-    int sv[2];
-    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    mine.emplace_back(sv[0]);
-    p.raw.emplace_back(sv[1]);
-  }
-  auto link = std::make_shared<WanLink>("rank 7 (WAN streams)", std::move(mine), opt);
+  auto link = std::make_shared<WanLink>("rank 7 (WAN streams)", socketPairs(streams, p.raw), opt);
   for (int c = 0; c < channels; ++c)
     p.conns.push_back(std::make_unique<WanConnection>(
         7, "rank 7 (lane " + std::to_string(c) + ", wan)", link, c));
@@ -309,13 +307,8 @@ TEST(WanLinks, ChannelsOverSharedStreamsDeliverEverything) {
   WanOptions opt;
   opt.frameBytes = 4096;
   opt.windowBytes = 64 << 10;
-  std::vector<Fd> left, right;
-  for (int i = 0; i < 2; ++i) {
-    int sv[2];
-    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-    left.emplace_back(sv[0]);
-    right.emplace_back(sv[1]);
-  }
+  std::vector<Fd> right;
+  std::vector<Fd> left = socketPairs(2, right);
   auto la = std::make_shared<WanLink>("rank 1 (WAN streams)", std::move(left), opt);
   auto lb = std::make_shared<WanLink>("rank 0 (WAN streams)", std::move(right), opt);
   constexpr int kChannels = 3, kMessages = 6;
