@@ -222,6 +222,11 @@ Status connect(void* handles[], int nranks, int rank, void* listenComm, void** c
   storeAddr.addr.sin_addr.s_addr = hs[0].storeIp;
   storeAddr.addr.sin_port = htons(hs[0].storePort);
   auto store = std::make_unique<bootstrap::TcpStore>(storeAddr, g.bootstrapTimeout);
+  // Every rank must run the same schedule (chunks, lanes, codec, ...): a disagreement is named.
+  const std::vector<std::string> schedules =
+      bootstrap::allGather(*store, "collnet/schedule", rank, nranks,
+                           coll::scheduleSignature(g.settings), g.bootstrapTimeout);
+  for (int r = 0; r < nranks; ++r) coll::checkSameSchedule(schedules[rank], rank, schedules[r], r);
 
   transport::FabricOptions fo = g.links.fabric;
   fo.listenIp = l->ip;

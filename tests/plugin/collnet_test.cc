@@ -75,7 +75,8 @@ ncclResult_t waitDone(ncclCollNet_v11_t& cn, void* req, int* size) {
 
 // ---- one CollNet rank (a process) ------------------------------------------------------------
 
-int rankMain(int rank, int nranks, const std::string& dir, bool useV10) {
+// `mismatch`: the ranks were started with different codecs, so connect must refuse.
+int rankMain(int rank, int nranks, const std::string& dir, bool useV10, bool mismatch) {
   ncclCollNet_v11_t& cn = *lib().v11;
   void* ctx = nullptr;
   if (useV10) {
@@ -103,8 +104,9 @@ int rankMain(int rank, int nranks, const std::string& dir, bool useV10) {
   std::vector<void*> ptrs;
   for (auto& h : hs) ptrs.push_back(h.data());
   void* comm = nullptr;
-  if (cn.connect(ptrs.data(), nranks, rank, listenComm, &comm) != ncclSuccess || comm == nullptr)
-    return 14;
+  const ncclResult_t cr = cn.connect(ptrs.data(), nranks, rank, listenComm, &comm);
+  if (mismatch) return cr == ncclInvalidUsage && comm == nullptr ? 0 : 70;
+  if (cr != ncclSuccess || comm == nullptr) return 14;
   if (cn.closeListen(listenComm) != ncclSuccess) return 15;
 
   // All-reduce, float32 sum; two calls in flight at a time, polled in reverse order.
@@ -224,7 +226,8 @@ std::string reference(int nranks, xsite::Codec codec, int rank) {
   return outs[static_cast<size_t>(rank)];
 }
 
-void runGroup(int nranks, const char* codec, bool useV10) {
+// `rank1Codec`: rank 1's codec when it differs from the others' (connect must then refuse).
+void runGroup(int nranks, const char* codec, bool useV10, const char* rank1Codec = nullptr) {
   char tmpl[] = "/tmp/xsite_collnet_XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string dir = tmpl;
@@ -235,10 +238,10 @@ void runGroup(int nranks, const char* codec, bool useV10) {
     if (pid == 0) {
       setenv("XSITE_SITE", std::to_string(r / (nranks / 2)).c_str(), 1);
       setenv("XSITE_DOMAIN", ("node" + std::to_string(r)).c_str(), 1);  // one CollNet rank a node
-      setenv("XSITE_CODEC", codec, 1);
+      setenv("XSITE_CODEC", r == 1 && rank1Codec ? rank1Codec : codec, 1);
       std::string rs = std::to_string(r), ns = std::to_string(nranks);
       execl(gSelf, gSelf, "--collnet-rank", rs.c_str(), ns.c_str(), dir.c_str(),
-            useV10 ? "v10" : "v11", static_cast<char*>(nullptr));
+            useV10 ? "v10" : "v11", rank1Codec ? "mismatch" : "same", static_cast<char*>(nullptr));
       _exit(99);
     }
     pids.push_back(pid);
@@ -250,6 +253,7 @@ void runGroup(int nranks, const char* codec, bool useV10) {
         << "CollNet rank " << r << " exited with " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1)
         << " (see rankMain for the step)";
   }
+  if (rank1Codec != nullptr) return;  // every rank checked its refusal
   const std::string first = readFile(dir + "/out0");
   size_t expected = 0;
   for (size_t n : kCounts) expected += n * 4;
@@ -319,6 +323,9 @@ TEST(PluginCollNet, FourRanksTwoSitesInt8) {
 TEST(PluginCollNet, EightRanksTwoSitesInt8ThroughV10) {
   runGroup(8, "int8", true);
 }
+TEST(PluginCollNet, ConnectRefusesRanksWithDifferentCodecs) {
+  runGroup(4, "none", false, "int8");
+}
 
 }  // namespace
 
@@ -326,9 +333,9 @@ int main(int argc, char** argv) {
   setenv("XSITE_LISTEN_ADDR", "127.0.0.1", 1);
   unsetenv("XSITE_DEBUG");
   unsetenv("XSITE_TOPO_FILE");
-  if (argc == 6 && std::strcmp(argv[1], "--collnet-rank") == 0)
+  if (argc == 7 && std::strcmp(argv[1], "--collnet-rank") == 0)
     return rankMain(std::atoi(argv[2]), std::atoi(argv[3]), argv[4],
-                    std::strcmp(argv[5], "v10") == 0);
+                    std::strcmp(argv[5], "v10") == 0, std::strcmp(argv[6], "mismatch") == 0);
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }
