@@ -187,6 +187,8 @@ TEST(WanFrames, HeaderLiesAreRejected) {
   badMagic.magic = 0xdeadbeef;
   FrameHeader badCodec = header(0, 0, 0, "abcd", 8);
   badCodec.codec = 9;
+  FrameHeader badFlags = header(0, 0, 0, "abcd", 8);
+  badFlags.flags = 4;
   FrameHeader huge = header(0, 0, 0, "", 8);
   huge.length = kMaxFrameBytes + 1;
   const Case cases[] = {
@@ -194,6 +196,7 @@ TEST(WanFrames, HeaderLiesAreRejected) {
       {"wrong message size", header(0, 0, 0, "abcd", 12), "abcd", ErrorCategory::kInvalidUsage, "12-byte"},
       {"bad magic", badMagic, "abcd", ErrorCategory::kRemote, "0xdeadbeef"},
       {"unknown codec", badCodec, "abcd", ErrorCategory::kRemote, "codec 9"},
+      {"unknown flags", badFlags, "abcd", ErrorCategory::kRemote, "flags 4"},
       {"oversized frame", huge, "", ErrorCategory::kRemote, "bytes"},
       {"empty frame in a non-empty message", header(0, 0, 0, "", 8), "", ErrorCategory::kRemote, "empty frame"},
   };
@@ -298,6 +301,26 @@ TEST(WanLinks, EarlyFramesBeyondTheBoundWaitInTheSocket) {
   ASSERT_TRUE(waitRecv(*q.conns[2], 1).isOk());
   EXPECT_EQ(std::string(one.begin(), one.end()), "11111111");
   EXPECT_EQ(std::string(two.begin(), two.end()), "2222");
+  EXPECT_EQ(std::string(zero.begin(), zero.end()), "00");
+}
+
+// A channel closed on this side: frames still on their way for it (half read, parked, or later)
+// are read and dropped, and the other channels carry on.
+TEST(WanLinks, FramesForAClosedChannelAreDroppedAndTheOthersCarryOn) {
+  WanOptions opt;
+  opt.earlyBytes = 8;
+  Shared p = makeShared(1, 3, opt);
+  sendRaw(p.raw[0], header(0, 0, 0, "11111111", 8, 1), "11111111");  // buffered: fills the bound
+  sendRaw(p.raw[0], header(1, 0, 0, "2222", 4, 2), "2222");          // parked
+  bool moved = false;
+  ASSERT_TRUE(p.conns[0]->progress(moved).isOk());
+  p.conns[2].reset();  // closes channel 2 with its frame parked
+  p.conns[1].reset();  // and channel 1 with its frame buffered
+  sendRaw(p.raw[0], header(2, 1, 0, "late", 4, 2), "late");  // a later frame for channel 2
+  sendRaw(p.raw[0], header(3, 0, 0, "00", 2, 0), "00");
+  std::vector<char> zero(2, 0);
+  const uint64_t t = p.conns[0]->postRecv(zero.data(), zero.size());
+  ASSERT_TRUE(waitRecv(*p.conns[0], t).isOk());
   EXPECT_EQ(std::string(zero.begin(), zero.end()), "00");
 }
 

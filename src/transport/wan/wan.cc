@@ -21,6 +21,9 @@ uint32_t headerCrc(FrameHeader h) {
   return crc32c(&h, sizeof(h));
 }
 
+// What a buffered early frame counts against WanOptions::earlyBytes (empty ones too).
+size_t earlyCost(const FrameHeader& h) { return h.length + kHdr; }
+
 }  // namespace
 
 WanSizing wanSizing(double rateMbit, double latencyUs, int streams, size_t windowBytes) noexcept {
@@ -39,7 +42,7 @@ bool prepareWanSocket(int fd, int socketBytes, const std::string& cc) noexcept {
 }
 
 WanLink::WanLink(std::string label, std::vector<Fd> fds, WanOptions options)
-    : label_(std::move(label)), opt_(options), byChannel_(256, nullptr) {
+    : label_(std::move(label)), opt_(options), byChannel_(256, nullptr), closed_(256, false) {
   opt_.frameBytes = std::clamp<size_t>(opt_.frameBytes, 4096, kMaxFrameBytes);
   opt_.windowBytes = std::max(opt_.windowBytes, 2 * opt_.frameBytes);
   stagingBytes_ = opt_.windowBytes;
@@ -58,6 +61,7 @@ void WanLink::attach(WanConnection* c, int channel) {
                 label_ + ": channel " + std::to_string(channel) + " is taken or out of range");
   std::lock_guard<std::mutex> lk(sendMu_);
   byChannel_[channel] = c;
+  closed_[channel] = false;
   channels_.push_back(c);
 }
 
@@ -73,14 +77,16 @@ void WanLink::detach(int channel) noexcept {
   // A frame half read for it is read to its end and dropped (its receive buffer may be gone).
   for (Stream& s : streams_) {
     if (!s.routed || s.discard || s.in.channel != channel) continue;
-    if (s.buffered) earlyHeld_ -= s.in.length;
+    if (s.buffered) earlyHeld_ -= earlyCost(s.in);
     if (!s.buffered) s.early.reset(new (std::nothrow) char[std::max<uint32_t>(s.in.length, 1)]);
     s.dst = s.early.get();
     s.buffered = false;
     s.discard = true;
     if (s.dst == nullptr) error_ = Status(ErrorCategory::kSystem, label_ + ": out of memory");
   }
+  // A frame parked for it is dropped when next read; later frames for it too (closed[]).
   byChannel_[channel] = nullptr;
+  closed_[channel] = true;
   channels_.erase(std::remove(channels_.begin(), channels_.end(), c), channels_.end());
 }
 
@@ -183,17 +189,20 @@ void WanLink::releaseStaging() noexcept {
   }
 }
 
-// Where a frame's payload goes: straight into its receive when that is posted, else into a
-// buffer of its own (or nowhere yet, when the early frames already hold opt_.earlyBytes).
+// Where a frame's payload goes: straight into its receive when that is posted; else, on a link
+// of several channels, into a buffer of its own (one channel must not block another), unless the
+// early frames already hold opt_.earlyBytes; on a link of one channel it stays in the socket
+// until its receive is posted. A frame of a failed or closed channel is read and dropped.
 Status WanLink::route(Stream& s) noexcept {
   const FrameHeader& h = s.in;
-  WanConnection& c = *byChannel_[h.channel];
-  if (h.message < c.recvMessage_)
-    return badFrame("frame of message " + std::to_string(h.message) + " on " + c.label() +
+  WanConnection* c = byChannel_[h.channel];  // nullptr: closed here
+  if (c != nullptr && h.message < c->recvMessage_)
+    return badFrame("frame of message " + std::to_string(h.message) + " on " + c->label() +
                     ", which is already complete");
-  auto* op = c.frontRecv();
-  bool take = c.error_.isOk();
-  if (take && op != nullptr && h.message == c.recvMessage_) XSITE_RETURN_IF_ERROR(c.accept(h, take));
+  auto* op = c != nullptr ? c->frontRecv() : nullptr;
+  bool take = c != nullptr && c->error_.isOk();
+  const bool direct = take && op != nullptr && h.message == c->recvMessage_;
+  if (direct) XSITE_RETURN_IF_ERROR(c->accept(h, take));
   s.buffered = s.discard = false;
   if (!take) {
     s.early.reset(h.length > 0 ? new (std::nothrow) char[h.length] : nullptr);
@@ -201,17 +210,18 @@ Status WanLink::route(Stream& s) noexcept {
       return Status(ErrorCategory::kSystem, label_ + ": out of memory reading a WAN frame");
     s.dst = s.early.get();
     s.discard = true;
-  } else if (op != nullptr && h.message == c.recvMessage_) {
+  } else if (direct) {
     s.dst = op->data + h.offset;
   } else {
     if (h.offset > h.messageBytes || h.length > h.messageBytes - h.offset)
       return badFrame("frame [" + std::to_string(h.offset) + ", +" + std::to_string(h.length) +
                       ") lies outside its " + std::to_string(h.messageBytes) + "-byte message");
-    if (earlyHeld_ > 0 && earlyHeld_ + h.length > opt_.earlyBytes) return Status::ok();  // waits
+    if (channels_.size() == 1) return Status::ok();  // waits in the socket
+    if (earlyHeld_ > 0 && earlyHeld_ + earlyCost(h) > opt_.earlyBytes) return Status::ok();
     s.early.reset(h.length > 0 ? new (std::nothrow) char[h.length] : nullptr);
     if (h.length > 0 && !s.early)
       return Status(ErrorCategory::kSystem, label_ + ": out of memory buffering a WAN frame");
-    earlyHeld_ += h.length;
+    earlyHeld_ += earlyCost(h);
     s.dst = s.early.get();
     s.buffered = true;
   }
@@ -266,8 +276,9 @@ Status WanLink::readStream(Stream& s, bool& moved) noexcept {
         return badFrame(std::string("bad magic 0x") + m + " or version " + std::to_string(h.version));
       }
       if (h.codec != 0) return badFrame("unknown codec " + std::to_string(h.codec));
+      if (h.flags != 0) return badFrame("unknown flags " + std::to_string(h.flags));
       if (h.length > kMaxFrameBytes) return badFrame("frame of " + std::to_string(h.length) + " bytes");
-      if (byChannel_[h.channel] == nullptr)
+      if (byChannel_[h.channel] == nullptr && !closed_[h.channel])
         return badFrame("frame for channel " + std::to_string(h.channel) + ", which this link does not carry");
       if (s.haveSeq && h.seq <= s.lastSeq) return badFrame("frame sequence went backwards");
       s.lastSeq = h.seq;
@@ -412,7 +423,7 @@ void WanConnection::delivered(size_t bytes) noexcept {
 
 void WanConnection::dropEarly() noexcept {
   for (const auto& [message, frames] : early_)
-    for (const auto& f : frames) link_->earlyHeld_ -= f.hdr.length;
+    for (const auto& f : frames) link_->earlyHeld_ -= earlyCost(f.hdr);
   early_.clear();
 }
 
@@ -426,7 +437,7 @@ Status WanConnection::takeEarly(bool& moved) noexcept {
     if (it == early_.end()) return Status::ok();
     std::vector<EarlyFrame> frames = std::move(it->second);
     early_.erase(it);
-    for (const EarlyFrame& f : frames) link_->earlyHeld_ -= f.hdr.length;
+    for (const EarlyFrame& f : frames) link_->earlyHeld_ -= earlyCost(f.hdr);
     const uint64_t message = recvMessage_;
     for (EarlyFrame& f : frames) {
       if (recvMessage_ != message)
@@ -443,6 +454,10 @@ Status WanConnection::takeEarly(bool& moved) noexcept {
       delivered(f.hdr.length);
     }
   }
+  // Frames buffered for a message that has completed without them are duplicates.
+  if (!early_.empty() && early_.begin()->first < recvMessage_)
+    return link_->badFrame("frame of message " + std::to_string(early_.begin()->first) + " on " +
+                           label() + " arrived twice (that message completed without it)");
   return Status::ok();
 }
 

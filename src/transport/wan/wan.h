@@ -3,8 +3,8 @@
 // so the capacity of all streams adds up. Several channels (WanConnections, e.g. the lanes of the
 // cross-site stage) share one link: a few long-lived, busy flows per pair of ranks fill a
 // long-haul link far better than many bursty ones, whose congestion control never learns the
-// path. Each frame names its channel; a frame whose receive is not posted yet is buffered, so one
-// channel never blocks another. Sends are staged eagerly: a send completes once its bytes are
+// path. Each frame names its channel; on a link of several channels a frame whose receive is not
+// posted yet is buffered (up to WanOptions::earlyBytes), so one channel does not block another. Sends are staged eagerly: a send completes once its bytes are
 // copied into the link's window, so the caller's buffer is free before the data has crossed and
 // the WAN window never depends on the caller's slots. The receiver checks every header against
 // what was posted (channel, message number, size, offset, length, checksum) and reports a bad
@@ -126,9 +126,10 @@ class WanLink {
   std::vector<Stream> streams_;
   std::vector<WanConnection*> byChannel_;  // 256 entries, by channel id (nullptr: none)
   std::vector<WanConnection*> channels_;   // the attached ones
+  std::vector<bool> closed_;               // by channel id: was attached, is no more
   Status error_;  // sticky: a bad frame or a broken stream ends the link for every channel
                   // (a mismatched message size fails only its channel)
-  size_t earlyHeld_ = 0;  // bytes of buffered early frames
+  size_t earlyHeld_ = 0;  // what the buffered early frames count (payload + header each)
   mutable std::mutex sendMu_;  // guards the send queue, the staging ring, frames_, Stream::out
                                // and the channels' send queues
   Status sendError_;   // sticky, from the proxy
