@@ -417,19 +417,11 @@ Status ListenComm::acceptUcx(RecvComm** recvComm, const std::string& label) {
     out.insert(out.end(), a, a + reply.addressBytes);
   }
   Fd fd = std::move(streams_[0]);
-  size_t off = 0;
-  for (int spins = 0; off < out.size(); ++spins) {  // a fresh socket has room: at once
-    ssize_t w = ::send(fd.get(), out.data() + off, out.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w > 0) {
-      off += static_cast<size_t>(w);
-    } else if (w < 0 && (errno == EINTR || (wouldBlock(errno) && spins < 5000))) {
-      pollfd p{fd.get(), POLLOUT, 0};
-      ::poll(&p, 1, 1);
-    } else {
-      return Status(ErrorCategory::kRemote, label + ": sending the UCX address: " +
-                                                errnoString(errno));
-    }
-  }
+  // A fresh socket has room: at once.
+  if (Status s = writeAll(fd.get(), out.data(), out.size(),
+                          std::chrono::steady_clock::now() + std::chrono::seconds(5));
+      !s)
+    return Status(ErrorCategory::kRemote, label + ": sending the UCX address: " + s.message());
   *recvComm = new UcxRecvComm(std::move(fd), label, ucx_, id);
   return Status::ok();
 #else

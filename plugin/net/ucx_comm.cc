@@ -15,6 +15,8 @@
 namespace xsite::plugin::net {
 namespace {
 
+using transport::ucx::freeRequest;
+
 using Clock = std::chrono::steady_clock;
 constexpr auto kCloseWait = std::chrono::seconds(5);         // a closing send comm's flush
 constexpr auto kAfterGoodbye = std::chrono::milliseconds(1000);  // messages the goodbye counted
@@ -24,36 +26,6 @@ char gEmpty;  // the buffer of empty messages (UCX wants a pointer)
 
 uint64_t tagOf(uint32_t commId, int tag) {
   return (uint64_t{commId} << 32) | static_cast<uint32_t>(tag);
-}
-
-// Writes all of `bytes` to a non-blocking socket, waiting at most a few seconds (small control
-// messages on a socket with room: in practice at once).
-bool writeAll(int fd, const void* data, size_t bytes) {
-  const char* p = static_cast<const char*>(data);
-  const auto deadline = Clock::now() + std::chrono::seconds(5);
-  while (bytes > 0) {
-    ssize_t w = ::send(fd, p, bytes, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w > 0) {
-      p += w;
-      bytes -= static_cast<size_t>(w);
-      continue;
-    }
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && Clock::now() < deadline) {
-      pollfd pf{fd, POLLOUT, 0};
-      ::poll(&pf, 1, 10);
-      continue;
-    }
-    return false;
-  }
-  return true;
-}
-
-void freeRequest(ucp_worker_h worker, void*& req, bool cancel) {
-  if (req == nullptr) return;
-  if (cancel) ucp_request_cancel(worker, req);
-  ucp_request_free(req);
-  req = nullptr;
 }
 
 }  // namespace
@@ -102,7 +74,7 @@ UcxSendComm::~UcxSendComm() {
                            inFlight);
   }
   UcxGoodbye bye{UcxGoodbye::kMagic, sent_};
-  writeAll(fd_.get(), &bye, sizeof(bye));
+  (void)writeAll(fd_.get(), &bye, sizeof(bye), Clock::now() + std::chrono::seconds(5));
 }
 
 Status UcxSendComm::progress() {

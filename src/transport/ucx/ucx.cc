@@ -174,7 +174,6 @@ void Worker::connect(int peer, const std::string& hexAddress) {
 
 void Worker::connect(int peer, const void* address, size_t /*length*/) {
   auto p = std::make_unique<Peer>();
-  p->owner = this;
   p->rank = peer;
   ucp_ep_params_t ep{};
   ep.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS | UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE |
@@ -261,16 +260,10 @@ class UcxConnection final : public Connection {
   }
 
   ~UcxConnection() override {
+    // A send still in flight ends with the endpoint's flush; receives are cancelled.
     for (auto* q : {&recvs_, &sends_})
-      for (Pending& p : *q)
-        if (p.req) {
-          if (q == &recvs_) ucp_request_cancel(w_->handle(), p.req);
-          ucp_request_free(p.req);  // a send still in flight ends with the endpoint's flush
-        }
-    if (goodbye_.req) {
-      ucp_request_cancel(w_->handle(), goodbye_.req);
-      ucp_request_free(goodbye_.req);
-    }
+      for (Pending& p : *q) freeRequest(w_->handle(), p.req, q == &recvs_);
+    freeRequest(w_->handle(), goodbye_.req, true);
     // Tell the peer how far this side got, so its waiting operations fail instead of hanging.
     w_->sendGoodbye(peer(), makeTag(Kind::kBye, w_->rank(), channel_, 16), sentPosted_,
                     recvsDone());
@@ -475,11 +468,7 @@ std::vector<std::unique_ptr<Connection>> establish(int rank, bootstrap::Store& s
     if (missing.empty()) break;
     if (Clock::now() > deadline) {
       for (auto& [p, reqs] : hellos)
-        for (void* r : reqs)
-          if (r) {
-            ucp_request_cancel(worker->handle(), r);
-            ucp_request_free(r);
-          }
+        for (void*& r : reqs) freeRequest(worker->handle(), r, true);
       throw Error(ErrorCategory::kTimeout,
                   "UCX: these peers never answered over UCX: " + missing +
                       " (are UCX_TLS and UCX_NET_DEVICES the same on every rank, and can they reach "

@@ -73,7 +73,6 @@ class Worker {
 
  private:
   struct Peer {
-    Worker* owner;
     int rank;
     ucp_ep_h ep = nullptr;
     ucs_status_t failed = UCS_OK;
@@ -90,5 +89,13 @@ class Worker {
   std::deque<std::array<uint64_t, 2>> goodbyes_;  // stable buffers of the goodbyes in flight
   std::vector<void*> goodbyeReqs_;
 };
+
+// Releases a UCX request (cancelling it first when asked) and forgets it; nullptr is a no-op.
+inline void freeRequest(ucp_worker_h worker, void*& req, bool cancel) noexcept {
+  if (req == nullptr) return;
+  if (cancel) ucp_request_cancel(worker, req);
+  ucp_request_free(req);
+  req = nullptr;
+}
 
 }  // namespace xsite::transport::ucx
