@@ -16,6 +16,7 @@
 #include "topo/nic_assignment.h"
 #include "transport/nic/nic.h"
 #include "util/params.h"
+#include "util/socket.h"
 #include "xsite/error.h"
 #include "xsite/version.h"
 
@@ -91,9 +92,7 @@ int main(int argc, char** argv) {
       printNics(p);
       return 0;
     }
-    char host[256] = {0};
-    gethostname(host, sizeof(host) - 1);
-    auto r = xsite::topo::recordFromParams(p, host);
+    auto r = xsite::topo::recordFromParams(p, xsite::hostName());
     printf("xsite %s\n", XSITE_VERSION_STRING);
     printf("rank %d of %d (%s): site %d, domain '%s', local rank %d\n", r.rank, r.worldSize,
            r.source.c_str(), r.site, r.domain.c_str(), r.localRank);

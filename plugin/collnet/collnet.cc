@@ -81,10 +81,8 @@ void readSettings(Global& g, const params::Params& p) {
   g.settings = coll::settingsFromParams(p, overrides);
   g.bootstrapTimeout = seconds(p.real(Id::kBootstrapTimeout));
   g.links = coll::linkSetupFromParams(p);
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
   g.domainHash = 1469598103934665603ull;  // FNV-1a
-  for (unsigned char c : topo::recordFromParams(p, host).domain) g.domainHash = (g.domainHash ^ c) * 1099511628211ull;
+  for (unsigned char c : topo::recordFromParams(p, hostName()).domain) g.domainHash = (g.domainHash ^ c) * 1099511628211ull;
   g.links.fabric.prefix = "collnet";
   g.links.fabric.timeout = g.bootstrapTimeout;
 }
@@ -175,8 +173,7 @@ Status listen(void* /*ctx*/, int dev, void* handle, void** listenComm) {
   h.storePort = static_cast<uint16_t>(a.port());
   h.site = ready().site;
   h.domain = ready().domainHash;
-  std::random_device rd;
-  h.nonce = (uint64_t{rd()} << 32) ^ rd();
+  h.nonce = randomNonce();
   std::memset(handle, 0, NCCL_NET_HANDLE_MAXSIZE);
   std::memcpy(handle, &h, sizeof(h));
   *listenComm = l.release();

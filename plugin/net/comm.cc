@@ -39,11 +39,6 @@ void prepareSocket(int fd, const LinkSettings& settings, int peerSite) {
                 settings.wanCongestion.c_str(), errnoString(errno).c_str());
 }
 
-uint64_t randomNonce() {
-  std::random_device rd;
-  return (uint64_t{rd()} << 32) ^ rd();
-}
-
 // Reads into buf[got..want); returns bytes read (0: would block).
 Result<size_t> readSome(int fd, void* buf, size_t want, const std::string& label) {
   while (true) {

@@ -142,7 +142,7 @@ int main(int argc, char** argv) {
     }
     const size_t nodes =
         nNodes > 0 ? static_cast<size_t>(nNodes) : static_cast<size_t>(topology->numDomains());
-    const topo::CostModel model = costModelFromParams(p);
+    const topo::CostModel model = topo::costModelFromParams(p);
     Tuner tuner(*topology, model, nodes, nullptr);
     std::printf("# topology: %s; NCCL: %d ranks, %zu nodes; CollNet %s\n",
                 topology->describe().c_str(), topology->size(), nodes,

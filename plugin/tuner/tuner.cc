@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 #include "util/log.h"
 #include "util/params.h"
@@ -139,18 +137,6 @@ Decision Tuner::apply(int collType, size_t nBytes, float* table, int numAlgo, in
   return d;
 }
 
-topo::CostModel costModelFromParams(const params::Params& p) {
-  using params::Id;
-  auto link = [&](Id lat, Id rate) {
-    return topo::LinkModel{p.real(lat), std::max(p.real(rate), 1e-3) / 8.0};
-  };
-  topo::CostModel m;
-  m.domain = link(Id::kDomainLatencyUs, Id::kDomainRateMbit);
-  m.site = link(Id::kSiteLatencyUs, Id::kSiteRateMbit);
-  m.wan = link(Id::kWanLatencyUs, Id::kWanRateMbit);
-  return m;
-}
-
 std::optional<topo::Topology> multiSiteTopology(const params::Params& p, size_t nRanks,
                                                 std::string* why) {
   if (!p.isSet(params::Id::kTopoFile)) {
@@ -158,11 +144,7 @@ std::optional<topo::Topology> multiSiteTopology(const params::Params& p, size_t 
     return std::nullopt;
   }
   const std::string& path = p.string(params::Id::kTopoFile);
-  std::ifstream f(path);
-  if (!f) throw Error(ErrorCategory::kInvalidUsage, "XSITE_TOPO_FILE: cannot read '" + path + "'");
-  std::stringstream text;
-  text << f.rdbuf();
-  auto records = topo::parseTopologyFile(text.str(), path);
+  auto records = topo::readTopologyFile(path);
   if (nRanks != 0 && records.size() != nRanks) {
     *why = "XSITE_TOPO_FILE " + path + " lists " + std::to_string(records.size()) +
            " ranks but the communicator has " + std::to_string(nRanks);
@@ -186,7 +168,7 @@ std::unique_ptr<Tuner> create(size_t nRanks, size_t nNodes,
     return nullptr;
   }
   XSITE_INFO(kColl, "tuner: steering all-reduce for %s (%zu nodes)", t->describe().c_str(), nNodes);
-  return std::make_unique<Tuner>(std::move(*t), costModelFromParams(p), nNodes, constants);
+  return std::make_unique<Tuner>(std::move(*t), topo::costModelFromParams(p), nNodes, constants);
 }
 
 const char* algoName(int algo) noexcept {

@@ -78,10 +78,6 @@ class Tuner {
   double latencyUs_[NCCL_NUM_ALGORITHMS][NCCL_NUM_PROTOCOLS] = {};
 };
 
-// The cost model's links from XSITE_{DOMAIN,SITE,WAN}_{LATENCY_US,RATE_MBIT}, as the library
-// builds them.
-topo::CostModel costModelFromParams(const params::Params& p);
-
 // The communicator's topology when the tuner can place it: XSITE_TOPO_FILE listing nRanks ranks
 // in more than one site (nRanks 0: whatever it lists). Otherwise nullopt and `why` says what was
 // missing. Throws Error(kInvalidUsage) for a file that cannot be read or parsed.

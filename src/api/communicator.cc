@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <fstream>
 #include <optional>
 #include <sstream>
 
@@ -23,11 +22,6 @@ using Ms = std::chrono::milliseconds;
 
 Ms seconds(double s) { return Ms(static_cast<int64_t>(s * 1000)); }
 
-std::string hostName() {
-  char h[256] = {0};
-  gethostname(h, sizeof(h) - 1);
-  return h;
-}
 
 std::string encode(const topo::RankRecord& r) {
   std::ostringstream o;
@@ -181,11 +175,7 @@ Communicator Communicator::fromEnvironment(const Config& config) {
   std::vector<topo::RankRecord> fileRecords;
   if (p.isSet(Id::kTopoFile)) {
     const std::string& path = p.string(Id::kTopoFile);
-    std::ifstream f(path);
-    if (!f) throw Error(ErrorCategory::kInvalidUsage, "XSITE_TOPO_FILE: cannot read '" + path + "'");
-    std::stringstream text;
-    text << f.rdbuf();
-    fileRecords = topo::parseTopologyFile(text.str(), path);
+    fileRecords = topo::readTopologyFile(path);
     if (static_cast<int>(fileRecords.size()) != me.worldSize)
       throw Error(ErrorCategory::kInvalidUsage,
                   "topology file " + path + " lists " + std::to_string(fileRecords.size()) +

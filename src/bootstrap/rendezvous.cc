@@ -42,8 +42,7 @@ Rendezvous::Rendezvous(const params::Params& p, int rank, int worldSize, Duratio
     if (listenIp_.empty()) listenIp_ = routeSourceIp(sa);
   }
   if (rank == 0) {
-    std::random_device rd;
-    uint64_t job = (uint64_t{rd()} << 32) ^ rd() ^ static_cast<uint64_t>(getpid());
+    const uint64_t job = randomNonce() ^ static_cast<uint64_t>(getpid());
     store_->set("job", std::to_string(job));
   }
   job_ = std::stoull(store_->get("job", timeout));

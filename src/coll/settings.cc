@@ -81,12 +81,7 @@ Settings settingsFromParams(const params::Params& p, const Config& cfg) {
   if (s.wanLanes < 0 || s.wanLanes > kMaxWanLanes)
     bad("XSITE_WAN_LANES=" + std::to_string(s.wanLanes) + " is outside 0 (auto).." +
         std::to_string(kMaxWanLanes));
-  auto link = [&](Id lat, Id rate) {
-    return topo::LinkModel{p.real(lat), std::max(p.real(rate), 1e-3) / 8.0};
-  };
-  s.costModel.domain = link(Id::kDomainLatencyUs, Id::kDomainRateMbit);
-  s.costModel.site = link(Id::kSiteLatencyUs, Id::kSiteRateMbit);
-  s.costModel.wan = link(Id::kWanLatencyUs, Id::kWanRateMbit);
+  s.costModel = topo::costModelFromParams(p);
   if (cfg.codec) {
     s.codec = *cfg.codec;
   } else {

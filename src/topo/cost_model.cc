@@ -86,4 +86,16 @@ int CostModel::channels(size_t bytes, const Topology& t, double windowBytes,
   return static_cast<int>(std::clamp(need, 1.0, static_cast<double>(cap)));
 }
 
+CostModel costModelFromParams(const params::Params& p) {
+  using params::Id;
+  auto link = [&](Id lat, Id rate) {
+    return LinkModel{p.real(lat), std::max(p.real(rate), 1e-3) / 8.0};
+  };
+  CostModel m;
+  m.domain = link(Id::kDomainLatencyUs, Id::kDomainRateMbit);
+  m.site = link(Id::kSiteLatencyUs, Id::kSiteRateMbit);
+  m.wan = link(Id::kWanLatencyUs, Id::kWanRateMbit);
+  return m;
+}
+
 }  // namespace xsite::topo

@@ -6,6 +6,7 @@
 #include <cstddef>
 
 #include "topo/topology.h"
+#include "util/params.h"
 #include "xsite/types.h"
 
 namespace xsite::topo {
@@ -35,5 +36,9 @@ struct CostModel {
   // window gets 1, and a bandwidth-bound one ceil(BDP / window). Clamped to [1, maxChannels].
   int channels(size_t bytes, const Topology& topo, double windowBytes, int maxChannels) const;
 };
+
+// What XSITE_{DOMAIN,SITE,WAN}_{LATENCY_US,RATE_MBIT} say about the links (the library's
+// settings and the NCCL tuner read them the same way).
+CostModel costModelFromParams(const params::Params& p);
 
 }  // namespace xsite::topo

@@ -1,6 +1,7 @@
 #include "topo/topology.h"
 
 #include <algorithm>
+#include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -197,6 +198,14 @@ std::vector<RankRecord> parseTopologyFile(const std::string& text, const std::st
   }
   if (out.empty()) bad(origin + ": no ranks listed");
   return out;
+}
+
+std::vector<RankRecord> readTopologyFile(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw Error(ErrorCategory::kInvalidUsage, "XSITE_TOPO_FILE: cannot read '" + path + "'");
+  std::stringstream text;
+  text << f.rdbuf();
+  return parseTopologyFile(text.str(), path);
 }
 
 }  // namespace xsite::topo

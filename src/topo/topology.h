@@ -63,5 +63,8 @@ class Topology {
 // The topology file: one line per rank, `rank=R site=S domain=NAME [local=L]`; '#' comments.
 // Throws Error(kInvalidUsage) with the line number of what is wrong.
 std::vector<RankRecord> parseTopologyFile(const std::string& text, const std::string& origin);
+// Reads and parses the topology file at `path` (XSITE_TOPO_FILE); an unreadable file is an
+// Error(kInvalidUsage) naming it.
+std::vector<RankRecord> readTopologyFile(const std::string& path);
 
 }  // namespace xsite::topo

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <random>
 #include <thread>
 
 namespace xsite {
@@ -208,6 +209,17 @@ Status readAll(int fd, void* data, size_t n, Clock::time_point deadline) {
     ::poll(&pfd, 1, msLeft(deadline));
   }
   return Status::ok();
+}
+
+std::string hostName() {
+  char h[256] = {0};
+  gethostname(h, sizeof(h) - 1);
+  return h;
+}
+
+uint64_t randomNonce() {
+  std::random_device rd;
+  return (uint64_t{rd()} << 32) ^ rd();
 }
 
 }  // namespace xsite

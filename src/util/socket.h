@@ -65,5 +65,9 @@ Status writeAll(int fd, const void* data, size_t n, std::chrono::steady_clock::t
 Status readAll(int fd, void* data, size_t n, std::chrono::steady_clock::time_point deadline);
 
 std::string errnoString(int err);
+// This machine's host name ("" when unknown).
+std::string hostName();
+// 64 random bits from the operating system (job ids, connection nonces).
+uint64_t randomNonce();
 
 }  // namespace xsite
