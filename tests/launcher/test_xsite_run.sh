@@ -226,6 +226,20 @@ else
   grep -q "^10.200.1.2 " "$TMP/out" || fail "netns rsh agent: namespace name does not resolve"
   pass "netns: xsite-netns-rsh and namespace names in /etc/hosts"
 
+  # each namespace is a host with its own TMPDIR (Open MPI's session directories would collide
+  # on a shared /tmp), removed with the namespace
+  run --exec-once -- sh -c \
+    'for ns in $(cut -d" " -f1 "$XSITE_HOSTFILE"); do
+       "$XSITE_NETNS_RSH" "$ns" "echo tmpdir \$TMPDIR; touch \$TMPDIR/mark"; done'
+  expect_rc 0 "netns rsh TMPDIR"
+  [ "$(grep -c '^tmpdir /.*/xs[0-9]*-s[0-9]*d[0-9]*\.tmp$' "$TMP/out")" = 4 ] ||
+    fail "netns rsh TMPDIR: not one per namespace: $(cat "$TMP/out")"
+  [ "$(grep '^tmpdir ' "$TMP/out" | sort -u | wc -l)" = 4 ] || fail "netns rsh TMPDIR: shared"
+  for d in $(sed -n 's/^tmpdir //p' "$TMP/out"); do
+    [ ! -e "$d" ] || fail "netns rsh TMPDIR: $d left after the run"
+  done
+  pass "netns: xsite-netns-rsh gives every namespace its own TMPDIR"
+
   # Open MPI across namespaces (only if installed): ranks land in their domains
   if command -v mpirun >/dev/null; then
     run --exec-once --timeout 40 -- sh -c \
