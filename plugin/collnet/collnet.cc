@@ -61,14 +61,7 @@ const Global& ready() {
   return g;
 }
 
-const net::Device& deviceAt(int dev) {
-  const Global& g = ready();
-  if (dev < 0 || dev >= static_cast<int>(g.devices.size()))
-    throw Error(ErrorCategory::kInternal, "CollNet device " + std::to_string(dev) +
-                                              " does not exist (" +
-                                              std::to_string(g.devices.size()) + " devices)");
-  return g.devices[static_cast<size_t>(dev)];
-}
+const net::Device& deviceAt(int dev) { return net::deviceAt(ready().devices, dev, "CollNet"); }
 
 Ms seconds(double s) {
   return Ms(static_cast<int64_t>(s * 1000));

@@ -154,4 +154,12 @@ void fillProperties(const Device& device, int index, ncclNetProperties_v11_t* pr
   props->maxMultiRequestSize = 1;
 }
 
+const Device& deviceAt(const std::vector<Device>& devices, int dev, const char* who) {
+  if (dev < 0 || dev >= static_cast<int>(devices.size()))
+    throw Error(ErrorCategory::kInternal, std::string(who) + " device " + std::to_string(dev) +
+                                              " does not exist (" +
+                                              std::to_string(devices.size()) + " devices)");
+  return devices[static_cast<size_t>(dev)];
+}
+
 }  // namespace xsite::plugin::net

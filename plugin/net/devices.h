@@ -21,7 +21,7 @@ inline constexpr int kDefaultSpeedMbps = 10000;
 inline constexpr int kMaxRecvs = 8;
 // Largest single isend/irecv: test() reports sizes as int, so stay well inside it.
 inline constexpr size_t kMaxP2pBytes = size_t{1} << 30;
-// No CollNet yet; the value NCCL's Socket net reports.
+// The net's maxCollBytes property: the value NCCL's Socket net reports.
 inline constexpr size_t kMaxCollBytes = size_t{512} << 20;
 inline constexpr int kMaxComms = 65536;
 
@@ -53,5 +53,7 @@ bool sameSiteOverUcx(const params::Params& params);
 
 // The v11 properties of one device, filled truthfully; `name`/`pciPath` point into `device`.
 void fillProperties(const Device& device, int index, ncclNetProperties_v11_t* props);
+// devices[dev]; an index NCCL should never pass is Error(kInternal) naming `who` ("net").
+const Device& deviceAt(const std::vector<Device>& devices, int dev, const char* who);
 
 }  // namespace xsite::plugin::net

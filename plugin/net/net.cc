@@ -44,15 +44,6 @@ const Global& ready() {
   return g;
 }
 
-const Device& deviceAt(int dev) {
-  const Global& g = ready();
-  if (dev < 0 || dev >= static_cast<int>(g.devices.size()))
-    throw Error(ErrorCategory::kInternal, "net device " + std::to_string(dev) +
-                                              " does not exist (" +
-                                              std::to_string(g.devices.size()) + " devices)");
-  return g.devices[static_cast<size_t>(dev)];
-}
-
 }  // namespace
 
 Status init(void** ctx, uint64_t commId, const ncclNetCommConfig_v11_t* config,
@@ -122,15 +113,16 @@ Status devices(int* ndev) {
 }
 
 Status getProperties(int dev, ncclNetProperties_v11_t* props) {
-  fillProperties(deviceAt(dev), dev, props);
+  fillProperties(deviceAt(ready().devices, dev, "net"), dev, props);
   return Status::ok();
 }
 
 Status listen(void* /*ctx*/, int dev, void* handle, void** listenComm) {
   *listenComm = nullptr;
   ListenComm* l = nullptr;
-  XSITE_RETURN_IF_ERROR(
-      net::listen(deviceAt(dev), ready().settings, static_cast<ConnectHandle*>(handle), &l));
+  const Global& g = ready();
+  XSITE_RETURN_IF_ERROR(net::listen(deviceAt(g.devices, dev, "net"), g.settings,
+                                    static_cast<ConnectHandle*>(handle), &l));
   *listenComm = l;
   return Status::ok();
 }
@@ -138,10 +130,10 @@ Status listen(void* /*ctx*/, int dev, void* handle, void** listenComm) {
 Status connect(void* /*ctx*/, int dev, void* handle, void** sendComm) {
   *sendComm = nullptr;
   // TCP: the route decides the source interface; UCX: the device's worker.
-  const Device& device = deviceAt(dev);
+  const Global& g = ready();
   SendComm* s = nullptr;
-  XSITE_RETURN_IF_ERROR(
-      connectStep(device, ready().settings, static_cast<ConnectHandle*>(handle), &s));
+  XSITE_RETURN_IF_ERROR(connectStep(deviceAt(g.devices, dev, "net"), g.settings,
+                                    static_cast<ConnectHandle*>(handle), &s));
   *sendComm = s;
   return Status::ok();
 }

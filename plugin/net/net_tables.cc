@@ -1,6 +1,6 @@
 // The exported net tables: ncclNetPlugin_v11 over the one implementation (net.h), each entry
-// point inside the guard; v10, v9 and v8 as thin shims over the v11 entry points. No CollNet
-// table is exported until CollNet exists (NCCL then simply runs without it).
+// point inside the guard; v10, v9 and v8 as thin shims over the v11 entry points. The CollNet
+// tables are in plugin/collnet/collnet_tables.cc.
 #include <cstddef>
 
 #include "plugin/abi/net_v10.h"
@@ -185,9 +185,6 @@ static_assert(sizeof(ncclNet_v11_t) == 22 * sizeof(void*), "net v11: name + 21 e
 static_assert(sizeof(ncclNet_v10_t) == 20 * sizeof(void*), "net v10: name + 19 entry points");
 static_assert(sizeof(ncclNet_v9_t) == 20 * sizeof(void*), "net v9: name + 19 entry points");
 static_assert(sizeof(ncclNet_v8_t) == 19 * sizeof(void*), "net v8: name + 18 entry points");
-static_assert(sizeof(ncclCollNet_v11_t) == 19 * sizeof(void*), "collnet v11: 19 members");
-static_assert(sizeof(ncclCollNet_v10_t) == 18 * sizeof(void*), "collnet v10: 18 members");
-static_assert(sizeof(ncclCollNet_v8_t) == 17 * sizeof(void*), "collnet v8: 17 members");
 static_assert(offsetof(ncclNetProperties_v10_t, vProps) == 64, "properties v10 layout (LP64)");
 static_assert(offsetof(ncclNetProperties_v10_t, maxP2pBytes) == 88, "properties v10 layout (LP64)");
 static_assert(sizeof(ncclNetProperties_v10_t) == 104, "properties v10 layout (LP64)");

@@ -129,12 +129,11 @@ struct Communicator::Impl {
     const std::string name(codecName(codec));
     const double ratio = static_cast<double>(raw) / static_cast<double>(std::max<uint64_t>(wire, 1));
     const auto r = static_cast<unsigned long long>(raw), w = static_cast<unsigned long long>(wire);
-    if (first)
-      XSITE_INFO(kColl, "all-reduce cross-site codec %s: %llu bytes sent as %llu (ratio %.2f)",
+    const auto level = first ? log::Level::kInfo : log::Level::kDebug;
+    if (log::enabled(level, log::kColl))
+      log::write(level, log::kColl,
+                 "all-reduce cross-site codec %s: %llu bytes sent as %llu (ratio %.2f)",
                  name.c_str(), r, w, ratio);
-    else
-      XSITE_DEBUG(kColl, "all-reduce cross-site codec %s: %llu bytes sent as %llu (ratio %.2f)",
-                  name.c_str(), r, w, ratio);
   }
 };
 

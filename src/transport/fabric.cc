@@ -72,12 +72,7 @@ void Fabric::establish(const std::vector<LinkRequest>& links) {
   establishShm(links);
   establishUcx(links);
   establishSockets(links);
-  std::vector<wan::WanLink*> wanLinks;
-  for (auto& [key, conn] : conns_)
-    if (auto* w = dynamic_cast<wan::WanConnection*>(conn.get()))
-      if (std::find(wanLinks.begin(), wanLinks.end(), &w->link()) == wanLinks.end())
-        wanLinks.push_back(&w->link());
-  if (!wanLinks.empty()) wanProxy_ = std::make_unique<wan::WanProxy>(std::move(wanLinks));
+  if (!wanLinks_.empty()) wanProxy_ = std::make_unique<wan::WanProxy>(wanLinks_);
   XSITE_INFO(kNet, "fabric: %zu connections established", conns_.size());
 }
 
@@ -151,6 +146,7 @@ void Fabric::addSocketConnections(const SocketGroup& g, std::vector<Fd> fds) {
   wo.frameBytes = opt_.wan.frameBytes;
   wo.windowBytes = wanWindowBytes_;
   auto link = std::make_shared<wan::WanLink>(g.label, std::move(fds), wo);
+  wanLinks_.push_back(link.get());  // owned by its connections
   for (const LinkRequest* l : g.links)
     conns_[{l->peer, l->channel}] = std::make_unique<wan::WanConnection>(l->peer, label(*l), link, l->channel);
 }

@@ -17,6 +17,7 @@
 namespace xsite::transport {
 
 namespace wan {
+class WanLink;
 class WanProxy;
 }
 
@@ -87,6 +88,7 @@ class Fabric {
   bootstrap::Store& store_;
   FabricOptions opt_;
   std::map<std::pair<int, int>, std::unique_ptr<Connection>> conns_;
+  std::vector<wan::WanLink*> wanLinks_;       // every WAN link of conns_ (shared by channels)
   std::unique_ptr<wan::WanProxy> wanProxy_;  // keeps staged WAN bytes flowing
   int wanSocketBytes_ = 0;     // derived in establishSockets()
   size_t wanWindowBytes_ = 0;

@@ -186,14 +186,15 @@ std::vector<NicInfo> scanNetInterfaces(const std::string& sysfsRoot) {
     const std::string dir = base + name;
     if (name == "lo") continue;
     // a plain file (bonding_masters) is no interface
-    if (sysfs::line(dir + "/operstate").empty() && sysfs::list(dir).empty()) continue;
+    const std::string state = sysfs::line(dir + "/operstate");
+    if (state.empty() && sysfs::list(dir).empty()) continue;
     const int flags = parseIntOr(sysfs::line(dir + "/flags"), 0);
     if (flags & 0x8) continue;  // IFF_LOOPBACK, whatever its name
     NicInfo n;
     n.name = name;
     n.kind = NicInfo::Kind::kIp;
     n.netdev = name;
-    n.state = sysfs::line(dir + "/operstate");
+    n.state = state;
     // Some working interfaces (tun, some virtual NICs) never leave "unknown": trust the
     // IFF_UP | IFF_RUNNING flags for them.
     n.up = n.state == "up" || (n.state == "unknown" && (flags & 0x41) == 0x41);

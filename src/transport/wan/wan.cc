@@ -78,11 +78,12 @@ void WanLink::detach(int channel) noexcept {
   for (Stream& s : streams_) {
     if (!s.routed || s.discard || s.in.channel != channel) continue;
     if (s.buffered) earlyHeld_ -= earlyCost(s.in);
-    if (!s.buffered) s.early.reset(new (std::nothrow) char[std::max<uint32_t>(s.in.length, 1)]);
-    s.dst = s.early.get();
+    if (!s.buffered) {
+      Status st = bufferPayload(s);
+      if (!st) error_ = st;
+    }
     s.buffered = false;
     s.discard = true;
-    if (s.dst == nullptr) error_ = Status(ErrorCategory::kSystem, label_ + ": out of memory");
   }
   // A frame parked for it is dropped when next read; later frames for it too (closed[]).
   byChannel_[channel] = nullptr;
@@ -189,6 +190,23 @@ void WanLink::releaseStaging() noexcept {
   }
 }
 
+Status WanLink::checkRange(const FrameHeader& h) const {
+  if (h.offset <= h.messageBytes && h.length <= h.messageBytes - h.offset) return Status::ok();
+  return badFrame("frame [" + std::to_string(h.offset) + ", +" + std::to_string(h.length) +
+                  ") lies outside its " + std::to_string(h.messageBytes) + "-byte message");
+}
+
+// A buffer of its own for the payload of the frame being read on `s` (a frame with no
+// receive yet, or one read only to be dropped).
+Status WanLink::bufferPayload(Stream& s) noexcept {
+  const uint32_t n = s.in.length;
+  s.early.reset(n > 0 ? new (std::nothrow) char[n] : nullptr);
+  if (n > 0 && !s.early)
+    return Status(ErrorCategory::kSystem, label_ + ": out of memory reading a WAN frame");
+  s.dst = s.early.get();
+  return Status::ok();
+}
+
 // Where a frame's payload goes: straight into its receive when that is posted; else, on a link
 // of several channels, into a buffer of its own (one channel must not block another), unless the
 // early frames already hold opt_.earlyBytes; on a link of one channel it stays in the socket
@@ -205,24 +223,16 @@ Status WanLink::route(Stream& s) noexcept {
   if (direct) XSITE_RETURN_IF_ERROR(c->accept(h, take));
   s.buffered = s.discard = false;
   if (!take) {
-    s.early.reset(h.length > 0 ? new (std::nothrow) char[h.length] : nullptr);
-    if (h.length > 0 && !s.early)
-      return Status(ErrorCategory::kSystem, label_ + ": out of memory reading a WAN frame");
-    s.dst = s.early.get();
+    XSITE_RETURN_IF_ERROR(bufferPayload(s));
     s.discard = true;
   } else if (direct) {
     s.dst = op->data + h.offset;
   } else {
-    if (h.offset > h.messageBytes || h.length > h.messageBytes - h.offset)
-      return badFrame("frame [" + std::to_string(h.offset) + ", +" + std::to_string(h.length) +
-                      ") lies outside its " + std::to_string(h.messageBytes) + "-byte message");
+    XSITE_RETURN_IF_ERROR(checkRange(h));
     if (channels_.size() == 1) return Status::ok();  // waits in the socket
     if (earlyHeld_ > 0 && earlyHeld_ + earlyCost(h) > opt_.earlyBytes) return Status::ok();
-    s.early.reset(h.length > 0 ? new (std::nothrow) char[h.length] : nullptr);
-    if (h.length > 0 && !s.early)
-      return Status(ErrorCategory::kSystem, label_ + ": out of memory buffering a WAN frame");
+    XSITE_RETURN_IF_ERROR(bufferPayload(s));
     earlyHeld_ += earlyCost(h);
-    s.dst = s.early.get();
     s.buffered = true;
   }
   s.crc = headerCrc(h);
@@ -393,9 +403,7 @@ Status WanConnection::accept(const FrameHeader& h, bool& take) noexcept {
     error_ = sizeMismatch(h.messageBytes, op->bytes);
     return Status::ok();
   }
-  if (h.offset > h.messageBytes || h.length > h.messageBytes - h.offset)
-    return link_->badFrame("frame [" + std::to_string(h.offset) + ", +" + std::to_string(h.length) +
-                           ") lies outside its " + std::to_string(h.messageBytes) + "-byte message");
+  XSITE_RETURN_IF_ERROR(link_->checkRange(h));
   if (h.length == 0 && h.messageBytes != 0)
     return link_->badFrame("empty frame in a non-empty message");
   // Frames of one message must not overlap (then their lengths adding up means all arrived).

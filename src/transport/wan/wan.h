@@ -117,6 +117,8 @@ class WanLink {
   Status writeStreams(bool& moved) noexcept;
   Status readStream(Stream& s, bool& moved) noexcept;
   Status route(Stream& s) noexcept;
+  Status checkRange(const FrameHeader& h) const;  // the frame lies inside its message
+  Status bufferPayload(Stream& s) noexcept;
   Status frameDone(Stream& s) noexcept;
   Status badFrame(const std::string& why) const;
   void releaseStaging() noexcept;
