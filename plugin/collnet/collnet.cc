@@ -216,7 +216,20 @@ Status connect(void* handles[], int nranks, int rank, void* listenComm, void** c
   const std::vector<std::string> schedules =
       bootstrap::allGather(*store, "collnet/schedule", rank, nranks,
                            coll::scheduleSignature(g.settings), g.bootstrapTimeout);
-  for (int r = 0; r < nranks; ++r) coll::checkSameSchedule(schedules[rank], rank, schedules[r], r);
+  try {
+    for (int r = 0; r < nranks; ++r) coll::checkSameSchedule(schedules[rank], rank, schedules[r], r);
+  } catch (const Error&) {
+    // Every rank sees the disagreement; rank 0 keeps serving the store until the others have
+    // read what they need to say so too (bounded), instead of leaving them a lost store.
+    if (rank != 0) {
+      store->set("collnet/refused/" + std::to_string(rank), "");
+    } else {
+      std::vector<std::string> keys, out;
+      for (int r = 1; r < nranks; ++r) keys.push_back("collnet/refused/" + std::to_string(r));
+      store->waitFor(keys, std::chrono::seconds(10), out);
+    }
+    throw;
+  }
 
   transport::FabricOptions fo = g.links.fabric;
   fo.listenIp = l->ip;
