@@ -37,6 +37,18 @@ inline constexpr uint32_t kScaleNaNBits = 0x7fc00000u;  // the one NaN the encod
 inline constexpr float kFloatMax = 3.40282347e38f;
 inline constexpr uint8_t kFp8MaxCode = 0x7e;  // 448
 
+// The codecs' shapes: int8, fp8 and int4 are block-scaled with QMAX qmaxOf(); bf16 and fp16
+// are casts to castFormat().
+XSITE_ELEMENT_INLINE bool blockScaled(::xsite::Codec c) {
+  return c == ::xsite::Codec::kInt8 || c == ::xsite::Codec::kFp8 || c == ::xsite::Codec::kInt4;
+}
+XSITE_ELEMENT_INLINE float qmaxOf(::xsite::Codec c) {
+  return c == ::xsite::Codec::kInt8 ? kInt8Max : c == ::xsite::Codec::kInt4 ? kInt4Max : kFp8Max;
+}
+XSITE_ELEMENT_INLINE DataType castFormat(::xsite::Codec c) {
+  return c == ::xsite::Codec::kBf16 ? DataType::kBfloat16 : DataType::kFloat16;
+}
+
 XSITE_ELEMENT_INLINE float mul(float a, float b) {
 #if defined(__CUDA_ARCH__)
   return __fmul_rn(a, b);

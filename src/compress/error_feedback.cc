@@ -4,37 +4,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "util/half.h"
+#include "compress/element.h"
 
 namespace xsite::compress {
-namespace {
-
-// Widening and narrowing between the lossy codecs' input types and float32.
-void toFloat(const void* src, DataType type, size_t n, float* out) noexcept {
-  if (type == DataType::kFloat32) {
-    memcpy(out, src, n * 4);
-  } else {
-    const auto* h = static_cast<const uint16_t*>(src);
-    if (type == DataType::kBfloat16)
-      for (size_t i = 0; i < n; ++i) out[i] = bf16ToFloat(h[i]);
-    else
-      for (size_t i = 0; i < n; ++i) out[i] = halfToFloat(h[i]);
-  }
-}
-
-void fromFloat(const float* in, size_t n, DataType type, void* dst) noexcept {
-  if (type == DataType::kFloat32) {
-    memcpy(dst, in, n * 4);
-  } else {
-    auto* h = static_cast<uint16_t*>(dst);
-    if (type == DataType::kBfloat16)
-      for (size_t i = 0; i < n; ++i) h[i] = floatToBf16(in[i]);
-    else
-      for (size_t i = 0; i < n; ++i) h[i] = floatToHalf(in[i]);
-  }
-}
-
-}  // namespace
 
 Result<float*> ErrorFeedback::residual(const std::string& key, size_t elements) {
   auto it = store_.find(key);
@@ -83,12 +55,11 @@ Result<size_t> encodeWithFeedback(const Codec& codec, const void* src, size_t co
   if (residual != nullptr) {
     // corrected = src + residual in float32 (scratch); 16-bit types encode it rounded to their
     // type (that rounding is part of what the residual keeps).
-    toFloat(src, type, count, scratch);
-    for (size_t i = 0; i < count; ++i) scratch[i] += residual[i];
+    for (size_t i = 0; i < count; ++i) scratch[i] = element::loadFloat(type, src, i) + residual[i];
     if (type == DataType::kFloat32) {
       input = scratch;
     } else {
-      fromFloat(scratch, count, type, decoded);
+      for (size_t i = 0; i < count; ++i) element::storeFloat(type, decoded, i, scratch[i]);
       input = decoded;
     }
   }
@@ -99,14 +70,7 @@ Result<size_t> encodeWithFeedback(const Codec& codec, const void* src, size_t co
     // residual = corrected - decode(encode(corrected)); a non-finite one (NaN/Inf input) is
     // dropped rather than poisoning every later step.
     for (size_t i = 0; i < count; ++i) {
-      float d;
-      if (type == DataType::kFloat32)
-        d = static_cast<const float*>(decoded)[i];
-      else if (type == DataType::kBfloat16)
-        d = bf16ToFloat(static_cast<const uint16_t*>(decoded)[i]);
-      else
-        d = halfToFloat(static_cast<const uint16_t*>(decoded)[i]);
-      const float r = scratch[i] - d;
+      const float r = scratch[i] - element::loadFloat(type, decoded, i);
       residual[i] = std::isfinite(r) ? r : 0.0f;
     }
   }

@@ -13,10 +13,6 @@ namespace {
 
 using namespace element;
 
-DataType castFormat(CodecId codec) {
-  return codec == CodecId::kBf16 ? DataType::kBfloat16 : DataType::kFloat16;
-}
-
 void castEncode(CodecId codec, DataType type, const void* src, size_t count, void* dst) {
   const DataType out = castFormat(codec);
   if (type == out) {
@@ -33,10 +29,6 @@ void castDecode(CodecId codec, const void* src, size_t count, DataType type, voi
     return;
   }
   for (size_t i = 0; i < count; ++i) storeFloat(type, dst, i, loadFloat(in, src, i));
-}
-
-float qmaxOf(CodecId codec) {
-  return codec == CodecId::kInt8 ? kInt8Max : codec == CodecId::kInt4 ? kInt4Max : kFp8Max;
 }
 
 void blockEncode(CodecId codec, DataType type, const void* src, size_t count, uint32_t blockSize,

@@ -82,7 +82,7 @@ void encodeBlocks(CodecId codec, const void* src, size_t count, uint32_t blockSi
                   uint8_t* out) {
   using namespace element;
   constexpr size_t W = V::kLanes;
-  const float qmax = codec == CodecId::kInt8 ? kInt8Max : codec == CodecId::kInt4 ? kInt4Max : kFp8Max;
+  const float qmax = qmaxOf(codec);
   const auto vq = V::splat(qmax), vnq = V::splat(-qmax);
   for (size_t begin = 0, b = 0; begin < count; begin += blockSize, ++b) {
     const size_t n = count - begin < blockSize ? count - begin : blockSize;

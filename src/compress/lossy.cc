@@ -43,7 +43,7 @@ Status tooLarge(CodecId id, size_t count) {
                     " elements encode to 4 GiB or more; encode it in smaller chunks");
 }
 
-bool blockScaled(CodecId id) { return id == CodecId::kInt8 || id == CodecId::kFp8 || id == CodecId::kInt4; }
+using element::blockScaled;
 size_t blocksOf(size_t count, uint32_t blockSize) { return (count + blockSize - 1) / blockSize; }
 
 Status checkScales(CodecId id, const char* scales, size_t n) {

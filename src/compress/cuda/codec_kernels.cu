@@ -26,14 +26,6 @@ constexpr int kThreads = 256;
 constexpr size_t kMaxGrid = 1u << 16;
 constexpr size_t kHeader = sizeof(EncodedHeader);
 
-__host__ __device__ inline bool blockScaled(CodecId id) {
-  return id == CodecId::kInt8 || id == CodecId::kFp8 || id == CodecId::kInt4;
-}
-
-__device__ inline float qmaxOf(CodecId codec) {
-  return codec == CodecId::kInt8 ? kInt8Max : codec == CodecId::kInt4 ? kInt4Max : kFp8Max;
-}
-
 // The header goes to `dst` (nullptr: none) from the first thread of the grid.
 __device__ inline void putHeader(const EncodedHeader& h, uint8_t* dst) {
   if (dst != nullptr && blockIdx.x == 0 && threadIdx.x == 0) memcpy(dst, &h, sizeof h);
@@ -126,10 +118,6 @@ unsigned gridFor(size_t work) {
 Status cudaFailure(const char* what, cudaError_t e) {
   return Status(ErrorCategory::kSystem,
                 std::string("codec (CUDA): ") + what + ": " + cudaGetErrorString(e));
-}
-
-DataType castFormat(CodecId id) {
-  return id == CodecId::kBf16 ? DataType::kBfloat16 : DataType::kFloat16;
 }
 
 // The options as the host codec takes them (block size 0 for the casts).
