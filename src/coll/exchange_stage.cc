@@ -42,13 +42,13 @@ bool ExchangeStage::appendPollFds(std::vector<pollfd>& out) const noexcept {
 void ExchangeStage::start(int chunk) {
   layout_ = ExchangeLayout{};
   layoutFn_(chunk, layout_);
-  maxPiece_ = 0;
-  for (int site = 0; site < group_.size(); ++site) maxPiece_ = std::max(maxPiece_, pieceCount(site));
-  maxEncoded_ = codec_.maxEncodedBytes(maxPiece_, type_);
+  size_t maxPiece = 0;
+  for (int site = 0; site < group_.size(); ++site) maxPiece = std::max(maxPiece, pieceCount(site));
+  maxEncoded_ = codec_.maxEncodedBytes(maxPiece, type_);
   // One scratch region per stage (never in use by a transfer when a chunk starts): per peer its
   // send, two receive and one decode buffer, then the result's encoding and the float scratch.
   const size_t enc = (maxEncoded_ + 63) & ~size_t{63};
-  const size_t dec = (maxPiece_ * std::max<size_t>(esize_, 4) + 63) & ~size_t{63};
+  const size_t dec = (maxPiece * std::max<size_t>(esize_, 4) + 63) & ~size_t{63};
   const size_t perPeer = 3 * enc + dec;
   char* base = ctx_.scratch(kNumChannels + channel_, peers_.size() * perPeer + enc + dec);
   for (size_t i = 0; i < peers_.size(); ++i) {
@@ -67,6 +67,8 @@ void ExchangeStage::start(int chunk) {
 }
 
 Status ExchangeStage::encodeContributions() {
+  // Fixed-size codecs: every rank knows the sizes, so none is sent.
+  const size_t mineFixed = fixedSize_ ? codec_.maxEncodedBytes(pieceCount(group_.index), type_) : 0;
   for (Peer& p : peers_) {
     const size_t n = pieceCount(p.site);
     Result<size_t> bytes =
@@ -82,8 +84,10 @@ Status ExchangeStage::encodeContributions() {
     // Receives, in arrival order: the contribution to my piece, then the peer's result. Sizes
     // every rank knows are posted at once; announced sizes first.
     if (fixedSize_) {
-      p.ticket = p.conn->postRecv(p.contribBuf, codec_.maxEncodedBytes(pieceCount(group_.index), type_));
-      p.conn->postRecv(p.resultBuf, codec_.maxEncodedBytes(pieceCount(p.site), type_));
+      p.contribSize = mineFixed;
+      p.resultSize = codec_.maxEncodedBytes(pieceCount(p.site), type_);
+      p.ticket = p.conn->postRecv(p.contribBuf, p.contribSize);
+      p.conn->postRecv(p.resultBuf, p.resultSize);
       p.await = Await::kContrib;
     } else {
       p.ticket = p.conn->postRecv(&p.contribSize, sizeof p.contribSize);
@@ -113,9 +117,8 @@ Status ExchangeStage::receive(Peer& p, bool& moved) {
         p.await = Await::kContrib;
         break;
       case Await::kContrib: {
-        const size_t bytes = fixedSize_ ? codec_.maxEncodedBytes(pieceCount(group_.index), type_)
-                                        : p.contribSize;
-        Status st = codec_.decode(p.contribBuf, bytes, pieceCount(group_.index), type_, p.decoded);
+        Status st =
+            codec_.decode(p.contribBuf, p.contribSize, pieceCount(group_.index), type_, p.decoded);
         if (!st)
           return Status(st.category(), "contribution from rank " + std::to_string(p.conn->peer()) +
                                            ": " + st.message());
@@ -129,9 +132,7 @@ Status ExchangeStage::receive(Peer& p, bool& moved) {
         p.await = Await::kResult;
         break;
       case Await::kResult: {
-        const size_t bytes = fixedSize_ ? codec_.maxEncodedBytes(pieceCount(p.site), type_)
-                                        : p.resultSize;
-        Status st = codec_.decode(p.resultBuf, bytes, pieceCount(p.site), type_, piece(p.site));
+        Status st = codec_.decode(p.resultBuf, p.resultSize, pieceCount(p.site), type_, piece(p.site));
         if (!st)
           return Status(st.category(), "result from rank " + std::to_string(p.conn->peer()) +
                                            ": " + st.message());

@@ -50,7 +50,7 @@ class ExchangeStage final : public Stage {
     char* resultBuf = nullptr;   // the peer's encoded result (its piece)
     char* decoded = nullptr;     // the peer's contribution, decoded
     uint64_t sizeOut = 0;                   // lossless: my contribution's size, sent first
-    uint64_t contribSize = 0, resultSize = 0;  // lossless: the sizes received first
+    uint64_t contribSize = 0, resultSize = 0;  // encoded sizes: announced (lossless) or fixed
     Await await = Await::kNothing;
     uint64_t ticket = 0;  // of the receive `await` waits for
     uint64_t lastSend = 0;
@@ -78,7 +78,7 @@ class ExchangeStage final : public Stage {
   std::vector<Peer> peers_;
   char* resultBuf_ = nullptr;
   float* floatScratch_ = nullptr;
-  size_t maxPiece_ = 0, maxEncoded_ = 0;
+  size_t maxEncoded_ = 0;
 
   ExchangeLayout layout_;
   enum class Phase { kIdle, kStart, kContributions, kResults } phase_ = Phase::kIdle;

@@ -33,20 +33,24 @@ void transposeScalar(const uint8_t* s, size_t begin, size_t count, size_t e, uin
   }
 }
 
-// shuffleBytes / unshuffleBytes: the AVX2 loop where asked (it returns the elements it did),
-// the scalar one for the rest; one-byte elements are a copy.
+// shuffleBytes / unshuffleBytes: the AVX2 loop where asked, the scalar one for the rest;
+// one-byte elements are a copy. Returns the elements the AVX2 loop did; a shuffle given `zeros`
+// sets it to the number of zero elements among those.
 template <bool kUnshuffle>
-void transposeBytes(ShuffleIsa isa, const void* src, size_t count, size_t elemSize, void* dst) {
+size_t transposeBytes(ShuffleIsa isa, const void* src, size_t count, size_t elemSize, void* dst,
+                      size_t* zeros = nullptr) {
   const auto* s = static_cast<const uint8_t*>(src);
   auto* d = static_cast<uint8_t*>(dst);
   if (elemSize <= 1) {
     if (count > 0) memcpy(d, s, count * elemSize);
-    return;
+    return 0;
   }
   size_t done = 0;
   if (isa == ShuffleIsa::kAvx2)
-    done = kUnshuffle ? detail::unshuffleAvx2(s, count, elemSize, d) : detail::shuffleAvx2(s, count, elemSize, d);
+    done = kUnshuffle ? detail::unshuffleAvx2(s, count, elemSize, d)
+                      : detail::shuffleAvx2(s, count, elemSize, d, zeros);
   transposeScalar<kUnshuffle>(s, done, count, elemSize, d);
+  return done;
 }
 
 bool cpuHasAvx2() noexcept {
@@ -78,14 +82,8 @@ void shuffleBytes(ShuffleIsa isa, const void* src, size_t count, size_t elemSize
 size_t shuffleBytesCountZeros(ShuffleIsa isa, const void* src, size_t count, size_t elemSize,
                               void* dst) noexcept {
   const auto* s = static_cast<const uint8_t*>(src);
-  auto* d = static_cast<uint8_t*>(dst);
-  size_t done = 0, zeros = 0;
-  if (elemSize > 1 && isa == ShuffleIsa::kAvx2) done = detail::shuffleAvx2(s, count, elemSize, d, &zeros);
-  if (elemSize <= 1) {
-    if (count > 0) memcpy(d, s, count * elemSize);
-  } else {
-    transposeScalar<false>(s, done, count, elemSize, d);
-  }
+  size_t zeros = 0;
+  const size_t done = transposeBytes<false>(isa, src, count, elemSize, dst, &zeros);
   // The rest (all of it on the scalar path, or for sizes without an AVX2 shuffle) counted apart.
   const ZeroMapIsa zisa = isa == ShuffleIsa::kAvx2 && zeroMapIsaAvailable(ZeroMapIsa::kAvx2)
                               ? ZeroMapIsa::kAvx2
