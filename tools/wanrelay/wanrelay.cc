@@ -251,7 +251,6 @@ class Relay {
   bool canRead(Conn& c, Dir& d, int64_t now, int64_t* wake);
   void readInto(Conn& c, int from, Dir& d, int64_t now);
   void deliver(Dir& d, int to, int64_t now);
-  void flush(Conn& c, Dir& d, int to);
   void acceptForward(const Forward& f, int64_t now);
 
   // Store gateway
@@ -343,14 +342,38 @@ void Relay::deliver(Dir& d, int to, int64_t now) {
   }
 }
 
-void Relay::flush(Conn& c, Dir& d, int to) {
-  while (!d.out.empty()) {
-    ssize_t n = send(to, d.out.data(), d.out.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+// A non-blocking connect() on `fd` has finished: true when it succeeded; else the socket is
+// closed (fd = -1) and the next attempt is due 50 ms after `now`.
+bool finishConnect(int& fd, int64_t& retryAt, int64_t now) {
+  int err = 0;
+  socklen_t el = sizeof(err);
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+  if (err == 0) return true;
+  close(fd);
+  fd = -1;
+  retryAt = now + 50'000'000;
+  return false;
+}
+
+bool pumpIn(int fd, std::string& into, bool* dead) {
+  char buf[65536];
+  ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+  if (n > 0) {
+    into.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+  if (n == 0 || (errno != EAGAIN && errno != EINTR)) *dead = true;
+  return false;
+}
+
+void pumpOut(int fd, std::string& from, bool* dead) {
+  while (!from.empty()) {
+    ssize_t n = send(fd, from.data(), from.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     if (n < 0) {
-      if (errno != EAGAIN && errno != EINTR) c.dead = true;
+      if (errno != EAGAIN && errno != EINTR) *dead = true;
       return;
     }
-    d.out.erase(0, static_cast<size_t>(n));
+    from.erase(0, static_cast<size_t>(n));
   }
 }
 
@@ -434,6 +457,20 @@ uint32_t getU32(const std::string& b, size_t pos) {
 }
 void putU32(std::string& b, uint32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); }
 
+// Takes every whole length-prefixed message off `in`, lets `rewrite` change it, and appends it,
+// prefixed with its new length, to `out`.
+template <class F>
+void reframe(std::string& in, std::string& out, F rewrite) {
+  while (in.size() >= 4 && in.size() >= 4 + getU32(in, 0)) {
+    const uint32_t len = getU32(in, 0);
+    std::string msg = in.substr(4, len);
+    in.erase(0, 4 + len);
+    rewrite(msg);
+    putU32(out, static_cast<uint32_t>(msg.size()));
+    out += msg;
+  }
+}
+
 // Requests of a rank of site g.site to the store: a set's value is stored as site 0 sees it.
 void Relay::gwFromClient(GwConn& g) {
   if (!g.raw && g.cin.size() >= 4 && getU32(g.cin, 0) > kMaxStoreMessage) g.raw = true;
@@ -442,26 +479,17 @@ void Relay::gwFromClient(GwConn& g) {
     g.cin.clear();
     return;
   }
-  while (g.cin.size() >= 4 && g.cin.size() >= 4 + getU32(g.cin, 0)) {
-    const uint32_t len = getU32(g.cin, 0);
-    std::string msg = g.cin.substr(4, len);
-    g.cin.erase(0, 4 + len);
-    if (!msg.empty() && static_cast<uint8_t>(msg[0]) == kStoreSet && msg.size() >= 5) {
-      uint32_t kl = getU32(msg, 1);
-      if (5 + kl + 4 <= msg.size()) {
-        std::string key = msg.substr(5, kl);
-        uint32_t vl = getU32(msg, 5 + kl);
-        if (9 + kl + vl <= msg.size()) {
-          std::string val = translate(msg.substr(9 + kl, vl), 0);
-          msg = msg.substr(0, 5 + kl);
-          putU32(msg, static_cast<uint32_t>(val.size()));
-          msg += val;
-        }
-      }
-    }
-    putU32(g.uout, static_cast<uint32_t>(msg.size()));
-    g.uout += msg;
-  }
+  reframe(g.cin, g.uout, [&](std::string& msg) {
+    if (msg.size() < 5 || static_cast<uint8_t>(msg[0]) != kStoreSet) return;
+    const uint32_t kl = getU32(msg, 1);
+    if (5 + kl + 4 > msg.size()) return;
+    const uint32_t vl = getU32(msg, 5 + kl);
+    if (9 + kl + vl > msg.size()) return;
+    std::string val = translate(msg.substr(9 + kl, vl), 0);
+    msg = msg.substr(0, 5 + kl);
+    putU32(msg, static_cast<uint32_t>(val.size()));
+    msg += val;
+  });
 }
 
 // Answers of the store: the values a wait returns, as site g.site sees them.
@@ -471,51 +499,22 @@ void Relay::gwFromStore(GwConn& g) {
     g.uin.clear();
     return;
   }
-  while (g.uin.size() >= 4 && g.uin.size() >= 4 + getU32(g.uin, 0)) {
-    const uint32_t len = getU32(g.uin, 0);
-    std::string msg = g.uin.substr(4, len);
-    g.uin.erase(0, 4 + len);
-    if (msg.size() >= 5 && static_cast<uint8_t>(msg[0]) == kStoreOk) {
-      std::string nw = msg.substr(0, 5);
-      uint32_t n = getU32(msg, 1);
-      size_t pos = 5;
-      bool ok = true;
-      for (uint32_t k = 0; k < n && ok; ++k) {
-        if (pos + 4 > msg.size()) { ok = false; break; }
-        uint32_t sl = getU32(msg, pos);
-        if (pos + 4 + sl > msg.size()) { ok = false; break; }
-        std::string val = translate(msg.substr(pos + 4, sl), g.site);
-        putU32(nw, static_cast<uint32_t>(val.size()));
-        nw += val;
-        pos += 4 + sl;
-      }
-      if (ok) msg = nw;
+  reframe(g.uin, g.cout, [&](std::string& msg) {
+    if (msg.size() < 5 || static_cast<uint8_t>(msg[0]) != kStoreOk) return;
+    std::string nw = msg.substr(0, 5);
+    const uint32_t n = getU32(msg, 1);
+    size_t pos = 5;
+    for (uint32_t k = 0; k < n; ++k) {
+      if (pos + 4 > msg.size()) return;
+      const uint32_t sl = getU32(msg, pos);
+      if (pos + 4 + sl > msg.size()) return;
+      std::string val = translate(msg.substr(pos + 4, sl), g.site);
+      putU32(nw, static_cast<uint32_t>(val.size()));
+      nw += val;
+      pos += 4 + sl;
     }
-    putU32(g.cout, static_cast<uint32_t>(msg.size()));
-    g.cout += msg;
-  }
-}
-
-bool pumpIn(int fd, std::string& into, bool* dead) {
-  char buf[65536];
-  ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
-  if (n > 0) {
-    into.append(buf, static_cast<size_t>(n));
-    return true;
-  }
-  if (n == 0 || (errno != EAGAIN && errno != EINTR)) *dead = true;
-  return false;
-}
-
-void pumpOut(int fd, std::string& from, bool* dead) {
-  while (!from.empty()) {
-    ssize_t n = send(fd, from.data(), from.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno != EAGAIN && errno != EINTR) *dead = true;
-      return;
-    }
-    from.erase(0, static_cast<size_t>(n));
-  }
+    msg = nw;
+  });
 }
 
 void Relay::run() {
@@ -544,8 +543,8 @@ void Relay::run() {
       }
       deliver(c.up, c.b, now);
       deliver(c.down, c.a, now);
-      flush(c, c.up, c.b);
-      flush(c, c.down, c.a);
+      pumpOut(c.b, c.up.out, &c.dead);
+      pumpOut(c.a, c.down.out, &c.dead);
       deliver(c.up, c.b, now);  // an EOF behind bytes just written
       deliver(c.down, c.a, now);
       if (!c.up.pending.empty()) wake = std::min(wake, c.up.pending.front().deliverNs);
@@ -643,17 +642,8 @@ void Relay::run() {
       } else if (ref.kind == kConnA || ref.kind == kConnB) {
         Conn& c = *conns_[ref.idx];
         if (c.dead) continue;
-        if (ref.kind == kConnB && !c.bConnected) {
-          int err = 0;
-          socklen_t el = sizeof(err);
-          getsockopt(c.b, SOL_SOCKET, SO_ERROR, &err, &el);
-          if (err == 0) {
-            c.bConnected = true;
-          } else {  // not listening (yet): retry until the give-up time
-            close(c.b);
-            c.b = -1;
-            c.retryAt = now + 50'000'000;
-          }
+        if (ref.kind == kConnB && !c.bConnected) {  // not listening (yet): retried until give-up
+          c.bConnected = finishConnect(c.b, c.retryAt, now);
           continue;
         }
         const bool isA = ref.kind == kConnA;
@@ -666,7 +656,7 @@ void Relay::run() {
         } else if (rev & POLLERR) {
           c.dead = true;
         }
-        if (rev & POLLOUT) flush(c, out, isA ? c.a : c.b);
+        if (rev & POLLOUT) pumpOut(isA ? c.a : c.b, out.out, &c.dead);
       } else {
         GwConn& g = *gws_[ref.idx];
         if (g.dead) continue;
@@ -675,17 +665,8 @@ void Relay::run() {
             if (pumpIn(g.c, g.cin, &g.dead)) gwFromClient(g);
           }
           if (rev & POLLOUT) pumpOut(g.c, g.cout, &g.dead);
-        } else if (!g.uConnected) {
-          int err = 0;
-          socklen_t el = sizeof(err);
-          getsockopt(g.u, SOL_SOCKET, SO_ERROR, &err, &el);
-          if (err == 0) {
-            g.uConnected = true;
-          } else {  // rank 0 is not serving the store yet
-            close(g.u);
-            g.u = -1;
-            g.retryAt = now + 50'000'000;
-          }
+        } else if (!g.uConnected) {  // rank 0 may not serve the store yet: retried
+          g.uConnected = finishConnect(g.u, g.retryAt, now);
         } else {
           if (rev & (POLLIN | POLLHUP | POLLERR)) {
             if (pumpIn(g.u, g.uin, &g.dead)) gwFromStore(g);
