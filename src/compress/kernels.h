@@ -48,6 +48,9 @@ const Kernels& activeKernels() noexcept;
 // The encoded layout, shared by the host codecs (lossy.cc) and their CUDA twins.
 // Encoded bytes (header included) of `count` elements; blockSize is ignored by the casts.
 size_t lossyEncodedBytes(CodecId id, uint32_t blockSize, size_t count) noexcept;
+// Whether `id` is a lossy codec and `options` suit it (the block size of the block-scaled
+// ones); the error names what is wrong. makeLossyCodec and the CUDA entry points check this.
+Status checkLossyOptions(CodecId id, const CodecOptions& options) noexcept;
 // Everything decode checks before decoding: `head` holds the first min(bytes, 24 + 4 * blocks)
 // bytes of the encoding (header and scales); `lastByte` is its last byte (int4 padding).
 Status checkLossyEncoding(CodecId id, uint32_t blockSize, const void* head, size_t bytes,

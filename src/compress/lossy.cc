@@ -115,17 +115,22 @@ class LossyCodec final : public Codec {
 
 }  // namespace
 
-std::unique_ptr<Codec> makeLossyCodec(CodecId id, const CodecOptions& options) {
-  if (id == CodecId::kBf16 || id == CodecId::kFp16) return std::make_unique<LossyCodec>(id, 0);
-  if (id != CodecId::kInt8 && id != CodecId::kFp8 && id != CodecId::kInt4)
-    throw Error(ErrorCategory::kInvalidUsage,
-                "codec id " + std::to_string(static_cast<int>(id)) + " is not a lossy codec");
+Status checkLossyOptions(CodecId id, const CodecOptions& options) noexcept {
+  if (id == CodecId::kBf16 || id == CodecId::kFp16) return Status::ok();
+  if (!blockScaled(id))
+    return Status(ErrorCategory::kInvalidUsage,
+                  "codec id " + std::to_string(static_cast<int>(id)) + " is not a lossy codec");
   const uint32_t bs = options.blockSize;
   if (bs < 2 || bs > kMaxBlockSize || (bs & 1))
-    throw Error(ErrorCategory::kInvalidUsage,
-                "codec " + std::string(codecName(id)) + ": block size " + std::to_string(bs) +
-                    " is not an even number in 2..65536 (XSITE_CODEC_BLOCK)");
-  return std::make_unique<LossyCodec>(id, bs);
+    return Status(ErrorCategory::kInvalidUsage,
+                  "codec " + std::string(codecName(id)) + ": block size " + std::to_string(bs) +
+                      " is not an even number in 2..65536 (XSITE_CODEC_BLOCK)");
+  return Status::ok();
+}
+
+std::unique_ptr<Codec> makeLossyCodec(CodecId id, const CodecOptions& options) {
+  throwIfError(checkLossyOptions(id, options));
+  return std::make_unique<LossyCodec>(id, blockScaled(id) ? options.blockSize : 0);
 }
 
 size_t lossyEncodedBytes(CodecId id, uint32_t blockSize, size_t count) noexcept {

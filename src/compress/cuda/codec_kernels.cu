@@ -125,11 +125,7 @@ Result<uint32_t> blockSizeOf(CodecId id, const CodecOptions& options) {
   if (!isLossy(id))
     return Status(ErrorCategory::kInvalidUsage,
                   "codec " + std::string(codecName(id)) + " has no CUDA kernels (lossy codecs only)");
-  try {
-    (void)makeCodec(id, options);  // validates the options as the host does
-  } catch (const std::exception& e) {
-    return Status(ErrorCategory::kInvalidUsage, e.what());
-  }
+  XSITE_RETURN_IF_ERROR(checkLossyOptions(id, options));  // as the host codec does
   return blockScaled(id) ? options.blockSize : 0u;
 }
 
