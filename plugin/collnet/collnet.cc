@@ -63,16 +63,12 @@ const Global& ready() {
 
 const net::Device& deviceAt(int dev) { return net::deviceAt(ready().devices, dev, "CollNet"); }
 
-Ms seconds(double s) {
-  return Ms(static_cast<int64_t>(s * 1000));
-}
-
 void readSettings(Global& g, const params::Params& p) {
   g.site = p.isSet(Id::kSite) ? static_cast<int>(p.integer(Id::kSite)) : 0;
   Config overrides;
   overrides.algorithm = Algorithm::kHierarchical;  // CollNet always runs the hierarchical path
   g.settings = coll::settingsFromParams(p, overrides);
-  g.bootstrapTimeout = seconds(p.real(Id::kBootstrapTimeout));
+  g.bootstrapTimeout = params::fromSeconds(p.real(Id::kBootstrapTimeout));
   g.links = coll::linkSetupFromParams(p);
   g.domainHash = 1469598103934665603ull;  // FNV-1a
   for (unsigned char c : topo::recordFromParams(p, hostName()).domain) g.domainHash = (g.domainHash ^ c) * 1099511628211ull;

@@ -20,7 +20,6 @@ namespace {
 using params::Id;
 using Ms = std::chrono::milliseconds;
 
-Ms seconds(double s) { return Ms(static_cast<int64_t>(s * 1000)); }
 
 
 std::string encode(const topo::RankRecord& r) {
@@ -154,7 +153,7 @@ Communicator Communicator::fromLocalGroup(LocalGroup& group, int rank) {
   transport::FabricOptions fo;
   fo.prefix = "local";
   fo.hub = g.hub;
-  fo.timeout = seconds(g.config.bootstrapTimeoutSeconds.value_or(p.real(Id::kBootstrapTimeout)));
+  fo.timeout = params::fromSeconds(g.config.bootstrapTimeoutSeconds.value_or(p.real(Id::kBootstrapTimeout)));
   auto fabric = std::make_unique<transport::Fabric>(rank, g.topology.size(), g.store, fo);
   const auto loop = transport::Backend::kLoopback;
   fabric->establish(coll::planLinks(g.topology, rank, {loop, loop, loop}, settings.wanLanes));
@@ -167,7 +166,7 @@ Communicator Communicator::fromEnvironment(const Config& config) {
   auto impl = std::make_unique<Impl>();
   coll::Settings settings = coll::settingsFromParams(p, config);
   const Ms bootstrapTimeout =
-      seconds(config.bootstrapTimeoutSeconds.value_or(p.real(Id::kBootstrapTimeout)));
+      params::fromSeconds(config.bootstrapTimeoutSeconds.value_or(p.real(Id::kBootstrapTimeout)));
   topo::RankRecord me = topo::recordFromParams(p, hostName());
   log::setRank(me.rank);
 

@@ -10,10 +10,6 @@ namespace {
 
 using params::Id;
 
-std::chrono::milliseconds seconds(double s) {
-  return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
-}
-
 [[noreturn]] void bad(const std::string& what) { throw Error(ErrorCategory::kInvalidUsage, what); }
 
 }  // namespace
@@ -76,7 +72,7 @@ Settings settingsFromParams(const params::Params& p, const Config& cfg) {
   s.chunkBytes = cfg.chunkBytes.value_or(static_cast<size_t>(p.integer(Id::kChunkSize)));
   s.sliceBytes = cfg.sliceBytes.value_or(static_cast<size_t>(p.integer(Id::kSliceSize)));
   if (s.chunkBytes == 0 || s.sliceBytes == 0) bad("XSITE_CHUNK_SIZE and XSITE_SLICE_SIZE must be > 0");
-  s.timeout = seconds(cfg.timeoutSeconds.value_or(p.real(Id::kTimeout)));
+  s.timeout = params::fromSeconds(cfg.timeoutSeconds.value_or(p.real(Id::kTimeout)));
   s.wanLanes = static_cast<int>(p.integer(Id::kWanLanes));
   if (s.wanLanes < 0 || s.wanLanes > kMaxWanLanes)
     bad("XSITE_WAN_LANES=" + std::to_string(s.wanLanes) + " is outside 0 (auto).." +

@@ -2,6 +2,7 @@
 // The list itself is params.def; this is the only code that reads the environment.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -20,6 +21,11 @@ enum class Id : int {
 };
 
 enum class Kind { kInt, kSize, kString, kDouble };
+
+// A time setting given in seconds (XSITE_TIMEOUT, XSITE_BOOTSTRAP_TIMEOUT) as a duration.
+inline std::chrono::milliseconds fromSeconds(double s) {
+  return std::chrono::milliseconds(static_cast<int64_t>(s * 1000));
+}
 
 struct Info {
   const char* name;
