@@ -46,6 +46,7 @@ struct Global {
   int site = 0;
   coll::Settings settings;
   Ms bootstrapTimeout{120000};
+  bootstrap::StoreLimits storeLimits;
   coll::LinkSetup links;  // fabric options but listenIp and job, and the backends
   uint64_t domainHash = 0;  // of this process's domain name (topo::recordFromParams)
 };
@@ -69,6 +70,7 @@ void readSettings(Global& g, const params::Params& p) {
   overrides.algorithm = Algorithm::kHierarchical;  // CollNet always runs the hierarchical path
   g.settings = coll::settingsFromParams(p, overrides);
   g.bootstrapTimeout = params::fromSeconds(p.real(Id::kBootstrapTimeout));
+  g.storeLimits = bootstrap::storeLimitsFromParams(p);
   g.links = coll::linkSetupFromParams(p);
   g.domainHash = 1469598103934665603ull;  // FNV-1a
   for (unsigned char c : topo::recordFromParams(p, hostName()).domain) g.domainHash = (g.domainHash ^ c) * 1099511628211ull;
@@ -153,7 +155,7 @@ Status listen(void* /*ctx*/, int dev, void* handle, void** listenComm) {
   auto l = std::make_unique<ListenComm>();
   l->dev = dev;
   l->ip = d.ip;
-  l->server = std::make_unique<bootstrap::TcpStoreServer>(sockAddrOf(d.ip, 0));
+  l->server = std::make_unique<bootstrap::TcpStoreServer>(sockAddrOf(d.ip, 0), ready().storeLimits);
   const SockAddr a = l->server->address();
   Handle h{};
   h.magic = Handle::kMagic;
@@ -207,11 +209,12 @@ Status connect(void* handles[], int nranks, int rank, void* listenComm, void** c
   storeAddr.addr.sin_family = AF_INET;
   storeAddr.addr.sin_addr.s_addr = hs[0].storeIp;
   storeAddr.addr.sin_port = htons(hs[0].storePort);
-  auto store = std::make_unique<bootstrap::TcpStore>(storeAddr, g.bootstrapTimeout);
+  auto store = std::make_unique<bootstrap::TcpStore>(storeAddr, g.bootstrapTimeout,
+                                                     g.storeLimits.maxReplyBytes);
   // Every rank must run the same schedule (chunks, lanes, codec, ...): a disagreement is named.
   const std::vector<std::string> schedules =
       bootstrap::allGather(*store, "collnet/schedule", rank, nranks,
-                           coll::scheduleSignature(g.settings), g.bootstrapTimeout);
+                           coll::scheduleSignature(g.settings, g.links), g.bootstrapTimeout);
   try {
     for (int r = 0; r < nranks; ++r) coll::checkSameSchedule(schedules[rank], rank, schedules[r], r);
   } catch (const Error&) {

@@ -201,14 +201,15 @@ Communicator Communicator::fromEnvironment(const Config& config) {
                   "rank " + std::to_string(r.rank) + " (" + r.source + ") says the world has " +
                       std::to_string(r.worldSize) + " ranks but rank " + std::to_string(me.rank) +
                       " (" + me.source + ") says " + std::to_string(me.worldSize));
-  const std::vector<std::string> schedules = bootstrap::allGather(
-      *store, "schedule", me.rank, me.worldSize, coll::scheduleSignature(settings), bootstrapTimeout);
+  coll::LinkSetup links = coll::linkSetupFromParams(p);
+  const std::vector<std::string> schedules =
+      bootstrap::allGather(*store, "schedule", me.rank, me.worldSize,
+                           coll::scheduleSignature(settings, links), bootstrapTimeout);
   for (int r = 0; r < me.worldSize; ++r)
     coll::checkSameSchedule(schedules[me.rank], me.rank, schedules[r], r);
   topo::Topology topology = topo::Topology::fromRecords(fileRecords.empty() ? records : fileRecords);
   if (me.rank == 0) XSITE_INFO(kInit, "topology: %s", topology.describe().c_str());
 
-  coll::LinkSetup links = coll::linkSetupFromParams(p);
   transport::FabricOptions& fo = links.fabric;
   fo.prefix = "fabric";
   fo.listenIp = impl->rendezvous->listenIp();

@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <random>
 
@@ -10,6 +12,53 @@
 namespace xsite::bootstrap {
 
 using params::Id;
+
+namespace {
+
+// What a rank says when the store it reached is not its job's (jobs that share MASTER_PORT by
+// mistake: the second job's rank 0 cannot serve the port, its other ranks reach the first's store).
+const char* const kForeignStore =
+    "the store belongs to another job or program (jobs that share MASTER_PORT or XSITE_STORE_ADDR "
+    "by mistake: give each job its own)";
+
+// Every rank claims its rank number first, before it writes anything else: a rank of another job
+// that reached this store fails here, instead of overwriting this job's keys.
+void claimRank(Store& store, const std::string& where, int rank, int worldSize) {
+  const std::string me = "pid " + std::to_string(getpid()) + " on " + hostName();
+  const std::string mine = me + "#" + std::to_string(randomNonce());  // unique per attempt
+  const std::string held = store.setIfAbsent("rank/" + std::to_string(rank), mine);
+  if (held == mine) return;
+  const std::string holder = held.substr(0, std::min<size_t>(held.find('#'), 80));
+  throw Error(ErrorCategory::kInvalidUsage,
+              "rank " + std::to_string(rank) + " of " + std::to_string(worldSize) + ": the " +
+                  where + " already has a rank " + std::to_string(rank) + ", " + holder +
+                  " (this is " + me + "): " + kForeignStore +
+                  ", or two processes of this job were given the same rank");
+}
+
+// The "job" key: "<id> <world size>", written by rank 0.
+uint64_t parseJob(const std::string& value, const std::string& where, int rank, int worldSize) {
+  unsigned long long id = 0;
+  int world = 0, used = -1;
+  if (sscanf(value.c_str(), "%llu %d%n", &id, &world, &used) != 2 ||
+      used != static_cast<int>(value.size()) || value[0] < '0' || value[0] > '9' || world < 1) {
+    std::string shown = value.substr(0, 40);
+    for (char& ch : shown)
+      if (ch < 32 || ch > 126) ch = '?';
+    throw Error(ErrorCategory::kRemote,
+                "rank " + std::to_string(rank) + ": the " + where + " holds job='" + shown +
+                    (value.size() > 40 ? "...'" : "'") + ", not a job id: " + kForeignStore);
+  }
+  if (world != worldSize)
+    throw Error(ErrorCategory::kInvalidUsage, "rank " + std::to_string(rank) + " of " +
+                                                  std::to_string(worldSize) + ": the " + where +
+                                                  " serves a job of " + std::to_string(world) +
+                                                  " ranks (rank 0's world size): " + kForeignStore +
+                                                  ", or the ranks disagree on the world size");
+  return id;
+}
+
+}  // namespace
 
 Rendezvous::Rendezvous(const params::Params& p, int rank, int worldSize, Duration timeout)
     : rank_(rank), worldSize_(worldSize), timeout_(timeout) {
@@ -30,22 +79,27 @@ Rendezvous::Rendezvous(const params::Params& p, int rank, int worldSize, Duratio
     if (listenIp_.empty()) listenIp_ = "127.0.0.1";
   } else {
     SockAddr sa = parseSockAddr(addr);
+    const StoreLimits limits = storeLimitsFromParams(p);
     if (rank == 0) {
       try {
-        server_ = std::make_unique<TcpStoreServer>(sa);
+        server_ = std::make_unique<TcpStoreServer>(sa, limits);
       } catch (const Error& e) {
-        throw Error(e.category(), std::string("rank 0 cannot serve the rendezvous store: ") + e.what());
+        throw Error(e.category(), "rank 0 cannot serve the rendezvous store at " + addr +
+                                      " (does another job use the same MASTER_PORT or "
+                                      "XSITE_STORE_ADDR?): " +
+                                      e.what());
       }
     }
-    client_ = std::make_unique<TcpStore>(sa, timeout);
+    client_ = std::make_unique<TcpStore>(sa, timeout, limits.maxReplyBytes);
     store_ = client_.get();
     if (listenIp_.empty()) listenIp_ = routeSourceIp(sa);
   }
-  if (rank == 0) {
-    const uint64_t job = randomNonce() ^ static_cast<uint64_t>(getpid());
-    store_->set("job", std::to_string(job));
-  }
-  job_ = std::stoull(store_->get("job", timeout));
+  const std::string where = addr.empty() ? std::string("in-process store") : "store at " + addr;
+  claimRank(*store_, where, rank, worldSize);
+  if (rank == 0)
+    store_->set("job", std::to_string(randomNonce() ^ static_cast<uint64_t>(getpid())) + " " +
+                           std::to_string(worldSize));
+  job_ = parseJob(store_->get("job", timeout), where, rank, worldSize);
 }
 
 void Rendezvous::leave() {

@@ -15,7 +15,9 @@ namespace xsite::bootstrap {
 
 class Rendezvous {
  public:
-  // Collective: every rank of the job calls it. Throws Error naming what is missing or wrong.
+  // Collective: every rank of the job calls it. Throws Error naming what is missing or wrong;
+  // a rank that reached another job's store (its rank taken, another world size, a "job" key
+  // that is not one) fails at once saying that the store belongs to another job.
   Rendezvous(const params::Params& p, int rank, int worldSize, Duration timeout);
   ~Rendezvous();
 

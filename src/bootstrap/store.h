@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -11,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "util/params.h"
 #include "util/socket.h"
 
 namespace xsite::bootstrap {
@@ -21,6 +23,9 @@ class Store {
  public:
   virtual ~Store() = default;
   virtual void set(const std::string& key, const std::string& value) = 0;
+  // Sets `key` to `value` unless it exists; returns what `key` holds afterwards (`value` when this
+  // call set it). One step at the store: of several callers, exactly one sees its own value.
+  virtual std::string setIfAbsent(const std::string& key, const std::string& value) = 0;
   // Waits until every key exists. True: `out` holds their values in order. False (the timeout
   // ran out): `out` holds the keys still missing.
   virtual bool waitFor(const std::vector<std::string>& keys, Duration timeout,
@@ -38,6 +43,7 @@ std::vector<std::string> allGather(Store& store, const std::string& prefix, int 
 class InProcessStore final : public Store {
  public:
   void set(const std::string& key, const std::string& value) override;
+  std::string setIfAbsent(const std::string& key, const std::string& value) override;
   bool waitFor(const std::vector<std::string>& keys, Duration timeout,
                std::vector<std::string>& out) override;
 
@@ -47,17 +53,33 @@ class InProcessStore final : public Store {
   std::map<std::string, std::string> kv_;
 };
 
-// The TCP server; one thread, poll() over all clients.
+// What one client may cost the TCP store. Anyone who reaches its port is a client (as with
+// torchrun's TCPStore), so a client past a cap is told which one (when it still reads), logged
+// and disconnected, and the others carry on. The messages name each cap as commented here.
+struct StoreLimits {
+  size_t maxClients = 65536;            // "client cap": connections served at once
+  size_t maxClientBytes = 64u << 20;    // "buffer cap": a client's unhandled request bytes, and
+                                        // its unsent replies (a client that does not read them)
+  size_t maxKeysPerRequest = 1u << 17;  // "key cap": keys one wait names (allGather: world size)
+  size_t maxReplyBytes = 64u << 20;     // "reply cap": one reply; TcpStore checks it too
+  size_t maxStoredBytes = size_t{1} << 30;  // "stored-bytes cap": every key and value held
+};
+
+// The caps as XSITE_STORE_MAX_* set them (the defaults above when unset).
+StoreLimits storeLimitsFromParams(const params::Params& p);
+
+// The TCP server; one thread, poll() over all clients, no blocking call on a client's socket.
 class TcpStoreServer {
  public:
-  explicit TcpStoreServer(const SockAddr& bindAddr);
+  explicit TcpStoreServer(const SockAddr& bindAddr, const StoreLimits& limits = {});
   ~TcpStoreServer();
   TcpStoreServer(const TcpStoreServer&) = delete;
   TcpStoreServer& operator=(const TcpStoreServer&) = delete;
   SockAddr address() const { return address_; }
 
  private:
-  void run();
+  void run() noexcept;
+  StoreLimits limits_;
   Fd listen_;
   Fd wakeRead_, wakeWrite_;
   SockAddr address_;
@@ -67,14 +89,18 @@ class TcpStoreServer {
 class TcpStore final : public Store {
  public:
   // Connects, retrying until `connectTimeout` (the server may start later than its clients).
-  TcpStore(const SockAddr& server, Duration connectTimeout);
+  // A reply longer than `maxReply` (XSITE_STORE_MAX_REPLY) is refused before it is allocated.
+  TcpStore(const SockAddr& server, Duration connectTimeout,
+           size_t maxReply = StoreLimits{}.maxReplyBytes);
   void set(const std::string& key, const std::string& value) override;
+  std::string setIfAbsent(const std::string& key, const std::string& value) override;
   bool waitFor(const std::vector<std::string>& keys, Duration timeout,
                std::vector<std::string>& out) override;
 
  private:
   std::string roundTrip(const std::string& request, Duration timeout);
   SockAddr server_;
+  size_t maxReply_;
   Fd fd_;
   std::mutex mu_;
 };

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "xsite/version.h"
+
 namespace xsite::coll {
 namespace {
 
@@ -14,14 +16,17 @@ using params::Id;
 
 }  // namespace
 
-std::string scheduleSignature(const Settings& s) {
+std::string scheduleSignature(const Settings& s, const LinkSetup& links) {
   auto num = [](double v) {
     char b[32];
     snprintf(b, sizeof b, "%.17g", v);
     return std::string(b);
   };
   const topo::CostModel& m = s.costModel;
-  return "XSITE_CHUNK_SIZE=" + std::to_string(s.chunkBytes) +
+  const transport::FabricOptions& fo = links.fabric;
+  using transport::backendName;
+  return "xsite=" XSITE_VERSION_STRING "/" + std::to_string(kWireProtocolVersion) +
+         " XSITE_CHUNK_SIZE=" + std::to_string(s.chunkBytes) +
          " XSITE_SLICE_SIZE=" + std::to_string(s.sliceBytes) +
          " XSITE_WAN_LANES=" + std::to_string(s.wanLanes) +
          " XSITE_ALGO=" + std::string(algorithmName(s.defaultAlgorithm)) +
@@ -33,8 +38,26 @@ std::string scheduleSignature(const Settings& s) {
          " XSITE_SITE_LATENCY_US=" + num(m.site.latencyUs) +
          " XSITE_SITE_RATE_MBIT=" + num(m.site.bytesPerUs * 8) +
          " XSITE_WAN_LATENCY_US=" + num(m.wan.latencyUs) +
-         " XSITE_WAN_RATE_MBIT=" + num(m.wan.bytesPerUs * 8);
+         " XSITE_WAN_RATE_MBIT=" + num(m.wan.bytesPerUs * 8) +
+         // The transports as resolved (site `auto` is ucx or tcp by build).
+         " XSITE_DOMAIN_TRANSPORT=" + backendName(links.backends.sameDomain) +
+         " XSITE_SITE_TRANSPORT=" + backendName(links.backends.sameSite) + " XSITE_WAN_TRANSPORT=" +
+         (links.backends.otherSite == transport::Backend::kWan ? "streams" : "tcp") +
+         " XSITE_WAN_STREAMS=" + std::to_string(fo.wan.streams) +
+         " XSITE_WAN_FRAME_SIZE=" + std::to_string(fo.wan.frameBytes);
 }
+
+namespace {
+
+// "xsite 0.1.0 (wire protocol 1)" from a signature's first token.
+std::string describeBuild(const std::string& token) {
+  const size_t slash = token.find('/');
+  if (token.rfind("xsite=", 0) != 0 || slash == std::string::npos)
+    return "an xsite of another version (its settings begin '" + token.substr(0, 64) + "')";
+  return "xsite " + token.substr(6, slash - 6) + " (wire protocol " + token.substr(slash + 1) + ")";
+}
+
+}  // namespace
 
 void checkSameSchedule(const std::string& mine, int me, const std::string& theirs, int peer) {
   if (mine == theirs) return;
@@ -48,6 +71,14 @@ void checkSameSchedule(const std::string& mine, int me, const std::string& their
     return out;
   };
   const std::vector<std::string> a = split(mine), b = split(theirs);
+  // The build first: whatever else differs then follows from it.
+  if (a.empty() || b.empty() || a[0] != b[0])
+    throw Error(ErrorCategory::kInvalidUsage,
+                "rank " + std::to_string(peer) + " runs " + describeBuild(b.empty() ? "" : b[0]) +
+                    " where rank " + std::to_string(me) + " runs " +
+                    describeBuild(a.empty() ? "" : a[0]) +
+                    ": every rank must run the same xsite version, or their bytes on the wire "
+                    "would not match");
   std::string what = "'" + theirs + "'";
   for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
     if (a[i] != b[i]) {
@@ -56,8 +87,8 @@ void checkSameSchedule(const std::string& mine, int me, const std::string& their
     }
   throw Error(ErrorCategory::kInvalidUsage,
               "rank " + std::to_string(peer) + " runs with " + what +
-                  " (set or config): every rank must use the same collective settings, or their "
-                  "schedules would not match");
+                  " (set or config): every rank must use the same collective and transport "
+                  "settings, or their schedules and their bytes on the wire would not match");
 }
 
 Settings settingsFromParams(const params::Params& p, const Config& cfg) {

@@ -22,12 +22,20 @@ struct LinkSetup {
 };
 LinkSetup linkSetupFromParams(const params::Params& p);
 
-// The settings every rank must share for their schedules to match (chunk and slice sizes, WAN
-// lanes, algorithm, codec, and the links the cost model believes in, which decide `auto` and the
-// lane count), as "VARIABLE=value ..." so that a disagreement can be named.
-std::string scheduleSignature(const Settings& s);
-// Throws Error(kInvalidUsage) naming the first variable on which rank `peer`'s signature
-// differs from rank `me`'s.
+// The version of everything xsite puts on the wire between ranks (transport frames and
+// handshakes, stage and codec headers): bump it with any change to those bytes, so that ranks of
+// builds that could not talk to each other refuse at start (checkSameSchedule) instead of
+// misreading each other's bytes.
+constexpr int kWireProtocolVersion = 1;
+
+// What every rank must share for their schedules and their bytes on the wire to match: the xsite
+// version and wire protocol first, then the settings (chunk and slice sizes, WAN lanes,
+// algorithm, codec, the links the cost model believes in, which decide `auto` and the lane count,
+// and each kind of link's effective transport, WAN streams and frame size), as
+// "xsite=VERSION/WIRE VARIABLE=value ..." so that a disagreement can be named.
+std::string scheduleSignature(const Settings& s, const LinkSetup& links);
+// Throws Error(kInvalidUsage) naming the xsite versions, or else the first variable, on which
+// rank `peer`'s signature differs from rank `me`'s.
 void checkSameSchedule(const std::string& mine, int me, const std::string& theirs, int peer);
 // "domain shm, site ucx, between sites wan"
 std::string describe(const BackendChoice& backends);

@@ -178,7 +178,8 @@ struct Gateway {  // the store as site `site` sees it
 struct GwConn {
   int site;
   int c = -1, u = -1;  // c: the rank; u: the real store
-  bool uConnected = false, raw = false, dead = false;
+  bool uConnected = false, dead = false;
+  bool known = false, raw = false;  // its first message told: xsite's store protocol or not
   int64_t retryAt = 0, giveUpAt = 0;
   std::string cin, uin, cout, uout;
 };
@@ -458,38 +459,61 @@ uint32_t getU32(const std::string& b, size_t pos) {
 void putU32(std::string& b, uint32_t v) { b.append(reinterpret_cast<const char*>(&v), 4); }
 
 // Takes every whole length-prefixed message off `in`, lets `rewrite` change it, and appends it,
-// prefixed with its new length, to `out`.
+// prefixed with its new length, to `out`. False when a message announces more than the store's
+// limit: not the store's protocol, and the connection is to be dropped. Lengths from the wire are
+// added in size_t (in 32 bits, 4 + 0xFFFFFFFC wrapped to 0 and this loop never ended).
 template <class F>
-void reframe(std::string& in, std::string& out, F rewrite) {
-  while (in.size() >= 4 && in.size() >= 4 + getU32(in, 0)) {
-    const uint32_t len = getU32(in, 0);
-    std::string msg = in.substr(4, len);
-    in.erase(0, 4 + len);
+bool reframe(std::string& in, std::string& out, F rewrite) {
+  size_t pos = 0;
+  while (in.size() - pos >= 4) {
+    const size_t len = getU32(in, pos);
+    if (len > kMaxStoreMessage) {
+      in.erase(0, pos);
+      return false;
+    }
+    if (in.size() - pos - 4 < len) break;
+    std::string msg = in.substr(pos + 4, len);
+    pos += 4 + len;
     rewrite(msg);
     putU32(out, static_cast<uint32_t>(msg.size()));
     out += msg;
   }
+  in.erase(0, pos);
+  return true;
+}
+
+// A gateway connection whose store messages announce more than the store takes: dropped.
+void dropOversized(GwConn& g, const char* from, const std::string& in) {
+  fprintf(stderr,
+          "%s: store gateway of site %d: dropping a connection: %s announced a %" PRIu32
+          "-byte message, past the store's limit of %" PRIu32 " bytes\n",
+          kProg, g.site, from, getU32(in, 0), kMaxStoreMessage);
+  g.dead = true;
 }
 
 // Requests of a rank of site g.site to the store: a set's value is stored as site 0 sees it.
 void Relay::gwFromClient(GwConn& g) {
-  if (!g.raw && g.cin.size() >= 4 && getU32(g.cin, 0) > kMaxStoreMessage) g.raw = true;
+  if (!g.known && g.cin.size() >= 4) {  // past the store's limit: another program's protocol
+    g.raw = getU32(g.cin, 0) > kMaxStoreMessage;
+    g.known = true;
+  }
   if (g.raw) {  // not xsite's store protocol (another program's own rendezvous): pass it on
     g.uout += g.cin;
     g.cin.clear();
     return;
   }
-  reframe(g.cin, g.uout, [&](std::string& msg) {
+  const bool ok = reframe(g.cin, g.uout, [&](std::string& msg) {
     if (msg.size() < 5 || static_cast<uint8_t>(msg[0]) != kStoreSet) return;
     const uint32_t kl = getU32(msg, 1);
-    if (5 + kl + 4 > msg.size()) return;
+    if (5 + size_t{kl} + 4 > msg.size()) return;
     const uint32_t vl = getU32(msg, 5 + kl);
-    if (9 + kl + vl > msg.size()) return;
+    if (9 + size_t{kl} + vl > msg.size()) return;
     std::string val = translate(msg.substr(9 + kl, vl), 0);
     msg = msg.substr(0, 5 + kl);
     putU32(msg, static_cast<uint32_t>(val.size()));
     msg += val;
   });
+  if (!ok) dropOversized(g, "the rank", g.cin);
 }
 
 // Answers of the store: the values a wait returns, as site g.site sees them.
@@ -499,7 +523,7 @@ void Relay::gwFromStore(GwConn& g) {
     g.uin.clear();
     return;
   }
-  reframe(g.uin, g.cout, [&](std::string& msg) {
+  const bool ok = reframe(g.uin, g.cout, [&](std::string& msg) {
     if (msg.size() < 5 || static_cast<uint8_t>(msg[0]) != kStoreOk) return;
     std::string nw = msg.substr(0, 5);
     const uint32_t n = getU32(msg, 1);
@@ -515,6 +539,7 @@ void Relay::gwFromStore(GwConn& g) {
     }
     msg = nw;
   });
+  if (!ok) dropOversized(g, "the store", g.uin);
 }
 
 void Relay::run() {
