@@ -75,23 +75,12 @@ WanSendComm::~WanSendComm() {
 }
 
 void WanSendComm::drain() {
-  // Deliver what is staged before the sockets close: NCCL saw those sends complete.
-  const auto deadline = std::chrono::steady_clock::now() + kCloseDrain;
-  std::vector<int> fds;
-  std::vector<pollfd> pfds;
-  while (std::chrono::steady_clock::now() < deadline) {
-    bool moved = false, pending = false;
-    conn_->link().flush(moved, pending);
-    if (!pending) return;  // delivered, or the connection failed (nothing more can go)
-    if (moved) continue;
-    fds.clear();
-    conn_->link().pendingFds(fds);
-    pfds.clear();
-    for (int fd : fds) pfds.push_back({fd, POLLOUT, 0});
-    ::poll(pfds.data(), pfds.size(), 10);
-  }
-  XSITE_WARN(kNet, "%s: closed with staged bytes undelivered after %lld s (is the receiver alive?)",
-             label_.c_str(), static_cast<long long>(kCloseDrain.count()));
+  // Deliver what is staged before the sockets close (NCCL saw those sends complete), and wait
+  // for the receiver to acknowledge it: closing with acknowledgements unread would reset the
+  // connection under the receiver's last bytes.
+  if (!conn_->link().drain(std::chrono::steady_clock::now() + kCloseDrain))
+    XSITE_WARN(kNet, "%s: closed with bytes the receiver did not acknowledge within %lld s (is it alive?)",
+               label_.c_str(), static_cast<long long>(kCloseDrain.count()));
 }
 
 Status WanSendComm::progress() {

@@ -141,6 +141,8 @@ LinkSetup linkSetupFromParams(const params::Params& p) {
   fo.wan.latencyCongestion = p.string(Id::kWanCongestionLatency);
   fo.wan.latencyUs = p.real(Id::kWanLatencyUs);
   fo.wan.rateMbit = p.real(Id::kWanRateMbit);
+  fo.wan.reconnectTimeout = params::fromSeconds(p.real(Id::kWanReconnectTimeout));
+  fo.tcpUserTimeout = params::fromSeconds(p.real(Id::kTcpUserTimeout));
   if (fo.wan.streams < 1 || fo.wan.streams > 64)
     bad("XSITE_WAN_STREAMS=" + std::to_string(fo.wan.streams) + " is outside 1..64");
 

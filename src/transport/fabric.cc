@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <set>
@@ -12,6 +13,7 @@
 #include "transport/ucx/ucx.h"
 #endif
 #include "transport/wan/proxy.h"
+#include "transport/wan/resume.h"
 #include "transport/wan/wan.h"
 #include "util/log.h"
 
@@ -40,8 +42,14 @@ Fabric::Fabric(int rank, int size, bootstrap::Store& store, FabricOptions option
     : rank_(rank), size_(size), store_(store), opt_(std::move(options)) {}
 
 Fabric::~Fabric() {
-  // Deliver what is staged before the sockets close (a dead peer ends the wait early).
-  if (wanProxy_) wanProxy_->drain(std::min<std::chrono::milliseconds>(opt_.timeout, std::chrono::seconds(60)));
+  // Deliver what is staged before the sockets close, and wait for the peer to acknowledge it
+  // (closing with acknowledgements unread would reset the connection under the peer's last
+  // frames). A dead peer ends the wait early.
+  const auto deadline =
+      Clock::now() + std::min<std::chrono::milliseconds>(opt_.timeout, std::chrono::seconds(60));
+  for (wan::WanLink* l : wanLinks_)
+    if (!l->drain(deadline))
+      XSITE_INFO(kNet, "%s: closed with frames the peer never acknowledged", l->label().c_str());
   wanProxy_.reset();
 }
 
@@ -72,7 +80,8 @@ void Fabric::establish(const std::vector<LinkRequest>& links) {
   establishShm(links);
   establishUcx(links);
   establishSockets(links);
-  if (!wanLinks_.empty()) wanProxy_ = std::make_unique<wan::WanProxy>(wanLinks_);
+  if (!wanLinks_.empty())
+    wanProxy_ = std::make_unique<wan::WanProxy>(wanLinks_, std::move(resumeAcceptor_));
   XSITE_INFO(kNet, "fabric: %zu connections established", conns_.size());
 }
 
@@ -135,8 +144,9 @@ void Fabric::prepareWanSocket(int fd, bool bulk) {
 
 // The connections of one socket group: a TCP link, or every WAN channel to one peer over one
 // shared set of streams.
-void Fabric::addSocketConnections(const SocketGroup& g, std::vector<Fd> fds) {
+void Fabric::addSocketConnections(const SocketGroup& g, std::vector<Fd> fds, const SockAddr& peerWan) {
   const LinkRequest& first = *g.links.front();
+  for (const Fd& fd : fds) setKeepAlive(fd.get(), opt_.tcpUserTimeout);
   if (first.backend == Backend::kTcp) {
     conns_[{first.peer, first.channel}] =
         std::make_unique<tcp::TcpConnection>(first.peer, label(first), std::move(fds[0]));
@@ -147,6 +157,24 @@ void Fabric::addSocketConnections(const SocketGroup& g, std::vector<Fd> fds) {
   wo.windowBytes = wanWindowBytes_;
   auto link = std::make_shared<wan::WanLink>(g.label, std::move(fds), wo);
   wanLinks_.push_back(link.get());  // owned by its connections
+  if (opt_.wan.reconnectTimeout.count() > 0) {
+    // The lower rank dialed at set-up and dials again; the higher one answers (resumeAcceptor_).
+    const bool dialer = rank_ < first.peer;
+    wan::WanResume r;
+    r.dialer = dialer;
+    r.peer = peerWan;
+    r.hello.rank = rank_;
+    r.hello.channel = first.channel;
+    r.hello.job = opt_.job;
+    const bool bulk = first.bulk;
+    r.prepare = [this, bulk](int fd) {
+      prepareWanSocket(fd, bulk);
+      setKeepAlive(fd, opt_.tcpUserTimeout);
+    };
+    r.timeout = opt_.wan.reconnectTimeout;
+    link->enableResume(std::move(r));
+    if (!dialer) resumeAcceptor_->add(first.peer, first.channel, link.get());
+  }
   for (const LinkRequest* l : g.links)
     conns_[{l->peer, l->channel}] = std::make_unique<wan::WanConnection>(l->peer, label(*l), link, l->channel);
 }
@@ -187,6 +215,10 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
   std::vector<std::string> addrs = bootstrap::allGather(
       store_, opt_.prefix + "/tcp-addr", rank_, size_, localAddr(listener.get()).toString() + " " +
       localAddr(wanListener.get()).toString(), opt_.timeout);
+  // After set-up the WAN listener answers peers that re-open a broken stream.
+  if (std::any_of(groups.begin(), groups.end(),
+                  [](const auto& g) { return g.second.links.front()->backend == Backend::kWan; }))
+    resumeAcceptor_ = std::make_unique<wan::ResumeAcceptor>(Fd(::dup(wanListener.get())), opt_.job);
   auto peerAddr = [&](int peer, bool wanKind) {
     const std::string& a = addrs[peer];
     size_t sp = a.find(' ');
@@ -222,7 +254,7 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
       throwIfError(writeAll(fd.get(), &hello, sizeof(hello), deadline));
       fds.push_back(std::move(fd));
     }
-    addSocketConnections(g, std::move(fds));
+    addSocketConnections(g, std::move(fds), peerAddr(l.peer, true));
   }
   std::vector<pollfd> pfds{{listener.get(), POLLIN, 0}, {wanListener.get(), POLLIN, 0}};
   while (!expected.empty()) {
@@ -257,7 +289,7 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
       if (l.backend == Backend::kWan) prepareWanSocket(fd.get(), l.bulk);
       p.fds[hello.stream] = std::move(fd);
       if (--p.missing == 0) {
-        addSocketConnections(*p.group, std::move(p.fds));
+        addSocketConnections(*p.group, std::move(p.fds), peerAddr(l.peer, true));
         expected.erase(it);
       }
     }

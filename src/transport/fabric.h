@@ -19,6 +19,7 @@ namespace xsite::transport {
 namespace wan {
 class WanLink;
 class WanProxy;
+class ResumeAcceptor;
 }
 
 struct LinkRequest {
@@ -50,6 +51,8 @@ struct WanLinkOptions {
   std::string latencyCongestion = "cubic";  // latency links (no pacing of small bursts)
   double latencyUs = 5500;     // one way, as configured; sizes windows and buffers
   double rateMbit = 1000;
+  // A broken stream is re-established within this, else its link fails (0: fail at once).
+  std::chrono::milliseconds reconnectTimeout{120000};
 };
 
 struct FabricOptions {
@@ -58,6 +61,7 @@ struct FabricOptions {
   uint64_t job = 0;                    // shared by every rank of the job (names, handshakes)
   size_t shmRingBytes = 2u << 20;
   int socketBufBytes = 0;  // 0: kernel autotuning
+  std::chrono::milliseconds tcpUserTimeout{30000};  // TCP and WAN sockets (setKeepAlive; 0: off)
   std::chrono::milliseconds timeout{120000};
   std::shared_ptr<LoopbackHub> hub;  // required for kLoopback links
   std::string ucxNetDevices;         // kUcx links: UCX's NET_DEVICES ("": UCX's own choice)
@@ -80,7 +84,8 @@ class Fabric {
     std::vector<const LinkRequest*> links;  // by channel
     std::string label;
   };
-  void addSocketConnections(const SocketGroup& g, std::vector<Fd> fds);
+  // `peerWan`: the peer's WAN listener, where a broken stream is dialed again.
+  void addSocketConnections(const SocketGroup& g, std::vector<Fd> fds, const SockAddr& peerWan);
   void establishShm(const std::vector<LinkRequest>& links);
   void establishUcx(const std::vector<LinkRequest>& links);
   std::string label(const LinkRequest& l) const;
@@ -89,7 +94,8 @@ class Fabric {
   FabricOptions opt_;
   std::map<std::pair<int, int>, std::unique_ptr<Connection>> conns_;
   std::vector<wan::WanLink*> wanLinks_;       // every WAN link of conns_ (shared by channels)
-  std::unique_ptr<wan::WanProxy> wanProxy_;  // keeps staged WAN bytes flowing
+  std::unique_ptr<wan::ResumeAcceptor> resumeAcceptor_;  // until the proxy takes it
+  std::unique_ptr<wan::WanProxy> wanProxy_;  // keeps staged WAN bytes flowing, heals links
   int wanSocketBytes_ = 0;     // derived in establishSockets()
   size_t wanWindowBytes_ = 0;
   bool warnedCongestion_ = false;

@@ -142,6 +142,22 @@ void setNoDelay(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
+void setKeepAlive(int fd, std::chrono::milliseconds userTimeout) {
+  if (userTimeout.count() <= 0) return;
+  // Probes start after a third of the timeout idle (10 s at most: well under any middlebox's
+  // idle timer), three of them spread over the rest.
+  const int idle = static_cast<int>(std::clamp<int64_t>(userTimeout.count() / 3000, 1, 10));
+  const int interval = std::max(1, idle / 2);
+  const int count = 3;
+  const unsigned timeout = static_cast<unsigned>(userTimeout.count());
+  int on = 1;
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+  setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+  setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof(timeout));
+}
+
 void setBufferSizes(int fd, int bytes) {
   if (bytes <= 0) return;
   if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)) != 0)

@@ -56,6 +56,10 @@ void setNonBlocking(int fd, bool on);
 void setNoDelay(int fd);
 // SO_SNDBUF/SO_RCVBUF; as root past net.core.*mem_max (SO_*BUFFORCE). 0 leaves autotuning.
 void setBufferSizes(int fd, int bytes);
+// A dead path is noticed on a long-lived connection: keepalive probes an idle one (which also
+// keeps a middlebox's idle timer from closing it), and data or probes unacknowledged for
+// `userTimeout` fail it with ETIMEDOUT (TCP_USER_TIMEOUT). Zero leaves the kernel's defaults.
+void setKeepAlive(int fd, std::chrono::milliseconds userTimeout);
 // TCP_CONGESTION; false (errno set) when the kernel refuses the algorithm.
 bool setCongestionControl(int fd, const std::string& algorithm);
 std::string congestionControl(int fd);

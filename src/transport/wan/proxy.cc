@@ -6,7 +6,8 @@
 
 namespace xsite::transport::wan {
 
-WanProxy::WanProxy(std::vector<WanLink*> links) : links_(std::move(links)) {
+WanProxy::WanProxy(std::vector<WanLink*> links, std::unique_ptr<ResumeAcceptor> acceptor)
+    : links_(std::move(links)), acceptor_(std::move(acceptor)) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -15,11 +16,15 @@ WanProxy::~WanProxy() {
   thread_.join();
 }
 
-// True while anything is staged and not yet in a socket.
+// True while anything waits to be written.
 bool WanProxy::flushAll(bool& moved) {
+  if (acceptor_) acceptor_->poll();
   std::lock_guard<std::mutex> lk(linksMu_);
   bool pending = false;
-  for (WanLink* l : links_) l->flush(moved, pending);
+  for (WanLink* l : links_) {
+    l->heal();
+    l->flush(moved, pending);
+  }
   return pending;
 }
 
@@ -52,15 +57,6 @@ void WanProxy::attach(WanLink* l) {
 void WanProxy::detach(WanLink* l) {
   std::lock_guard<std::mutex> lk(linksMu_);
   links_.erase(std::remove(links_.begin(), links_.end(), l), links_.end());
-}
-
-void WanProxy::drain(std::chrono::milliseconds limit) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    bool moved = false;
-    if (!flushAll(moved)) return;
-    if (!moved) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
 }
 
 }  // namespace xsite::transport::wan

@@ -5,23 +5,24 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "transport/wan/resume.h"
 #include "transport/wan/wan.h"
 
 namespace xsite::transport::wan {
 
+// It also heals the links' broken streams (WanLink::heal) and answers the peers that re-open
+// them (`acceptor`, when the links have one).
 class WanProxy {
  public:
-  explicit WanProxy(std::vector<WanLink*> links);
-  ~WanProxy();  // stops the thread (drain() first to deliver what is staged)
+  explicit WanProxy(std::vector<WanLink*> links, std::unique_ptr<ResumeAcceptor> acceptor = {});
+  ~WanProxy();  // stops the thread (WanLink::drain() first to deliver what is staged)
   WanProxy(const WanProxy&) = delete;
   WanProxy& operator=(const WanProxy&) = delete;
-
-  // Waits until nothing is staged or `limit` passes (a dead peer ends it early).
-  void drain(std::chrono::milliseconds limit);
 
   // Links that come and go while the thread runs (those of the NCCL net plugin's send comms).
   // After detach() returns, the thread no longer touches `c`.
@@ -33,6 +34,7 @@ class WanProxy {
   void run();
   std::mutex linksMu_;  // guards links_ (held while the thread flushes, not while it polls)
   std::vector<WanLink*> links_;
+  std::unique_ptr<ResumeAcceptor> acceptor_;  // used by the thread alone
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -1,5 +1,8 @@
 #include "transport/wan/wan.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -7,8 +10,10 @@
 #include <cstring>
 #include <iterator>
 #include <new>
+#include <thread>
 
 #include "util/crc32c.h"
+#include "util/log.h"
 #include "util/status.h"
 
 namespace xsite::transport::wan {
@@ -23,6 +28,35 @@ uint32_t headerCrc(FrameHeader h) {
 
 // What a buffered early frame counts against WanOptions::earlyBytes (empty ones too).
 size_t earlyCost(const FrameHeader& h) { return h.length + kHdr; }
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kTryLimit = std::chrono::seconds(3);             // one dial, hello and answer
+constexpr auto kRedialPause = std::chrono::milliseconds(200);   // between failed dials
+constexpr auto kProbePeriod = std::chrono::seconds(1);          // waiting side: is the peer alive?
+
+int socketError(int fd) noexcept {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  return err;
+}
+
+bool peerClosed(int fd) noexcept {
+  tcp_info info{};
+  socklen_t len = sizeof(info);
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return true;  // not TCP
+  return info.tcpi_state == TCP_CLOSE_WAIT;
+}
+
+double secondsOf(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+// Closes with a reset, so that the peer's end of a stream given up learns it at once.
+void resetAndClose(Fd& fd) noexcept {
+  if (!fd.valid()) return;
+  linger l{1, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+  fd.reset();
+}
 
 }  // namespace
 
@@ -59,6 +93,7 @@ void WanLink::attach(WanConnection* c, int channel) {
   if (channel < 0 || channel >= static_cast<int>(byChannel_.size()) || byChannel_[channel])
     throw Error(ErrorCategory::kInternal,
                 label_ + ": channel " + std::to_string(channel) + " is taken or out of range");
+  std::lock_guard<std::mutex> rl(recvMu_);
   std::lock_guard<std::mutex> lk(sendMu_);
   byChannel_[channel] = c;
   closed_[channel] = false;
@@ -66,6 +101,7 @@ void WanLink::attach(WanConnection* c, int channel) {
 }
 
 void WanLink::detach(int channel) noexcept {
+  std::lock_guard<std::mutex> rl(recvMu_);
   std::lock_guard<std::mutex> lk(sendMu_);
   WanConnection* c = byChannel_[channel];
   if (!sendOrder_.empty() && sendOrder_.front() == c) {  // its unstaged bytes are dropped
@@ -148,42 +184,88 @@ Status WanLink::stage(bool& moved) noexcept {
   return Status::ok();
 }
 
-// Every stream with room takes the next frame: the streams' capacities add up.
+// Every stream with room takes the next frame: the streams' capacities add up. A stream that
+// fails to write is marked (sendFailed) and heals; the others carry on.
 Status WanLink::writeStreams(bool& moved) noexcept {
   for (auto& s : streams_) {
-    while (true) {
-      if (s.out == nullptr) {
-        if (nextUnassigned_ >= frames_.size()) break;
-        s.out = frames_[nextUnassigned_++].get();
-      }
-      OutFrame& f = *s.out;
-      const size_t len = f.hdr.length;
-      iovec iov[3];
-      int n = 0;
-      if (f.written < kHdr)
-        iov[n++] = {reinterpret_cast<char*>(&f.hdr) + f.written, kHdr - f.written};
-      size_t done = f.written > kHdr ? f.written - kHdr : 0;
-      if (done < len) {
-        size_t pos = (f.stagingPos + done) % stagingBytes_;
-        size_t first = std::min(len - done, stagingBytes_ - pos);
-        iov[n++] = {staging_.get() + pos, first};
-        if (first < len - done) iov[n++] = {staging_.get(), len - done - first};
-      }
-      Result<size_t> w = socketSend(label_, s.fd.get(), iov, n);
-      if (!w) return w.status();
-      if (w.value() == 0) break;  // socket full
-      moved = true;
-      f.written += w.value();
-      if (f.written < kHdr + len) break;  // socket full
-      f.done = true;
-      s.out = nullptr;
+    if (!up(s)) continue;
+    Status st = writeStream(s, moved);
+    if (st) continue;
+    if (!resume_) return st;
+    s.sendFailed = st;
+    healing_.store(true, std::memory_order_release);
+  }
+  return Status::ok();
+}
+
+Status WanLink::writeStream(Stream& s, bool& moved) noexcept {
+  while (true) {
+    const bool midFrame = s.writeIdx < s.inflight.size() && s.inflight[s.writeIdx]->written > 0;
+    if (!s.ackActive && s.ackWant > s.ackSent && !midFrame) {
+      FrameHeader& a = s.ackOut;
+      a = FrameHeader{};
+      a.magic = FrameHeader::kMagic;
+      a.version = FrameHeader::kVersion;
+      a.flags = FrameHeader::kFlagAck;
+      a.seq = s.ackWant;
+      a.crc = headerCrc(a);
+      s.ackSent = s.ackWant;
+      s.ackActive = true;
+      s.ackWritten = 0;
     }
+    if (s.ackActive) {
+      iovec iov{reinterpret_cast<char*>(&s.ackOut) + s.ackWritten, kHdr - s.ackWritten};
+      Result<size_t> w = socketSend(label_, s.fd.get(), &iov, 1);
+      if (!w) return w.status();
+      if (w.value() == 0) return Status::ok();  // socket full
+      moved = true;
+      s.ackWritten += w.value();
+      if (s.ackWritten < kHdr) return Status::ok();
+      s.ackActive = false;
+      continue;
+    }
+    if (s.writeIdx == s.inflight.size()) {
+      if (nextUnassigned_ >= frames_.size()) return Status::ok();
+      s.inflight.push_back(frames_[nextUnassigned_++].get());
+    }
+    OutFrame& f = *s.inflight[s.writeIdx];
+    const size_t len = f.hdr.length;
+    iovec iov[3];
+    int n = 0;
+    if (f.written < kHdr)
+      iov[n++] = {reinterpret_cast<char*>(&f.hdr) + f.written, kHdr - f.written};
+    size_t done = f.written > kHdr ? f.written - kHdr : 0;
+    if (done < len) {
+      size_t pos = (f.stagingPos + done) % stagingBytes_;
+      size_t first = std::min(len - done, stagingBytes_ - pos);
+      iov[n++] = {staging_.get() + pos, first};
+      if (first < len - done) iov[n++] = {staging_.get(), len - done - first};
+    }
+    Result<size_t> w = socketSend(label_, s.fd.get(), iov, n);
+    if (!w) return w.status();
+    if (w.value() == 0) return Status::ok();  // socket full
+    moved = true;
+    f.written += w.value();
+    if (f.written < kHdr + len) return Status::ok();  // socket full
+    ++s.writeIdx;
+  }
+}
+
+// The peer has every frame of `s` numbered below `below`: they leave the window.
+Status WanLink::acknowledge(Stream& s, uint64_t below) noexcept {
+  while (!s.inflight.empty() && s.inflight.front()->hdr.seq < below) {
+    if (s.writeIdx == 0)
+      return badFrame("acknowledged frame " + std::to_string(s.inflight.front()->hdr.seq) +
+                      ", which was never sent whole");
+    s.inflight.front()->acked = true;
+    s.inflight.pop_front();
+    --s.writeIdx;
   }
   return Status::ok();
 }
 
 void WanLink::releaseStaging() noexcept {
-  while (!frames_.empty() && frames_.front()->done) {
+  while (!frames_.empty() && frames_.front()->acked) {
     stageTail_ = frames_.front()->stagingPos + frames_.front()->hdr.length;
     frames_.pop_front();
     --nextUnassigned_;
@@ -246,6 +328,7 @@ Status WanLink::frameDone(Stream& s) noexcept {
     return badFrame("checksum mismatch in frame at offset " + std::to_string(h.offset) +
                     " of message " + std::to_string(h.message) + " on channel " +
                     std::to_string(h.channel));
+  s.recvBelow = h.seq + 1;
   if (s.discard)
     s.early.reset();
   else if (s.buffered)
@@ -261,19 +344,22 @@ Status WanLink::frameDone(Stream& s) noexcept {
 }
 
 Status WanLink::readStream(Stream& s, bool& moved) noexcept {
-  while (!s.ended) {
+  while (!s.ended && s.state == StreamState::kUp) {
     if (s.inGot < kHdr) {
       Result<size_t> r = socketRecv(label_, s.fd.get(), reinterpret_cast<char*>(&s.in) + s.inGot, kHdr - s.inGot);
       if (!r) {
         // A peer that sent its last frames and closed ends each stream between frames, and a
         // stream may end while the others still carry the rest: only a stream cut inside a
         // frame, or every stream ended with a receive posted (progress()), is an error.
+        // A socket aborted here (ss -K, a TCP_USER_TIMEOUT) also reads as closed; only one the
+        // peer closed waits in CLOSE_WAIT.
         char c;
-        if (s.inGot == 0 && ::recv(s.fd.get(), &c, 1, MSG_DONTWAIT | MSG_PEEK) == 0) {
+        if (s.inGot == 0 && ::recv(s.fd.get(), &c, 1, MSG_DONTWAIT | MSG_PEEK) == 0 &&
+            peerClosed(s.fd.get())) {
           s.ended = true;
           return Status::ok();
         }
-        return r.status();
+        return streamFailed(s, r.status());
       }
       if (r.value() == 0) return Status::ok();
       moved = true;
@@ -286,13 +372,18 @@ Status WanLink::readStream(Stream& s, bool& moved) noexcept {
         return badFrame(std::string("bad magic 0x") + m + " or version " + std::to_string(h.version));
       }
       if (h.codec != 0) return badFrame("unknown codec " + std::to_string(h.codec));
+      if (h.flags == FrameHeader::kFlagAck) {
+        if (h.length != 0 || h.crc != headerCrc(h)) return badFrame("garbled acknowledgement");
+        s.inGot = 0;
+        std::lock_guard<std::mutex> lk(sendMu_);
+        XSITE_RETURN_IF_ERROR(acknowledge(s, h.seq));
+        continue;
+      }
       if (h.flags != 0) return badFrame("unknown flags " + std::to_string(h.flags));
       if (h.length > kMaxFrameBytes) return badFrame("frame of " + std::to_string(h.length) + " bytes");
       if (byChannel_[h.channel] == nullptr && !closed_[h.channel])
         return badFrame("frame for channel " + std::to_string(h.channel) + ", which this link does not carry");
-      if (s.haveSeq && h.seq <= s.lastSeq) return badFrame("frame sequence went backwards");
-      s.lastSeq = h.seq;
-      s.haveSeq = true;
+      if (h.seq < s.recvBelow) return badFrame("frame sequence went backwards");
       s.payloadGot = 0;
       s.routed = false;
     }
@@ -304,7 +395,7 @@ Status WanLink::readStream(Stream& s, bool& moved) noexcept {
     if (s.payloadGot < h.length) {
       char* dst = s.dst + s.payloadGot;
       Result<size_t> r = socketRecv(label_, s.fd.get(), dst, h.length - s.payloadGot);
-      if (!r) return r.status();
+      if (!r) return streamFailed(s, r.status());
       if (r.value() == 0) return Status::ok();
       moved = true;
       s.crc = crc32c(dst, r.value(), s.crc);
@@ -328,19 +419,29 @@ Status WanLink::flushLocked(bool& moved) noexcept {
   return s;
 }
 
+bool WanLink::pendingLocked() const noexcept {
+  if (!sendError_.isOk()) return false;
+  if (!sendOrder_.empty() || nextUnassigned_ < frames_.size()) return true;
+  return std::any_of(streams_.begin(), streams_.end(), [&](const Stream& s) {
+    return up(s) && (s.writeIdx < s.inflight.size() || s.ackActive || s.ackWant > s.ackSent);
+  });
+}
+
 void WanLink::flush(bool& moved, bool& pending) noexcept {
   std::lock_guard<std::mutex> lk(sendMu_);
   if (!flushLocked(moved)) return;
-  pending = pending || !frames_.empty() || !sendOrder_.empty();
+  pending = pending || pendingLocked();
 }
 
 void WanLink::pendingFds(std::vector<int>& out) {
   std::lock_guard<std::mutex> lk(sendMu_);
   for (const auto& s : streams_)
-    if (s.out != nullptr) out.push_back(s.fd.get());
+    if (up(s) && (s.writeIdx < s.inflight.size() || s.ackActive)) out.push_back(s.fd.get());
 }
 
 bool WanLink::appendPollFds(std::vector<pollfd>& out) const noexcept {
+  if (healing()) return false;  // sockets come and go: the caller polls by time
+  std::lock_guard<std::mutex> rl(recvMu_);
   bool stalledSend;  // a send not yet staged: it waits for socket space to free the window
   {
     std::lock_guard<std::mutex> lk(sendMu_);
@@ -348,7 +449,8 @@ bool WanLink::appendPollFds(std::vector<pollfd>& out) const noexcept {
   }
   const bool wantRecv = std::any_of(channels_.begin(), channels_.end(),
                                     [](const WanConnection* c) { return c->recvQueued(); });
-  short events = static_cast<short>((wantRecv ? POLLIN : 0) | (stalledSend ? POLLOUT : 0));
+  // Acknowledgements come back on every stream: a sender whose window is full waits for them.
+  short events = static_cast<short>((wantRecv || stalledSend ? POLLIN : 0) | (stalledSend ? POLLOUT : 0));
   for (const auto& s : streams_) {
     // A stream whose frame waits for room to be buffered has nothing to read until one is taken.
     const bool parked = s.ended || (s.inGot == kHdr && !s.routed);
@@ -358,13 +460,20 @@ bool WanLink::appendPollFds(std::vector<pollfd>& out) const noexcept {
   return true;
 }
 
+void WanLink::breakFailedSends() noexcept {
+  for (Stream& s : streams_)
+    if (s.state == StreamState::kUp && !s.sendFailed.isOk()) breakStream(s, s.sendFailed);
+}
+
 // Moves everything of every channel: a frame for one channel may sit in front of another's.
 Status WanLink::progress(bool& moved) noexcept {
+  std::lock_guard<std::mutex> rl(recvMu_);
   XSITE_RETURN_IF_ERROR(error_);
   Status st;
   {
     std::lock_guard<std::mutex> lk(sendMu_);
     st = flushLocked(moved);
+    if (st && resume_) breakFailedSends();
   }
   // A message completed can let buffered frames in, and room freed can unpark a stream.
   for (int pass = 0; st && pass < 4; ++pass) {
@@ -376,8 +485,250 @@ Status WanLink::progress(bool& moved) noexcept {
     if (!any) break;
     moved = true;
   }
+  if (st) {  // acknowledge what arrived, and stage into the window the acknowledgements freed
+    std::lock_guard<std::mutex> lk(sendMu_);
+    for (auto& s : streams_) s.ackWant = std::max(s.ackWant, s.recvBelow);
+    st = flushLocked(moved);
+    if (st && resume_) breakFailedSends();
+  }
   if (!st) error_ = st;
   return st;
+}
+
+bool WanLink::allEnded() const noexcept {
+  std::lock_guard<std::mutex> rl(recvMu_);
+  return std::all_of(streams_.begin(), streams_.end(), [](const Stream& s) { return s.ended; });
+}
+
+bool WanLink::drain(Clock::time_point deadline) noexcept {
+  while (true) {
+    bool moved = false;
+    Status st = progress(moved);
+    {
+      std::lock_guard<std::mutex> lk(sendMu_);
+      if (frames_.empty() && sendOrder_.empty()) return true;
+    }
+    // A peer that closed every stream acknowledges nothing more.
+    if (!st || Clock::now() >= deadline || allEnded()) return false;
+    if (!moved) {
+      std::vector<pollfd> pfds;
+      if (appendPollFds(pfds)) {
+        for (auto& p : pfds) p.events |= POLLIN;
+        ::poll(pfds.data(), pfds.size(), 1);
+      } else {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
+  }
+}
+
+// ---- healing --------------------------------------------------------------------------------
+
+void WanLink::enableResume(WanResume resume) {
+  std::lock_guard<std::mutex> rl(recvMu_);
+  std::lock_guard<std::mutex> lk(sendMu_);
+  resume_ = std::make_unique<WanResume>(std::move(resume));
+}
+
+void WanLink::updateHealing() noexcept {
+  healing_.store(error_.isOk() && std::any_of(streams_.begin(), streams_.end(),
+                                               [&](const Stream& s) { return !up(s); }),
+                 std::memory_order_release);
+}
+
+Status WanLink::streamFailed(Stream& s, const Status& why) noexcept {
+  if (!resume_) return why;
+  std::lock_guard<std::mutex> lk(sendMu_);
+  breakStream(s, why);
+  return Status::ok();
+}
+
+// Closes the stream's socket and forgets the frame it was reading (it comes again), so that the
+// stream can resume on a new socket from the last whole frame either side has.
+void WanLink::breakStream(Stream& s, Status why) noexcept {
+  if (s.state != StreamState::kUp) return;
+  if (s.routed) {
+    if (s.buffered)
+      earlyHeld_ -= earlyCost(s.in);
+    else if (!s.discard && byChannel_[s.in.channel] != nullptr)
+      byChannel_[s.in.channel]->unaccept(s.in);
+  }
+  s.inGot = s.payloadGot = 0;
+  s.routed = s.buffered = s.discard = false;
+  s.early.reset();
+  s.dst = nullptr;
+  s.ended = false;
+  resetAndClose(s.fd);
+  s.ackActive = false;
+  s.sendFailed = Status::ok();
+  s.state = StreamState::kBroken;
+  s.why = why;
+  s.brokenAt = s.nextTry = Clock::now();
+  s.trying.reset();
+  healing_.store(true, std::memory_order_release);
+  XSITE_WARN(kNet, "%s: WAN stream %d broke (%s); %s", label_.c_str(), indexOf(s),
+             why.message().c_str(),
+             resume_->dialer ? "dialing again" : "waiting for the peer to dial again");
+}
+
+void WanLink::resumeStream(Stream& s, Fd fd, uint64_t peerRecvBelow) noexcept {
+  const size_t before = s.inflight.size();
+  Status st = acknowledge(s, peerRecvBelow);
+  if (!st) {
+    failLink(st);
+    return;
+  }
+  for (OutFrame* f : s.inflight) f->written = 0;
+  s.writeIdx = 0;
+  setNonBlocking(fd.get(), true);
+  setNoDelay(fd.get());
+  s.fd = std::move(fd);
+  s.trying.reset();
+  s.state = StreamState::kUp;
+  s.ackSent = s.ackWant = s.recvBelow;  // the peer learnt it in the handshake
+  XSITE_INFO(kNet, "%s: WAN stream %d healed after %.2f s; %zu frames resent, %zu were already there",
+             label_.c_str(), indexOf(s), secondsOf(Clock::now() - s.brokenAt), s.inflight.size(),
+             before - s.inflight.size());
+  updateHealing();
+}
+
+void WanLink::failLink(const Status& why) noexcept {
+  if (error_.isOk()) error_ = why;
+  if (sendError_.isOk()) sendError_ = why;
+  for (Stream& s : streams_) s.trying.reset();
+  healing_.store(false, std::memory_order_release);
+  XSITE_WARN(kNet, "%s", why.message().c_str());
+}
+
+Status WanLink::refused(const Stream& s) const {
+  return Status(ErrorCategory::kRemote,
+                label_ + ": WAN stream " + std::to_string(indexOf(s)) + " broke (" +
+                    s.why.message() + ") and the peer's listener at " + resume_->peer.toString() +
+                    " refuses connections: did that rank exit or crash?");
+}
+
+void WanLink::retryLater(Stream& s, Clock::time_point now) noexcept {
+  s.trying.reset();
+  s.state = StreamState::kBroken;
+  s.nextTry = now + (resume_->dialer ? Clock::duration(kRedialPause) : Clock::duration(kProbePeriod));
+}
+
+// Dials the peer's listener: to re-open the stream (dialer), or to learn whether the peer still
+// listens (the waiting side's probe: a refusal means its process is gone).
+void WanLink::startTry(Stream& s, Clock::time_point now) noexcept {
+  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd.valid()) {
+    retryLater(s, now);
+    return;
+  }
+  s.probe = !resume_->dialer;
+  if (!s.probe && resume_->prepare) resume_->prepare(fd.get());
+  const sockaddr_in& a = resume_->peer.addr;
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a), sizeof(a)) != 0 &&
+      errno != EINPROGRESS) {
+    if (errno == ECONNREFUSED) {
+      failLink(refused(s));
+      return;
+    }
+    retryLater(s, now);
+    return;
+  }
+  s.trying = std::move(fd);
+  s.state = StreamState::kDialing;
+  s.tryDeadline = now + kTryLimit;
+}
+
+void WanLink::healStream(Stream& s, Clock::time_point now) noexcept {
+  if (now - s.brokenAt > resume_->timeout) {
+    char t[32];
+    snprintf(t, sizeof(t), "%.0f", secondsOf(resume_->timeout));
+    failLink(Status(ErrorCategory::kRemote,
+                    label_ + ": WAN stream " + std::to_string(indexOf(s)) + " broke (" +
+                        s.why.message() + ") and could not be re-established within " + t +
+                        " s (XSITE_WAN_RECONNECT_TIMEOUT): is the path to that rank down?"));
+    return;
+  }
+  if (!s.trying.valid()) {
+    if (now >= s.nextTry) startTry(s, now);
+    return;
+  }
+  if (now > s.tryDeadline) {
+    retryLater(s, now);
+    return;
+  }
+  pollfd p{s.trying.get(), static_cast<short>(s.state == StreamState::kDialing ? POLLOUT : POLLIN), 0};
+  if (::poll(&p, 1, 0) <= 0) return;
+  if (s.state == StreamState::kDialing) {
+    const int err = socketError(s.trying.get());
+    if (err == ECONNREFUSED) {
+      failLink(refused(s));
+      return;
+    }
+    if (err != 0) {
+      retryLater(s, now);
+      return;
+    }
+    if (s.probe) {  // the peer is alive: it will dial
+      retryLater(s, now);
+      return;
+    }
+    ResumeHello h = resume_->hello;
+    h.magic = ResumeHello::kMagic;
+    h.stream = static_cast<uint32_t>(indexOf(s));
+    h.recvBelow = s.recvBelow;
+    if (::send(s.trying.get(), &h, sizeof(h), MSG_NOSIGNAL | MSG_DONTWAIT) !=
+        static_cast<ssize_t>(sizeof(h))) {
+      retryLater(s, now);
+      return;
+    }
+    s.state = StreamState::kHandshake;
+    s.replyGot = 0;
+    return;
+  }
+  // kHandshake: the peer's answer.
+  ssize_t r = ::recv(s.trying.get(), reinterpret_cast<char*>(&s.reply) + s.replyGot,
+                     sizeof(s.reply) - s.replyGot, MSG_DONTWAIT);
+  if (r <= 0) {
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    retryLater(s, now);  // closed: the peer is not ready for it yet
+    return;
+  }
+  s.replyGot += static_cast<size_t>(r);
+  if (s.replyGot < sizeof(s.reply)) return;
+  if (s.reply.magic != ResumeReply::kMagic) {
+    failLink(badFrame("answered a stream's re-opening with garbage"));
+    return;
+  }
+  resumeStream(s, std::move(s.trying), s.reply.recvBelow);
+}
+
+void WanLink::heal() noexcept {
+  if (!resume_ || !healing()) return;
+  std::lock_guard<std::mutex> rl(recvMu_);
+  std::lock_guard<std::mutex> lk(sendMu_);
+  if (!error_.isOk()) return;
+  breakFailedSends();
+  const auto now = Clock::now();
+  for (Stream& s : streams_) {
+    if (s.state != StreamState::kUp) healStream(s, now);
+    if (!error_.isOk()) return;
+  }
+  updateHealing();
+}
+
+void WanLink::adopt(uint32_t index, Fd fd, uint64_t peerRecvBelow) noexcept {
+  std::lock_guard<std::mutex> rl(recvMu_);
+  std::lock_guard<std::mutex> lk(sendMu_);
+  if (!resume_ || !error_.isOk() || index >= streams_.size()) return;
+  Stream& s = streams_[index];
+  if (s.state == StreamState::kUp)  // the peer saw the break first
+    breakStream(s, Status(ErrorCategory::kRemote, "the peer re-opened it"));
+  if (resume_->prepare) resume_->prepare(fd.get());
+  const ResumeReply reply{ResumeReply::kMagic, 0, s.recvBelow};
+  if (::send(fd.get(), &reply, sizeof(reply), MSG_NOSIGNAL | MSG_DONTWAIT) !=
+      static_cast<ssize_t>(sizeof(reply)))
+    return;  // the peer dials again
+  resumeStream(s, std::move(fd), peerRecvBelow);
 }
 
 // ---- one channel ----------------------------------------------------------------------------
@@ -417,6 +768,10 @@ Status WanConnection::accept(const FrameHeader& h, bool& take) noexcept {
   recvRanges_.emplace(h.offset, h.length);
   recvClaimed_ += h.length;
   return Status::ok();
+}
+
+void WanConnection::unaccept(const FrameHeader& h) noexcept {
+  if (recvRanges_.erase(h.offset) > 0) recvClaimed_ -= h.length;
 }
 
 void WanConnection::delivered(size_t bytes) noexcept {
@@ -476,8 +831,7 @@ bool WanConnection::appendPollFds(std::vector<pollfd>& out) const noexcept {
 Status WanConnection::progress(bool& moved) noexcept {
   XSITE_RETURN_IF_ERROR(link_->progress(moved));
   XSITE_RETURN_IF_ERROR(error_);
-  if (recvQueued() && std::all_of(link_->streams_.begin(), link_->streams_.end(),
-                                  [](const WanLink::Stream& s) { return s.ended; }))
+  if (recvQueued() && link_->allEnded())
     return peerGone("closed the connection: did that rank exit or crash?");
   return Status::ok();
 }

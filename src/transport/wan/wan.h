@@ -9,9 +9,21 @@
 // the WAN window never depends on the caller's slots. The receiver checks every header against
 // what was posted (channel, message number, size, offset, length, checksum) and reports a bad
 // frame as an error naming the peer.
+//
+// Links heal. The receiver acknowledges the frames of each stream (an ack frame carries "every
+// frame of this stream numbered below N has arrived"), and a frame stays in the staging window
+// until it is acknowledged. When a stream is reset, times out (TCP_USER_TIMEOUT) or fails, the
+// side that dialed it at set-up dials the peer's WAN listener again; the two sides tell each
+// other how far they received on that stream and resend the rest from the window, so nothing is
+// lost and nothing arrives twice. The other streams carry on meanwhile. A link fails only when a
+// stream cannot be re-established within WanResume::timeout (XSITE_WAN_RECONNECT_TIMEOUT), or at
+// once when the peer's listener refuses (its process is gone).
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <deque>
 #include <map>
 #include <memory>
@@ -26,7 +38,8 @@ namespace xsite::transport::wan {
 
 struct FrameHeader {
   static constexpr uint32_t kMagic = 0x58535731;  // "XSW1"
-  static constexpr uint8_t kVersion = 2;
+  static constexpr uint8_t kVersion = 3;
+  static constexpr uint8_t kFlagAck = 1;  // no payload; seq: every frame below it has arrived
   uint32_t magic;
   uint8_t version;
   uint8_t channel;  // the connection of the link the frame belongs to
@@ -56,9 +69,39 @@ WanSizing wanSizing(double rateMbit, double latencyUs, int streams, size_t windo
 // default). False, errno set, when the kernel refused `cc`; the socket is usable either way.
 bool prepareWanSocket(int fd, int socketBytes, const std::string& cc) noexcept;
 
+// The first bytes on a socket that re-opens a broken stream (dialer to the peer's WAN listener),
+// and the answer. `recvBelow`: every frame of that stream numbered below it has arrived here.
+struct ResumeHello {
+  static constexpr uint32_t kMagic = 0x58535231;  // "XSR1"
+  uint32_t magic;
+  int32_t rank;      // the dialer
+  int32_t channel;   // the link's key at the dialer's peer (its lowest channel)
+  uint32_t stream;   // index of the stream in the link
+  uint64_t job;
+  uint64_t recvBelow;
+};
+static_assert(sizeof(ResumeHello) == 32);
+struct ResumeReply {
+  static constexpr uint32_t kMagic = 0x58535232;  // "XSR2"
+  uint32_t magic;
+  uint32_t reserved;
+  uint64_t recvBelow;
+};
+static_assert(sizeof(ResumeReply) == 16);
+
+// How a link re-establishes a broken stream. Without one (set-ups that have no listener to call
+// back, e.g. socketpairs in tests), a broken stream fails the link at once.
+struct WanResume {
+  bool dialer = false;  // this side dials again; the other waits for the call (and probes)
+  SockAddr peer;        // the peer's WAN listener
+  ResumeHello hello{};  // magic, rank, channel and job of this side's calls
+  std::function<void(int fd)> prepare;  // socket set-up before connect (buffers, congestion, keepalive)
+  std::chrono::milliseconds timeout{120000};
+};
+
 struct WanOptions {
   size_t frameBytes = 64 << 10;
-  size_t windowBytes = 4 << 20;   // staging: bytes accepted from callers but not yet in a socket
+  size_t windowBytes = 4 << 20;   // staging: bytes accepted from callers, not yet acknowledged
   size_t earlyBytes = 256u << 20; // frames that arrived before their receive was posted; beyond
                                   // this a stream waits (TCP flow control) until some are taken
 };
@@ -68,13 +111,15 @@ class WanConnection;
 // The streams between two ranks, shared by the channels that run over them.
 // Thread safety: the send side (staging and writing frames) may also be driven by a WanProxy
 // thread, so that staged bytes keep flowing after the caller's send has completed and the caller
-// has moved on; it is guarded by a mutex. The receive side belongs to the caller's thread.
+// has moved on; it is guarded by a mutex. The receive side belongs to the caller's thread; a
+// second mutex keeps the proxy's healing (which replaces sockets) out of it.
 class WanLink {
  public:
   WanLink(std::string label, std::vector<Fd> streams, WanOptions options);
   WanLink(const WanLink&) = delete;
   WanLink& operator=(const WanLink&) = delete;
   const std::string& label() const noexcept { return label_; }
+  size_t streamCount() const noexcept { return streams_.size(); }
 
   // The send side only, for the proxy: `pending` is set while anything waits to be written.
   // An error sticks and is returned by every channel's next progress().
@@ -82,31 +127,63 @@ class WanLink {
   // Streams with bytes waiting for socket space (the proxy polls them for POLLOUT).
   void pendingFds(std::vector<int>& out);
 
+  // Healing (WanResume). enableResume() before use. heal() is the proxy's: it dials, probes and
+  // gives up after the timeout, never blocking. adopt() is the ResumeAcceptor's: the peer
+  // re-opened stream `index` on `fd`; this side answers and resends what the peer lacks.
+  void enableResume(WanResume resume);
+  void heal() noexcept;
+  void adopt(uint32_t index, Fd fd, uint64_t peerRecvBelow) noexcept;
+  bool healing() const noexcept { return healing_.load(std::memory_order_acquire); }
+
+  // For a closing owner, on the thread that owns the receive side: progresses until every frame
+  // sent is acknowledged, the link fails or the deadline passes; false if frames were left.
+  bool drain(std::chrono::steady_clock::time_point deadline) noexcept;
+
  private:
   friend class WanConnection;
+  using Clock = std::chrono::steady_clock;
   struct OutFrame {
     FrameHeader hdr;
     size_t stagingPos;  // where its payload starts in the staging ring (monotonic)
-    size_t written = 0; // header + payload bytes written
-    bool done = false;
+    size_t written = 0; // header + payload bytes written (on its current socket)
+    bool acked = false;
   };
+  enum class StreamState { kUp, kBroken, kDialing, kHandshake };
   struct Stream {
     Fd fd;
-    OutFrame* out = nullptr;  // frame being written
+    // Send side (sendMu_): the frames given to this stream, oldest first, until acknowledged;
+    // inflight[writeIdx] is the one being written (== size: none).
+    std::deque<OutFrame*> inflight;
+    size_t writeIdx = 0;
+    FrameHeader ackOut{};       // the ack frame being written
+    bool ackActive = false;     // ... (it goes between frames, never inside one)
+    size_t ackWritten = 0;      // ... bytes of it written
+    uint64_t ackWant = 0;       // the receive side's recvBelow, to be acknowledged
+    uint64_t ackSent = 0;       // the last value acknowledged
+    Status sendFailed;          // a write failed; heal() breaks the stream
+    // Healing (both locks).
+    StreamState state = StreamState::kUp;
+    Status why;                 // what broke it
+    Clock::time_point brokenAt, nextTry, tryDeadline;
+    Fd trying;                  // a dial (or, waiting side, a probe) in progress
+    bool probe = false;
+    ResumeReply reply{};
+    size_t replyGot = 0;
+    // Receive side.
+    uint64_t recvBelow = 0;     // every frame of this stream numbered below it has arrived
     FrameHeader in{};         // header being read, or waiting for room to buffer its payload
     size_t inGot = 0;         // header bytes read
     size_t payloadGot = 0;    // payload bytes of the current frame read
     uint32_t crc = 0;         // running checksum of the current frame
     char* dst = nullptr;      // where the payload goes, once routed
     std::unique_ptr<char[]> early;  // the payload's buffer when its receive is not posted
-    uint64_t lastSeq = 0;
-    bool haveSeq = false;
     bool routed = false;      // the header is checked and the payload has a place
     bool buffered = false;    // ... and that place is `early`
     bool discard = false;     // ... read only to be dropped: its channel has failed
     bool ended = false;  // the peer closed it between frames (the others may carry the rest)
   };
 
+  bool up(const Stream& s) const noexcept { return s.state == StreamState::kUp && s.sendFailed.isOk(); }
   void attach(WanConnection* c, int channel);
   void detach(int channel) noexcept;
   uint64_t postSend(WanConnection* c, const void* data, size_t bytes) noexcept;
@@ -122,17 +199,40 @@ class WanLink {
   Status frameDone(Stream& s) noexcept;
   Status badFrame(const std::string& why) const;
   void releaseStaging() noexcept;
+  Status acknowledge(Stream& s, uint64_t below) noexcept;  // sendMu_
+  Status writeStream(Stream& s, bool& moved) noexcept;     // sendMu_
+  // A socket error on `s` (receive side): with healing the stream breaks and heals, else the
+  // error ends the link.
+  Status streamFailed(Stream& s, const Status& why) noexcept;
+  void breakFailedSends() noexcept;                        // both locks
+  bool pendingLocked() const noexcept;                   // sendMu_: anything left to write
+  // Healing; both locks held.
+  void breakStream(Stream& s, Status why) noexcept;  // a copy: `why` may be s.sendFailed
+  Status refused(const Stream& s) const;  // the peer's listener refuses: its process is gone
+  bool allEnded() const noexcept;         // the peer closed every stream (takes recvMu_)
+  void resumeStream(Stream& s, Fd fd, uint64_t peerRecvBelow) noexcept;
+  void healStream(Stream& s, Clock::time_point now) noexcept;
+  void startTry(Stream& s, Clock::time_point now) noexcept;
+  void retryLater(Stream& s, Clock::time_point now) noexcept;
+  void updateHealing() noexcept;
+  void failLink(const Status& why) noexcept;
+  int indexOf(const Stream& s) const noexcept { return static_cast<int>(&s - streams_.data()); }
 
   std::string label_;
   WanOptions opt_;
+  // Lock order: recvMu_, then sendMu_. recvMu_ guards the receive side (the owner's progress)
+  // against heal() and adopt(), which replace a stream's socket.
+  mutable std::mutex recvMu_;
   std::vector<Stream> streams_;
+  std::unique_ptr<WanResume> resume_;  // null: a broken stream fails the link
+  std::atomic<bool> healing_{false};   // some stream is not up
   std::vector<WanConnection*> byChannel_;  // 256 entries, by channel id (nullptr: none)
   std::vector<WanConnection*> channels_;   // the attached ones
   std::vector<bool> closed_;               // by channel id: was attached, is no more
-  Status error_;  // sticky: a bad frame or a broken stream ends the link for every channel
+  Status error_;  // sticky: a bad frame or a stream that cannot heal ends the link for every channel
                   // (a mismatched message size fails only its channel)
   size_t earlyHeld_ = 0;  // what the buffered early frames count (payload + header each)
-  mutable std::mutex sendMu_;  // guards the send queue, the staging ring, frames_, Stream::out
+  mutable std::mutex sendMu_;  // guards the send queue, the staging ring, frames_, the streams' send side
                                // and the channels' send queues
   Status sendError_;   // sticky, from the proxy
   // Send side: a staging ring of opt_.windowBytes, frames in order of creation, and the
@@ -171,6 +271,7 @@ class WanConnection final : public Connection {
   // other than the posted one fails this channel alone (error_; `take` false: drop the frame).
   Status accept(const FrameHeader& h, bool& take) noexcept;
   void dropEarly() noexcept;
+  void unaccept(const FrameHeader& h) noexcept;  // a frame cut off by a broken stream
   // Counts a delivered frame's bytes; completes the head receive when they are all there.
   void delivered(size_t bytes) noexcept;
   // Hands buffered frames to the head receive (and the ones after it), as far as posted.

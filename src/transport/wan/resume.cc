@@ -1,0 +1,50 @@
+#include "transport/wan/resume.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "util/log.h"
+
+namespace xsite::transport::wan {
+
+ResumeAcceptor::ResumeAcceptor(Fd listener, uint64_t job) : listener_(std::move(listener)), job_(job) {
+  setNonBlocking(listener_.get(), true);
+}
+
+void ResumeAcceptor::add(int peer, int channel, WanLink* link) { links_[{peer, channel}] = link; }
+
+bool ResumeAcceptor::read(Caller& c) noexcept {
+  ssize_t r = ::recv(c.fd.get(), reinterpret_cast<char*>(&c.hello) + c.got, sizeof(c.hello) - c.got,
+                     MSG_DONTWAIT);
+  if (r < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+  if (r == 0) return false;  // a probe (is this rank alive?), or a caller that gave up
+  c.got += static_cast<size_t>(r);
+  if (c.got < sizeof(c.hello)) return true;
+  const ResumeHello& h = c.hello;
+  auto it = links_.find({h.rank, h.channel});
+  if (h.magic != ResumeHello::kMagic || h.job != job_ || it == links_.end() ||
+      h.stream >= it->second->streamCount()) {
+    if (!warned_)
+      XSITE_WARN(kNet, "dropping a connection to the WAN listener that did not re-open a stream "
+                       "of this job (further ones are dropped silently)");
+    warned_ = true;
+    return false;
+  }
+  it->second->adopt(h.stream, std::move(c.fd), h.recvBelow);
+  return false;
+}
+
+void ResumeAcceptor::poll() noexcept {
+  while (true) {
+    Fd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!fd.valid()) break;
+    if (callers_.size() >= kMaxCallers) callers_.pop_front();  // the oldest waits no longer
+    callers_.push_back(Caller{std::move(fd), {}, 0, std::chrono::steady_clock::now() + kHelloLimit});
+  }
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = callers_.begin(); it != callers_.end();)
+    it = read(*it) && now < it->deadline ? std::next(it) : callers_.erase(it);
+}
+
+}  // namespace xsite::transport::wan

@@ -1,0 +1,231 @@
+// Links that heal: two WanLinks over real loopback TCP, set up as a Fabric sets them up (the
+// lower rank dials, the higher one answers on its listener through a ResumeAcceptor, a WanProxy
+// on each side), with streams reset under them by the kernel (`ss -K`, as an operator or a
+// middlebox would). Pins that every byte arrives exactly once and in place, that a peer whose
+// listener refuses is named at once, and that a stream that cannot be re-opened fails its link
+// after XSITE_WAN_RECONNECT_TIMEOUT with a message that says so.
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "transport/wan/proxy.h"
+#include "transport/wan/resume.h"
+#include "transport/wan/wan.h"
+
+namespace xsite::transport::wan {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+constexpr uint64_t kJob = 42;
+
+// The local ports of the established TCP sockets to `port` on loopback (the dialer's streams).
+std::vector<int> dialerPorts(int port) {
+  std::vector<int> out;
+  std::string cmd = "ss -Htn state established '( dport = :" + std::to_string(port) + " )' 2>/dev/null";
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (f == nullptr) return out;
+  char line[512];
+  while (fgets(line, sizeof(line), f)) {
+    char local[128], remote[128];
+    unsigned long rq, sq;
+    if (sscanf(line, "%lu %lu %127s %127s", &rq, &sq, local, remote) != 4) continue;
+    std::string l = local;
+    out.push_back(std::atoi(l.substr(l.rfind(':') + 1).c_str()));
+  }
+  ::pclose(f);
+  return out;
+}
+
+// Resets the socket bound to local port `port` (both ends see it broken), as `ss -K` does.
+bool killSocket(int port) {
+  std::string cmd = "ss -K -tn '( sport = :" + std::to_string(port) + " )' >/dev/null 2>&1";
+  return std::system(cmd.c_str()) == 0;
+}
+
+struct Side {
+  std::shared_ptr<WanLink> link;
+  std::unique_ptr<WanConnection> conn;
+  std::unique_ptr<WanProxy> proxy;
+};
+
+struct HealPair {
+  Fd listenA;  // rank 0's listener: only probed
+  int portB = 0;
+  Side a, b;   // rank 0 (dials), rank 1 (answers)
+};
+
+// `answer`: rank 1 runs a ResumeAcceptor on its listener (false: nobody ever answers).
+std::unique_ptr<HealPair> makePair(int streams, WanOptions opt, milliseconds timeout, bool answer = true) {
+  auto p = std::make_unique<HealPair>();
+  p->listenA = tcpListen(sockAddrOf("127.0.0.1", 0));
+  Fd listenB = tcpListen(sockAddrOf("127.0.0.1", 0));
+  const SockAddr addrA = localAddr(p->listenA.get()), addrB = localAddr(listenB.get());
+  p->portB = addrB.port();
+  std::vector<Fd> fa, fb;
+  for (int i = 0; i < streams; ++i) {
+    fa.push_back(tcpConnect(addrB, Clock::now() + std::chrono::seconds(5)));
+    fb.emplace_back(::accept4(listenB.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  }
+  auto side = [&](Side& s, const std::string& label, std::vector<Fd> fds, bool dialer,
+                  const SockAddr& peer, int rank) {
+    s.link = std::make_shared<WanLink>(label, std::move(fds), opt);
+    WanResume r;
+    r.dialer = dialer;
+    r.peer = peer;
+    r.hello = ResumeHello{ResumeHello::kMagic, rank, 0, 0, kJob, 0};
+    r.prepare = [](int fd) { setKeepAlive(fd, milliseconds(10000)); };
+    r.timeout = timeout;
+    s.link->enableResume(std::move(r));
+    s.conn = std::make_unique<WanConnection>(1 - rank, label, s.link, 0);
+  };
+  side(p->a, "rank 1 (WAN streams)", std::move(fa), true, addrB, 0);
+  side(p->b, "rank 0 (WAN streams)", std::move(fb), false, addrA, 1);
+  p->a.proxy = std::make_unique<WanProxy>(std::vector<WanLink*>{p->a.link.get()});
+  std::unique_ptr<ResumeAcceptor> acceptor;
+  if (answer) {
+    acceptor = std::make_unique<ResumeAcceptor>(std::move(listenB), kJob);
+    acceptor->add(0, 0, p->b.link.get());
+  } else {
+    static std::vector<Fd> keep;  // a listener nobody accepts from: calls hang in its backlog
+    keep.push_back(std::move(listenB));
+  }
+  p->b.proxy = std::make_unique<WanProxy>(std::vector<WanLink*>{p->b.link.get()}, std::move(acceptor));
+  return p;
+}
+
+uint8_t pattern(int from, int message, size_t i) {
+  return static_cast<uint8_t>(from * 131 + message * 31 + i * 7 + (i >> 12));
+}
+
+// Sends `messages` messages of `bytes` and receives as many, checking every byte; returns the
+// first error (or a mismatch) as a status.
+Status exchange(WanConnection& c, int self, int messages, size_t bytes, milliseconds limit) {
+  std::vector<std::vector<uint8_t>> out(messages, std::vector<uint8_t>(bytes));
+  std::vector<std::vector<uint8_t>> in(messages, std::vector<uint8_t>(bytes));
+  uint64_t lastSend = 0, lastRecv = 0;
+  for (int m = 0; m < messages; ++m) {
+    for (size_t i = 0; i < bytes; ++i) out[m][i] = pattern(self, m, i);
+    lastSend = c.postSend(out[m].data(), bytes);
+    lastRecv = c.postRecv(in[m].data(), bytes);
+  }
+  const auto deadline = Clock::now() + limit;
+  while (c.sendsDone() < lastSend || c.recvsDone() < lastRecv) {
+    bool moved = false;
+    XSITE_RETURN_IF_ERROR(c.progress(moved));
+    if (Clock::now() > deadline) return Status(ErrorCategory::kTimeout, "test: exchange stalled");
+    if (!moved) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  for (int m = 0; m < messages; ++m)
+    for (size_t i = 0; i < bytes; ++i)
+      if (in[m][i] != pattern(1 - self, m, i))
+        return Status(ErrorCategory::kInternal, "test: message " + std::to_string(m) +
+                                                    " differs at byte " + std::to_string(i));
+  // Both sides stay until what they sent is acknowledged.
+  if (!c.link().drain(Clock::now() + std::chrono::seconds(10)))
+    return Status(ErrorCategory::kTimeout, "test: drain");
+  return Status::ok();
+}
+
+bool ssCanKill() {
+  static const bool ok = [] {
+    Fd l = tcpListen(sockAddrOf("127.0.0.1", 0));
+    Fd c = tcpConnect(localAddr(l.get()), Clock::now() + std::chrono::seconds(2));
+    Fd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!killSocket(localAddr(c.get()).port())) return false;
+    char b;
+    return ::recv(s.get(), &b, 1, 0) < 0;  // the peer saw the reset
+  }();
+  return ok;
+}
+
+TEST(WanHeal, ResetStreamsHealAndEveryByteArrivesOnceInPlace) {
+  if (!ssCanKill()) GTEST_SKIP() << "this kernel cannot destroy sockets (ss -K: CONFIG_INET_DIAG_DESTROY)";
+  WanOptions opt;
+  opt.frameBytes = 16 << 10;
+  opt.windowBytes = 512 << 10;  // many frames in flight and unacknowledged at every kill
+  auto p = makePair(4, opt, milliseconds(20000));
+  constexpr int kMessages = 48;
+  constexpr size_t kBytes = 1 << 20;
+  Status sa, sb;
+  std::atomic<int> running{2};
+  std::thread ta([&] { sa = exchange(*p->a.conn, 0, kMessages, kBytes, milliseconds(60000)); --running; });
+  std::thread tb([&] { sb = exchange(*p->b.conn, 1, kMessages, kBytes, milliseconds(60000)); --running; });
+  std::mt19937 rng(7);
+  int kills = 0;
+  while (running.load() == 2 && kills < 12) {
+    std::this_thread::sleep_for(milliseconds(5 + rng() % 40));
+    std::vector<int> ports = dialerPorts(p->portB);
+    if (!ports.empty() && killSocket(ports[rng() % ports.size()])) ++kills;
+  }
+  ta.join();
+  tb.join();
+  EXPECT_TRUE(sa.isOk()) << sa.message();
+  EXPECT_TRUE(sb.isOk()) << sb.message();
+  EXPECT_GE(kills, 3) << "the exchange ended before the streams were reset often enough";
+}
+
+TEST(WanHeal, EveryStreamResetAtOnceHeals) {
+  if (!ssCanKill()) GTEST_SKIP() << "this kernel cannot destroy sockets (ss -K: CONFIG_INET_DIAG_DESTROY)";
+  auto p = makePair(3, WanOptions{}, milliseconds(20000));
+  Status sa, sb;
+  std::thread ta([&] { sa = exchange(*p->a.conn, 0, 16, 1 << 20, milliseconds(60000)); });
+  std::thread tb([&] { sb = exchange(*p->b.conn, 1, 16, 1 << 20, milliseconds(60000)); });
+  std::this_thread::sleep_for(milliseconds(30));
+  for (int port : dialerPorts(p->portB)) killSocket(port);
+  ta.join();
+  tb.join();
+  EXPECT_TRUE(sa.isOk()) << sa.message();
+  EXPECT_TRUE(sb.isOk()) << sb.message();
+}
+
+TEST(WanHeal, APeerWhoseListenerRefusesIsNamedAtOnce) {
+  if (!ssCanKill()) GTEST_SKIP() << "this kernel cannot destroy sockets (ss -K: CONFIG_INET_DIAG_DESTROY)";
+  auto p = makePair(2, WanOptions{}, milliseconds(60000));
+  p->b.proxy.reset();  // rank 1's listener closes: its process is gone, as far as rank 0 can tell
+  std::vector<uint8_t> buf(4096);
+  const uint64_t t = p->a.conn->postRecv(buf.data(), buf.size());
+  for (int port : dialerPorts(p->portB)) killSocket(port);
+  const auto t0 = Clock::now();
+  Status s;
+  while (s.isOk() && p->a.conn->recvsDone() < t && Clock::now() - t0 < std::chrono::seconds(10)) {
+    bool moved = false;
+    s = p->a.conn->progress(moved);
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  ASSERT_FALSE(s.isOk());
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_EQ(s.category(), ErrorCategory::kRemote);
+  EXPECT_NE(s.message().find("rank 1"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("refuses connections"), std::string::npos) << s.message();
+}
+
+TEST(WanHeal, AStreamThatCannotBeReopenedFailsAfterTheReconnectTimeout) {
+  if (!ssCanKill()) GTEST_SKIP() << "this kernel cannot destroy sockets (ss -K: CONFIG_INET_DIAG_DESTROY)";
+  auto p = makePair(2, WanOptions{}, milliseconds(1500), /*answer=*/false);
+  std::vector<uint8_t> buf(4096);
+  const uint64_t t = p->a.conn->postRecv(buf.data(), buf.size());
+  killSocket(dialerPorts(p->portB).at(0));
+  const auto t0 = Clock::now();
+  Status s;
+  while (s.isOk() && p->a.conn->recvsDone() < t && Clock::now() - t0 < std::chrono::seconds(10)) {
+    bool moved = false;
+    s = p->a.conn->progress(moved);
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  ASSERT_FALSE(s.isOk());
+  EXPECT_GE(Clock::now() - t0, milliseconds(1400));
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_NE(s.message().find("XSITE_WAN_RECONNECT_TIMEOUT"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("WAN stream 0 broke"), std::string::npos) << s.message();
+}
+
+}  // namespace
+}  // namespace xsite::transport::wan
