@@ -5,6 +5,8 @@
 // listener refuses is named at once, and that a stream that cannot be re-opened fails its link
 // after XSITE_WAN_RECONNECT_TIMEOUT with a message that says so.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -225,6 +227,28 @@ TEST(WanHeal, AStreamThatCannotBeReopenedFailsAfterTheReconnectTimeout) {
   EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
   EXPECT_NE(s.message().find("XSITE_WAN_RECONNECT_TIMEOUT"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("WAN stream 0 broke"), std::string::npos) << s.message();
+}
+
+TEST(WanHeal, KeepAliveAndUserTimeoutReachTheKernel) {
+  Fd l = tcpListen(sockAddrOf("127.0.0.1", 0));
+  Fd c = tcpConnect(localAddr(l.get()), Clock::now() + std::chrono::seconds(2));
+  setKeepAlive(c.get(), milliseconds(30000));
+  auto opt = [&](int level, int name) {
+    int v = -1;
+    socklen_t n = sizeof(v);
+    EXPECT_EQ(::getsockopt(c.get(), level, name, &v, &n), 0);
+    return v;
+  };
+  EXPECT_EQ(opt(SOL_SOCKET, SO_KEEPALIVE), 1);
+  EXPECT_EQ(opt(IPPROTO_TCP, TCP_USER_TIMEOUT), 30000);
+  EXPECT_EQ(opt(IPPROTO_TCP, TCP_KEEPIDLE), 10);  // well under a middlebox's idle timer
+  EXPECT_EQ(opt(IPPROTO_TCP, TCP_KEEPCNT), 3);
+  Fd d = tcpConnect(localAddr(l.get()), Clock::now() + std::chrono::seconds(2));
+  setKeepAlive(d.get(), milliseconds(0));  // off: the kernel's defaults stay
+  int v = -1;
+  socklen_t n = sizeof(v);
+  ::getsockopt(d.get(), SOL_SOCKET, SO_KEEPALIVE, &v, &n);
+  EXPECT_EQ(v, 0);
 }
 
 }  // namespace
