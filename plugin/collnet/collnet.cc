@@ -47,6 +47,7 @@ struct Global {
   coll::Settings settings;
   Ms bootstrapTimeout{120000};
   bootstrap::StoreLimits storeLimits;
+  bootstrap::JobSecret secret;
   coll::LinkSetup links;  // fabric options but listenIp and job, and the backends
   uint64_t domainHash = 0;  // of this process's domain name (topo::recordFromParams)
 };
@@ -71,6 +72,7 @@ void readSettings(Global& g, const params::Params& p) {
   g.settings = coll::settingsFromParams(p, overrides);
   g.bootstrapTimeout = params::fromSeconds(p.real(Id::kBootstrapTimeout));
   g.storeLimits = bootstrap::storeLimitsFromParams(p);
+  g.secret = bootstrap::JobSecret::fromParams(p);
   g.links = coll::linkSetupFromParams(p);
   g.domainHash = 1469598103934665603ull;  // FNV-1a
   for (unsigned char c : topo::recordFromParams(p, hostName()).domain) g.domainHash = (g.domainHash ^ c) * 1099511628211ull;
@@ -155,7 +157,8 @@ Status listen(void* /*ctx*/, int dev, void* handle, void** listenComm) {
   auto l = std::make_unique<ListenComm>();
   l->dev = dev;
   l->ip = d.ip;
-  l->server = std::make_unique<bootstrap::TcpStoreServer>(sockAddrOf(d.ip, 0), ready().storeLimits);
+  l->server = std::make_unique<bootstrap::TcpStoreServer>(sockAddrOf(d.ip, 0), ready().storeLimits,
+                                                         ready().secret);
   const SockAddr a = l->server->address();
   Handle h{};
   h.magic = Handle::kMagic;
@@ -209,7 +212,7 @@ Status connect(void* handles[], int nranks, int rank, void* listenComm, void** c
   storeAddr.addr.sin_family = AF_INET;
   storeAddr.addr.sin_addr.s_addr = hs[0].storeIp;
   storeAddr.addr.sin_port = htons(hs[0].storePort);
-  auto store = std::make_unique<bootstrap::TcpStore>(storeAddr, g.bootstrapTimeout,
+  auto store = std::make_unique<bootstrap::TcpStore>(storeAddr, g.bootstrapTimeout, g.secret,
                                                      g.storeLimits.maxReplyBytes);
   // Every rank must run the same schedule (chunks, lanes, codec, ...): a disagreement is named.
   const std::vector<std::string> schedules =
@@ -233,6 +236,7 @@ Status connect(void* handles[], int nranks, int rank, void* listenComm, void** c
   transport::FabricOptions fo = g.links.fabric;
   fo.listenIp = l->ip;
   fo.job = hs[0].nonce;
+  fo.secret = g.secret;
   auto fabric = std::make_unique<transport::Fabric>(rank, nranks, *store, fo);
   fabric->establish(coll::planLinks(topology, rank, g.links.backends, g.settings.wanLanes));
   if (rank == 0)

@@ -32,6 +32,7 @@ std::string siteText(int site) {
 // Connection options shared by both ends.
 void prepareSocket(int fd, const LinkSettings& settings, int peerSite) {
   setNoDelay(fd);
+  setKeepAlive(fd, settings.tcpUserTimeout);
   if (settings.socketBufBytes > 0) setBufferSizes(fd, settings.socketBufBytes);
   if (peerSite != settings.site && !settings.wanCongestion.empty() &&
       !setCongestionControl(fd, settings.wanCongestion))
@@ -53,12 +54,26 @@ Result<size_t> readSome(int fd, void* buf, size_t want, const std::string& label
 
 // A sender's connection in progress (lives in ConnectHandle::pending): one socket, or the
 // streams of a WAN comm.
+// One socket's greeting: the listener's challenge, our answer and hello, the listener's proof
+// (bootstrap/auth.h).
+struct Greeting {
+  bool connected = false;
+  bootstrap::AuthChallenge challenge{};
+  size_t challengeGot = 0;
+  struct {
+    bootstrap::AuthResponse response;
+    Hello hello;
+  } out{};
+  size_t sent = 0;
+  bootstrap::AuthProof proof{};
+  size_t proofGot = 0;
+  bool done = false;
+};
+
 struct Connecting {
   CommKind kind = CommKind::kTcp;
   std::vector<Fd> fds;
-  std::vector<bool> connected;
-  std::vector<size_t> helloSent;
-  std::vector<Hello> hellos;
+  std::vector<Greeting> greetings;
   int peerSite = 0;
   std::string label;
   // kUcx: the receiver's UcxReply, then its worker address.
@@ -68,6 +83,41 @@ struct Connecting {
   size_t replyGot = 0;
 };
 
+// Advances one socket's greeting as far as its bytes allow (g.done once the listener proved the
+// secret and took our hello).
+Status greet(int fd, const bootstrap::JobSecret& secret, Greeting& g, const std::string& label) {
+  if (g.challengeGot < sizeof(g.challenge)) {
+    auto got = readSome(fd, reinterpret_cast<char*>(&g.challenge) + g.challengeGot,
+                        sizeof(g.challenge) - g.challengeGot, label);
+    if (!got) return got.status();
+    g.challengeGot += got.value();
+    if (g.challengeGot < sizeof(g.challenge)) return Status::ok();
+    XSITE_RETURN_IF_ERROR(secret.respond(g.challenge, g.out.response, label));
+  }
+  while (g.sent < sizeof(g.out)) {
+    ssize_t w = ::send(fd, reinterpret_cast<char*>(&g.out) + g.sent, sizeof(g.out) - g.sent,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      if (wouldBlock(errno)) return Status::ok();
+      return Status(ErrorCategory::kRemote, label + ": hello: " + errnoString(errno));
+    }
+    g.sent += static_cast<size_t>(w);
+  }
+  if (g.proofGot < sizeof(g.proof)) {
+    auto got = readSome(fd, reinterpret_cast<char*>(&g.proof) + g.proofGot,
+                        sizeof(g.proof) - g.proofGot, label);
+    if (!got) return Status(ErrorCategory::kRemote, bootstrap::secretMismatch(label));
+    g.proofGot += got.value();
+    if (g.proofGot < sizeof(g.proof)) return Status::ok();
+    if (!secret.check(g.challenge, g.out.response, g.proof))
+      return Status(ErrorCategory::kRemote,
+                    label + ": the receiver could not prove it knows the job's secret");
+  }
+  g.done = true;
+  return Status::ok();
+}
+
 bool wantWan(const LinkSettings& settings, int peerSite) {
   return settings.wanStreams > 0 && peerSite != settings.site;
 }
@@ -75,6 +125,7 @@ bool wantWan(const LinkSettings& settings, int peerSite) {
 // A WAN stream's buffers and congestion control, as Fabric prepares its WAN links; a refused
 // congestion control is logged once per process.
 void prepareStream(int fd, const LinkSettings& settings) {
+  setKeepAlive(fd, settings.tcpUserTimeout);
   if (transport::wan::prepareWanSocket(fd, settings.wanSizing.socketBytes, settings.wanCongestion))
     return;
   static std::atomic<bool> warned{false};
@@ -350,11 +401,32 @@ Status ListenComm::acceptStep(RecvComm** recvComm) {
     SockAddr addr;
     addr.addr = peer;
     a.peer = addr.toString();
+    a.auth = std::make_unique<bootstrap::AuthAccept>(settings_.secret);
+    a.by = std::chrono::steady_clock::now() + kAcceptLimit;
+    if (!a.auth->start(fd)) continue;
+    if (accepted_.size() >= kMaxAccepted) accepted_.erase(accepted_.begin());  // the oldest goes
     accepted_.push_back(std::move(a));
   }
+  const auto now = std::chrono::steady_clock::now();
   for (size_t i = 0; i < accepted_.size();) {
     Accepted& a = accepted_[i];
     const std::string label = "net recv from " + a.peer;
+    if (a.auth) {
+      const auto st = a.auth->step(a.fd.get());
+      if (st == bootstrap::AuthAccept::State::kWaiting && now < a.by) {
+        ++i;
+        continue;
+      }
+      if (st != bootstrap::AuthAccept::State::kAccepted) {
+        XSITE_INFO(kNet, "%s: dropped: %s", label.c_str(),
+                   st == bootstrap::AuthAccept::State::kRefused
+                       ? "it did not prove it knows the job's secret (XSITE_JOB_SECRET)"
+                       : "it did not answer the job-secret challenge");
+        accepted_.erase(accepted_.begin() + static_cast<long>(i));
+        continue;
+      }
+      a.auth.reset();
+    }
     bool drop = false;  // dropped, or placed (its fd moved to streams_): off the list either way
     auto got = readSome(a.fd.get(), reinterpret_cast<char*>(&a.hello) + a.got,
                         sizeof(Hello) - a.got, label);
@@ -365,16 +437,15 @@ Status ListenComm::acceptStep(RecvComm** recvComm) {
     } else {
       a.got += got.value();
       if (a.got == sizeof(Hello)) {
-        if (a.hello.magic != Hello::kMagic || a.hello.nonce != nonce_) {
+        drop = true;
+        if (a.hello.magic != Hello::kMagic || a.hello.nonce != nonce_)
           XSITE_INFO(kNet, "%s: not the expected sender (bad hello); dropped", label.c_str());
-          drop = true;
-        } else if (!place(a)) {
+        else if (!place(a))
           XSITE_INFO(kNet, "%s: a socket that does not fit the comm being accepted; dropped",
                      label.c_str());
-          drop = true;
-        } else {
-          drop = true;
-        }
+      } else if (now >= a.by) {
+        XSITE_INFO(kNet, "%s: dropped: no hello in time", label.c_str());
+        drop = true;
       }
     }
     if (drop) {
@@ -467,12 +538,11 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
       if (::connect(fd, reinterpret_cast<const sockaddr*>(&to.addr), sizeof(to.addr)) != 0 &&
           errno != EINPROGRESS && errno != EINTR)
         return Status(ErrorCategory::kRemote, owned->label + ": connect: " + errnoString(errno));
-      owned->hellos.push_back(Hello{Hello::kMagic, settings.site, handle->nonce,
-                                    static_cast<uint16_t>(i), static_cast<uint16_t>(n),
-                                    static_cast<uint32_t>(owned->kind)});
+      owned->greetings.emplace_back();
+      owned->greetings.back().out.hello =
+          Hello{Hello::kMagic, settings.site, handle->nonce, static_cast<uint16_t>(i),
+                static_cast<uint16_t>(n), static_cast<uint32_t>(owned->kind)};
     }
-    owned->connected.assign(static_cast<size_t>(n), false);
-    owned->helloSent.assign(static_cast<size_t>(n), 0);
     c = owned.release();
     handle->pending = c;
   }
@@ -483,7 +553,9 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
   };
   bool all = true;
   for (size_t i = 0; i < c->fds.size(); ++i) {
-    if (!c->connected[i]) {
+    Greeting& g = c->greetings[i];
+    const int fd = c->fds[i].get();
+    if (!g.connected) {
       pollfd p{c->fds[i].get(), POLLOUT, 0};
       int n = ::poll(&p, 1, 0);
       if (n < 0 && errno != EINTR)
@@ -499,19 +571,11 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
         return fail(
             Status(ErrorCategory::kRemote, c->label + ": connect: " + errnoString(err) +
                                                " (is the receiving rank alive and reachable?)"));
-      c->connected[i] = true;
+      g.connected = true;
     }
-    while (c->helloSent[i] < sizeof(Hello)) {
-      ssize_t w = ::send(c->fds[i].get(), reinterpret_cast<char*>(&c->hellos[i]) + c->helloSent[i],
-                         sizeof(Hello) - c->helloSent[i], MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (w < 0) {
-        if (errno == EINTR) continue;
-        if (wouldBlock(errno)) break;
-        return fail(Status(ErrorCategory::kRemote, c->label + ": hello: " + errnoString(errno)));
-      }
-      c->helloSent[i] += static_cast<size_t>(w);
-    }
-    if (c->helloSent[i] < sizeof(Hello)) all = false;
+    Status st = greet(fd, settings.secret, g, c->label);
+    if (!st) return fail(st);
+    if (!g.done) all = false;
   }
   if (!all) return Status::ok();
 #if XSITE_HAVE_UCX

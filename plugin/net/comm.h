@@ -27,6 +27,7 @@
 // polled in any order.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -34,6 +35,7 @@
 #include <string>
 #include <vector>
 
+#include "bootstrap/auth.h"
 #include "compress/codec.h"
 #include "plugin/abi/common.h"
 #include "plugin/net/devices.h"
@@ -100,6 +102,8 @@ struct LinkSettings {
   size_t wanFrameBytes = 64 << 10;                        // XSITE_WAN_FRAME_SIZE
   transport::wan::WanSizing wanSizing{1 << 20, 4 << 20};  // from XSITE_WAN_RATE_MBIT, _LATENCY_US
   compress::CodecId wanCodec = compress::CodecId::kNone;   // XSITE_NET_CODEC (lossless only)
+  bootstrap::JobSecret secret;  // XSITE_JOB_SECRET: every socket proves it before its hello
+  std::chrono::milliseconds tcpUserTimeout{30000};  // XSITE_TCP_USER_TIMEOUT (setKeepAlive)
 };
 
 class Comm;
@@ -201,9 +205,13 @@ class ListenComm {
   struct Accepted {
     Fd fd;
     std::string peer;
+    std::unique_ptr<bootstrap::AuthAccept> auth;  // until it proved the job's secret
     Hello hello{};
     size_t got = 0;
+    std::chrono::steady_clock::time_point by;  // dropped if not placed by then
   };
+  static constexpr size_t kMaxAccepted = 1024;
+  static constexpr std::chrono::seconds kAcceptLimit{10};
   // A complete, valid hello: the socket takes its place; false if it does not fit the comm.
   bool place(Accepted& a);
   // A complete kUcx hello: answers with a comm id and the worker's address.

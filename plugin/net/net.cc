@@ -71,6 +71,8 @@ Status init(void** ctx, uint64_t commId, const ncclNetCommConfig_v11_t* config,
       s.wanStreams = wanTransport == "streams" ? streams : 0;
       s.siteUcx = sameSiteOverUcx(p);  // throws kInvalidUsage on a bad value
       s.wanFrameBytes = static_cast<size_t>(p.integer(params::Id::kWanFrameSize));
+      s.secret = bootstrap::JobSecret::fromParams(p);
+      s.tcpUserTimeout = params::fromSeconds(p.real(params::Id::kTcpUserTimeout));
       s.wanSizing = transport::wan::wanSizing(
           p.real(params::Id::kWanRateMbit), p.real(params::Id::kWanLatencyUs), streams,
           static_cast<size_t>(p.integer(params::Id::kWanWindow)));

@@ -214,6 +214,7 @@ Communicator Communicator::fromEnvironment(const Config& config) {
   fo.prefix = "fabric";
   fo.listenIp = impl->rendezvous->listenIp();
   fo.job = impl->rendezvous->job();
+  fo.secret = impl->rendezvous->secret();
   fo.timeout = bootstrapTimeout;
   const transport::Backend site = links.backends.sameSite;
   if (me.rank == 0)

@@ -79,10 +79,11 @@ Rendezvous::Rendezvous(const params::Params& p, int rank, int worldSize, Duratio
     if (listenIp_.empty()) listenIp_ = "127.0.0.1";
   } else {
     SockAddr sa = parseSockAddr(addr);
+    secret_ = JobSecret::fromParams(p);  // an in-process store has no connections to guard
     const StoreLimits limits = storeLimitsFromParams(p);
     if (rank == 0) {
       try {
-        server_ = std::make_unique<TcpStoreServer>(sa, limits);
+        server_ = std::make_unique<TcpStoreServer>(sa, limits, secret_);
       } catch (const Error& e) {
         throw Error(e.category(), "rank 0 cannot serve the rendezvous store at " + addr +
                                       " (does another job use the same MASTER_PORT or "
@@ -90,7 +91,7 @@ Rendezvous::Rendezvous(const params::Params& p, int rank, int worldSize, Duratio
                                       e.what());
       }
     }
-    client_ = std::make_unique<TcpStore>(sa, timeout, limits.maxReplyBytes);
+    client_ = std::make_unique<TcpStore>(sa, timeout, secret_, limits.maxReplyBytes);
     store_ = client_.get();
     if (listenIp_.empty()) listenIp_ = routeSourceIp(sa);
   }

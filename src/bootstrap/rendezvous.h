@@ -24,6 +24,8 @@ class Rendezvous {
   Store& store() { return *store_; }
   uint64_t job() const { return job_; }                 // the same on every rank
   const std::string& listenIp() const { return listenIp_; }
+  // XSITE_JOB_SECRET: every connection between ranks proves it (bootstrap/auth.h).
+  const JobSecret& secret() const { return secret_; }
   // Collective: after it, the store is no longer needed by this rank (rank 0 keeps serving it
   // until every rank has left, or its destructor gives up waiting).
   void leave();
@@ -34,6 +36,7 @@ class Rendezvous {
  private:
   int rank_, worldSize_;
   Duration timeout_;
+  JobSecret secret_;
   std::unique_ptr<TcpStoreServer> server_;
   std::unique_ptr<TcpStore> client_;
   std::unique_ptr<InProcessStore> solo_;

@@ -18,6 +18,10 @@ namespace xsite::bootstrap {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// A client answers the job-secret challenge within this; store connections are long-lived (a
+// rank keeps its own for the job): keepalive, and 5 minutes of unacknowledged data is death.
+constexpr auto kAuthLimit = std::chrono::seconds(10);
+constexpr auto kStoreUserTimeout = std::chrono::minutes(5);
 
 // Wire format: every message is [u32 length][payload]; payload strings are [u32 len][bytes].
 // Requests: [kSet][key][value] -> [kOk]; [kWait][u32 ms][u32 n][key]... -> [kOk][u32 n][value]...
@@ -156,7 +160,8 @@ void release(std::string& b) noexcept {
 // refused (told why when it still reads, logged, disconnected); the others carry on.
 class StoreService {
  public:
-  explicit StoreService(const StoreLimits& limits) : limits_(limits) {}
+  StoreService(const StoreLimits& limits, const JobSecret& secret)
+      : limits_(limits), secret_(secret) {}
 
   bool acceptPaused(Clock::time_point now) const { return now < acceptPausedUntil_; }
   void acceptAll(int listenFd, Clock::time_point now);
@@ -179,6 +184,9 @@ class StoreService {
     bool waiting = false;  // a wait is pending: later requests stay in `in`, answered in order
     bool closing = false;  // refused: dropped once its error reply is out (or at closeBy)
     Clock::time_point closeBy{};
+    bool authed = false;   // it proved the job's secret (bootstrap/auth.h); nothing served before
+    AuthChallenge challenge{};
+    Clock::time_point authBy{};
   };
   struct Waiter {
     Client* client;
@@ -197,7 +205,9 @@ class StoreService {
   // An exception while serving `c` (a bug, or memory): logged, and `c` is refused, not the thread.
   void fail(Client& c, const char* what) noexcept;
 
+  bool authenticate(Client& c);
   const StoreLimits limits_;
+  const JobSecret& secret_;
   std::list<Client> clients_;
   std::list<Waiter> waits_;
   std::map<std::string, std::string> kv_;
@@ -235,9 +245,15 @@ void StoreService::acceptAll(int listenFd, Clock::time_point now) {
       continue;
     }
     setNoDelay(fd);
+    setKeepAlive(fd, kStoreUserTimeout);
     clients_.push_back(Client{});
-    clients_.back().fd = std::move(conn);
-    clients_.back().peer = peerOf(fd);
+    Client& c = clients_.back();
+    c.fd = std::move(conn);
+    c.peer = peerOf(fd);
+    c.challenge = secret_.challenge();
+    c.authBy = now + kAuthLimit;
+    c.out.append(reinterpret_cast<const char*>(&c.challenge), sizeof(c.challenge));
+    flush(c);
   }
 }
 
@@ -282,8 +298,26 @@ void StoreService::receive(Client& c) {
   serve(c);
 }
 
+// The first bytes of a client answer the challenge sent when it connected.
+bool StoreService::authenticate(Client& c) {
+  if (c.in.size() - c.inPos < sizeof(AuthResponse)) return false;
+  AuthResponse r;
+  memcpy(&r, c.in.data() + c.inPos, sizeof(r));
+  AuthProof p{};
+  if (!secret_.check(c.challenge, r, p)) {
+    drop(c, "it did not prove it knows the job's secret (XSITE_JOB_SECRET)");
+    return false;
+  }
+  c.inPos += sizeof(r);
+  c.authed = true;
+  c.out.append(reinterpret_cast<const char*>(&p), sizeof(p));
+  flush(c);
+  return true;
+}
+
 // Handles the whole requests in `c.in`, in order, until one has to wait.
 void StoreService::serve(Client& c) {
+  if (!c.authed && !authenticate(c)) return;
   while (c.fd.valid() && !c.closing && !c.waiting && c.in.size() - c.inPos >= 4) {
     uint32_t len;
     memcpy(&len, c.in.data() + c.inPos, 4);
@@ -487,6 +521,8 @@ void StoreService::answerWaits(Clock::time_point now) {
 void StoreService::reap(Clock::time_point now) {
   for (auto& c : clients_)
     if (c.closing && c.fd.valid() && now >= c.closeBy) drop(c, nullptr);  // it never read why
+    else if (!c.authed && c.fd.valid() && now >= c.authBy)
+      drop(c, "it did not answer the job-secret challenge in time");
   waits_.remove_if([](const Waiter& w) { return !w.client->fd.valid(); });
   clients_.remove_if([](const Client& c) { return !c.fd.valid(); });
 }
@@ -519,8 +555,9 @@ StoreLimits storeLimitsFromParams(const params::Params& p) {
   return l;
 }
 
-TcpStoreServer::TcpStoreServer(const SockAddr& bindAddr, const StoreLimits& limits)
-    : limits_(limits) {
+TcpStoreServer::TcpStoreServer(const SockAddr& bindAddr, const StoreLimits& limits,
+                               JobSecret secret)
+    : limits_(limits), secret_(std::move(secret)) {
   listen_ = tcpListen(bindAddr);
   setNonBlocking(listen_.get(), true);
   address_ = localAddr(listen_.get());
@@ -541,7 +578,7 @@ TcpStoreServer::~TcpStoreServer() {
 // Whatever a client sends, the thread carries on: its errors are the client's (StoreService),
 // and anything else is logged here.
 void TcpStoreServer::run() noexcept {
-  StoreService service(limits_);
+  StoreService service(limits_, secret_);
   std::vector<pollfd> pfds;
   while (true) {
     try {
@@ -577,14 +614,29 @@ Error garbledReply(const SockAddr& server) {
 
 }  // namespace
 
-TcpStore::TcpStore(const SockAddr& server, Duration connectTimeout, size_t maxReply)
+TcpStore::TcpStore(const SockAddr& server, Duration connectTimeout, const JobSecret& secret,
+                   size_t maxReply)
     : server_(server), maxReply_(maxReply) {
+  const auto deadline = Clock::now() + connectTimeout;
   try {
-    fd_ = tcpConnect(server, Clock::now() + connectTimeout);
+    fd_ = tcpConnect(server, deadline);
   } catch (const Error& e) {
     throw Error(e.category(), "cannot reach the rendezvous store at " + server.toString() +
                                   " (XSITE_STORE_ADDR / MASTER_ADDR): " + e.what());
   }
+  setKeepAlive(fd_.get(), kStoreUserTimeout);
+  const auto authDeadline = Clock::now() + kAuthLimit;
+  // A store that refuses this client (its client cap) says why in a reply, not a challenge.
+  uint32_t head = 0;
+  for (ssize_t got = 0; got < 4 && Clock::now() < authDeadline;) {
+    pollfd p{fd_.get(), POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    got = ::recv(fd_.get(), &head, 4, MSG_PEEK | MSG_DONTWAIT);
+    if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) break;  // said below
+    if (got == 4 && head != AuthChallenge::kMagic) readReply(authDeadline);  // throws why
+  }
+  throwIfError(authenticateToListener(fd_.get(), secret, authDeadline,
+                                      "the rendezvous store at " + server.toString()));
 }
 
 std::string TcpStore::roundTrip(const std::string& request, Duration timeout) {
@@ -592,8 +644,14 @@ std::string TcpStore::roundTrip(const std::string& request, Duration timeout) {
   auto deadline = Clock::now() + timeout + std::chrono::seconds(10);  // server answers at timeout
   std::string f = frame(request);
   Status s = writeAll(fd_.get(), f.data(), f.size(), deadline);
+  if (!s)
+    throw Error(s.category(), "rendezvous store at " + server_.toString() + ": " + s.message());
+  return readReply(deadline);
+}
+
+std::string TcpStore::readReply(Clock::time_point deadline) {
   uint32_t len = 0;
-  if (s) s = readAll(fd_.get(), &len, 4, deadline);
+  Status s = readAll(fd_.get(), &len, 4, deadline);
   if (s && len > maxReply_)  // checked before anything is allocated for it
     s = Status(ErrorCategory::kRemote,
                "it announced a reply of " + std::to_string(len) + " bytes, past the reply cap of " +

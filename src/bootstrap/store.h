@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "bootstrap/auth.h"
 #include "util/params.h"
 #include "util/socket.h"
 
@@ -71,7 +72,9 @@ StoreLimits storeLimitsFromParams(const params::Params& p);
 // The TCP server; one thread, poll() over all clients, no blocking call on a client's socket.
 class TcpStoreServer {
  public:
-  explicit TcpStoreServer(const SockAddr& bindAddr, const StoreLimits& limits = {});
+  // Every client proves `secret` before it is served (bootstrap/auth.h).
+  explicit TcpStoreServer(const SockAddr& bindAddr, const StoreLimits& limits = {},
+                          JobSecret secret = {});
   ~TcpStoreServer();
   TcpStoreServer(const TcpStoreServer&) = delete;
   TcpStoreServer& operator=(const TcpStoreServer&) = delete;
@@ -80,6 +83,7 @@ class TcpStoreServer {
  private:
   void run() noexcept;
   StoreLimits limits_;
+  JobSecret secret_;
   Fd listen_;
   Fd wakeRead_, wakeWrite_;
   SockAddr address_;
@@ -90,7 +94,8 @@ class TcpStore final : public Store {
  public:
   // Connects, retrying until `connectTimeout` (the server may start later than its clients).
   // A reply longer than `maxReply` (XSITE_STORE_MAX_REPLY) is refused before it is allocated.
-  TcpStore(const SockAddr& server, Duration connectTimeout,
+  // It proves `secret` to the server, and the server proves it back.
+  TcpStore(const SockAddr& server, Duration connectTimeout, const JobSecret& secret = {},
            size_t maxReply = StoreLimits{}.maxReplyBytes);
   void set(const std::string& key, const std::string& value) override;
   std::string setIfAbsent(const std::string& key, const std::string& value) override;
@@ -99,6 +104,8 @@ class TcpStore final : public Store {
 
  private:
   std::string roundTrip(const std::string& request, Duration timeout);
+  // One reply; throws naming the store on a failure or an error reply.
+  std::string readReply(std::chrono::steady_clock::time_point deadline);
   SockAddr server_;
   size_t maxReply_;
   Fd fd_;

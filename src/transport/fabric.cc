@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <list>
 #include <set>
 
 #include "transport/shm/shm.h"
@@ -21,6 +23,8 @@ namespace xsite::transport {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr size_t kMaxCallers = 1024;                 // connections proving themselves at once
+constexpr auto kCallerLimit = std::chrono::seconds(10);  // to prove the secret and say hello
 
 std::string shmName(uint64_t job, int from, int to, int channel) {
   char buf[96];
@@ -172,6 +176,7 @@ void Fabric::addSocketConnections(const SocketGroup& g, std::vector<Fd> fds, con
       setKeepAlive(fd, opt_.tcpUserTimeout);
     };
     r.timeout = opt_.wan.reconnectTimeout;
+    r.secret = opt_.secret;
     link->enableResume(std::move(r));
     if (!dialer) resumeAcceptor_->add(first.peer, first.channel, link.get());
   }
@@ -218,7 +223,8 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
   // After set-up the WAN listener answers peers that re-open a broken stream.
   if (std::any_of(groups.begin(), groups.end(),
                   [](const auto& g) { return g.second.links.front()->backend == Backend::kWan; }))
-    resumeAcceptor_ = std::make_unique<wan::ResumeAcceptor>(Fd(::dup(wanListener.get())), opt_.job);
+    resumeAcceptor_ = std::make_unique<wan::ResumeAcceptor>(Fd(::dup(wanListener.get())), opt_.job,
+                                                            opt_.secret);
   auto peerAddr = [&](int peer, bool wanKind) {
     const std::string& a = addrs[peer];
     size_t sp = a.find(' ');
@@ -250,48 +256,104 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
                    g.label.c_str(), n, g.links.size(),
                    std::chrono::duration<double, std::milli>(Clock::now() - t0).count(),
                    wanSocketBytes_, congestionControl(fd.get()).c_str());
+      throwIfError(bootstrap::authenticateToListener(fd.get(), opt_.secret, deadline,
+                                                     "the listener of " + g.label));
       tcp::Hello hello{tcp::Hello::kMagic, rank_, l.channel, static_cast<uint32_t>(s), opt_.job};
       throwIfError(writeAll(fd.get(), &hello, sizeof(hello), deadline));
       fds.push_back(std::move(fd));
     }
     addSocketConnections(g, std::move(fds), peerAddr(l.peer, true));
   }
-  std::vector<pollfd> pfds{{listener.get(), POLLIN, 0}, {wanListener.get(), POLLIN, 0}};
+  // Callers prove the job's secret, then say who they are; nothing here blocks on one of them,
+  // and one that stays silent is dropped after a few seconds.
+  struct Caller {
+    Fd fd;
+    bootstrap::AuthAccept auth;
+    bool authed = false;
+    tcp::Hello hello{};
+    size_t got = 0;
+    Clock::time_point by;
+  };
+  std::list<Caller> callers;
+  bool warned = false;
+  auto stranger = [&](const char* what) {
+    if (!warned)
+      XSITE_WARN(kNet, "dropping a connection that %s (further ones are dropped silently)", what);
+    warned = true;
+  };
+  const int listeners[2] = {listener.get(), wanListener.get()};
+  for (int fd : listeners) setNonBlocking(fd, true);  // accepted until none is left
+  std::vector<pollfd> pfds;
   while (!expected.empty()) {
+    const auto now = Clock::now();
     int left = static_cast<int>(
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count());
     if (left <= 0) {
       std::string who;
       for (const auto& [key, p] : expected) who += (who.empty() ? "" : ", ") + p.group->label;
       throw Error(ErrorCategory::kTimeout, "these peers never connected: " + who);
     }
-    if (::poll(pfds.data(), pfds.size(), std::min(left, 1000)) <= 0) continue;
-    for (auto& pfd : pfds) {
-      if (!(pfd.revents & POLLIN)) continue;
-      Fd fd(::accept4(pfd.fd, nullptr, nullptr, SOCK_CLOEXEC));
-      if (!fd.valid()) continue;
-      tcp::Hello hello{};
-      Status s = readAll(fd.get(), &hello, sizeof(hello), Clock::now() + std::chrono::seconds(10));
-      if (!s || hello.magic != tcp::Hello::kMagic || hello.job != opt_.job) {
-        XSITE_WARN(kNet, "dropping a connection that did not introduce itself as a rank of this job");
-        continue;
+    pfds.clear();
+    for (int fd : listeners) pfds.push_back({fd, POLLIN, 0});
+    for (const Caller& c : callers) pfds.push_back({c.fd.get(), POLLIN, 0});
+    if (::poll(pfds.data(), pfds.size(), std::min(left, 100)) < 0) continue;
+    for (int fd : listeners) {
+      for (int i = 0; i < 64; ++i) {
+        Fd conn(::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+        if (!conn.valid()) break;
+        if (callers.size() >= kMaxCallers) callers.pop_front();  // the oldest waits no longer
+        callers.push_back(Caller{std::move(conn), bootstrap::AuthAccept(opt_.secret), false, {}, 0,
+                                 now + kCallerLimit});
+        if (!callers.back().auth.start(callers.back().fd.get())) callers.pop_back();
       }
-      auto it = expected.find({hello.rank, hello.channel});
-      if (it == expected.end() || hello.stream >= it->second.fds.size() ||
-          it->second.fds[hello.stream].valid())
-        throw Error(ErrorCategory::kRemote, "rank " + std::to_string(hello.rank) +
-                                                " opened an unexpected connection (channel " +
-                                                std::to_string(hello.channel) + ", stream " +
-                                                std::to_string(hello.stream) +
-                                                "): do all ranks use the same settings?");
-      Pending& p = it->second;
-      const LinkRequest& l = *p.group->links.front();
-      if (l.backend == Backend::kWan) prepareWanSocket(fd.get(), l.bulk);
-      p.fds[hello.stream] = std::move(fd);
-      if (--p.missing == 0) {
-        addSocketConnections(*p.group, std::move(p.fds), peerAddr(l.peer, true));
-        expected.erase(it);
+    }
+    for (auto it = callers.begin(); it != callers.end();) {
+      Caller& c = *it;
+      bool done = false;  // handed over or dropped
+      if (!c.authed) {
+        const auto st = c.auth.step(c.fd.get());
+        if (st == bootstrap::AuthAccept::State::kRefused)
+          stranger("did not prove it knows the job's secret (XSITE_JOB_SECRET)");
+        done = st == bootstrap::AuthAccept::State::kRefused ||
+               st == bootstrap::AuthAccept::State::kClosed;
+        c.authed = st == bootstrap::AuthAccept::State::kAccepted;
       }
+      if (c.authed && !done) {
+        const ssize_t r = ::recv(c.fd.get(), reinterpret_cast<char*>(&c.hello) + c.got,
+                                 sizeof(c.hello) - c.got, MSG_DONTWAIT);
+        if (r > 0) c.got += static_cast<size_t>(r);
+        done = r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+      }
+      if (!done && c.got == sizeof(c.hello)) {
+        done = true;
+        const tcp::Hello& hello = c.hello;
+        if (hello.magic != tcp::Hello::kMagic || hello.job != opt_.job) {
+          stranger("did not introduce itself as a rank of this job");
+        } else {
+          auto ex = expected.find({hello.rank, hello.channel});
+          if (ex == expected.end() || hello.stream >= ex->second.fds.size() ||
+              ex->second.fds[hello.stream].valid())
+            throw Error(ErrorCategory::kRemote, "rank " + std::to_string(hello.rank) +
+                                                    " opened an unexpected connection (channel " +
+                                                    std::to_string(hello.channel) + ", stream " +
+                                                    std::to_string(hello.stream) +
+                                                    "): do all ranks use the same settings?");
+          Pending& p = ex->second;
+          const LinkRequest& l = *p.group->links.front();
+          setNonBlocking(c.fd.get(), false);
+          if (l.backend == Backend::kWan) prepareWanSocket(c.fd.get(), l.bulk);
+          p.fds[hello.stream] = std::move(c.fd);
+          if (--p.missing == 0) {
+            addSocketConnections(*p.group, std::move(p.fds), peerAddr(l.peer, true));
+            expected.erase(ex);
+          }
+        }
+      }
+      if (!done && now > c.by) {
+        stranger("stayed silent");
+        done = true;
+      }
+      it = done ? callers.erase(it) : std::next(it);
     }
   }
 }

@@ -59,6 +59,7 @@ struct FabricOptions {
   std::string prefix = "fabric";       // store key prefix, unique per communicator
   std::string listenIp = "127.0.0.1";  // TCP: where this rank listens
   uint64_t job = 0;                    // shared by every rank of the job (names, handshakes)
+  bootstrap::JobSecret secret;         // every connection between ranks proves it
   size_t shmRingBytes = 2u << 20;
   int socketBufBytes = 0;  // 0: kernel autotuning
   std::chrono::milliseconds tcpUserTimeout{30000};  // TCP and WAN sockets (setKeepAlive; 0: off)

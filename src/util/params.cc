@@ -124,7 +124,9 @@ std::string Params::describe(bool includeExternal) const {
   for (size_t i = 0; i < values_.size(); ++i) {
     const Info& inf = kInfos[i];
     if (inf.external && (!includeExternal || !values_[i].set)) continue;
-    out << inf.name << "=" << values_[i].text << "  # "
+    // A secret is never printed (xsite-info -c output lands in logs and bug reports).
+    const bool secret = i == index(Id::kJobSecret) && !values_[i].text.empty();
+    out << inf.name << "=" << (secret ? std::string("<hidden>") : values_[i].text) << "  # "
         << (values_[i].set ? "set" : (values_[i].text.empty() ? "unset" : "default")) << "; "
         << inf.doc << "\n";
   }

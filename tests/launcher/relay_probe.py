@@ -60,9 +60,29 @@ def set_request(key, value=b"v"):
     return frame(b"\x01" + struct.pack("<I", len(key)) + key + struct.pack("<I", len(value)) + value)
 
 
+# The job-secret handshake that opens every store connection (src/bootstrap/auth.h): the store's
+# challenge (magic "XSA1", version, nonce), the client's response, the store's proof. The gateway
+# passes it on untouched; the stand-in store does not check it.
+CHALLENGE = struct.pack("<II", 0x58534131, 1) + b"n" * 16
+RESPONSE_BYTES, PROOF_BYTES = 48, 32
+
+
+def recv_exact(c, n):
+    got = b""
+    while len(got) < n:
+        d = c.recv(n - len(got))
+        if not d:
+            raise RuntimeError("closed during the handshake")
+        got += d
+    return got
+
+
 def stand_in_store():
     """Answers every request [0] (a set's OK); a set of the key b"evil" with a huge length."""
     def serve(c):
+        c.sendall(CHALLENGE)
+        recv_exact(c, RESPONSE_BYTES)
+        c.sendall(b"p" * PROOF_BYTES)
         buf = b""
         while True:
             d = c.recv(65536)
@@ -82,6 +102,10 @@ def stand_in_store():
 def gateway_client(port):
     c = socket.create_connection(("127.0.0.1", port), timeout=2)
     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if recv_exact(c, len(CHALLENGE)) != CHALLENGE:
+        raise RuntimeError("the gateway changed the store's challenge")
+    c.sendall(b"r" * RESPONSE_BYTES)
+    recv_exact(c, PROOF_BYTES)
     return c
 
 

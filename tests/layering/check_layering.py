@@ -28,8 +28,9 @@ ALLOWED = {
     "tools": {"xsite", "transport", "topo", "util"},
     # The NCCL plugin: adapters over the core (NCCL_ABI types live in plugin/abi only).
     "plugin": {"plugin", "transport", "topo", "util", "xsite"},
-    # The net: lossless codecs on cross-site messages (XSITE_NET_CODEC).
-    "plugin/net": {"plugin", "compress", "transport", "topo", "util", "xsite"},
+    # The net: lossless codecs on cross-site messages (XSITE_NET_CODEC); its sockets prove the
+    # job's secret (bootstrap/auth.h).
+    "plugin/net": {"plugin", "compress", "transport", "topo", "bootstrap", "util", "xsite"},
     # CollNet runs the library's collectives: a coll::Context over a Fabric met through a store.
     "plugin/collnet": {"plugin", "coll", "compress", "transport", "topo", "bootstrap", "util", "xsite"},
 }

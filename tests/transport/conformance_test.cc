@@ -537,6 +537,8 @@ TEST_P(Conformance, GarbledFrameIsARemoteError) {
         std::vector<Fd> fds;
         for (int s = 0; s < (isWan ? opts.wan.streams : 1); ++s) {
           fds.push_back(tcpConnect(parseSockAddr(target), deadline));
+          ASSERT_TRUE(isOk(bootstrap::authenticateToListener(fds.back().get(), opts.secret,
+                                                             deadline, "rank 1")));
           tcp::Hello hello{tcp::Hello::kMagic, 0, 0, static_cast<uint32_t>(s), opts.job};
           ASSERT_TRUE(isOk(writeAll(fds.back().get(), &hello, sizeof(hello), deadline)));
         }

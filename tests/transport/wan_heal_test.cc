@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -27,6 +28,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 constexpr uint64_t kJob = 42;
+const bootstrap::JobSecret kSecret("the-secret-of-job-42-0123456789");
 
 // The local ports of the established TCP sockets to `port` on loopback (the dialer's streams).
 std::vector<int> dialerPorts(int port) {
@@ -85,6 +87,7 @@ std::unique_ptr<HealPair> makePair(int streams, WanOptions opt, milliseconds tim
     r.hello = ResumeHello{ResumeHello::kMagic, rank, 0, 0, kJob, 0};
     r.prepare = [](int fd) { setKeepAlive(fd, milliseconds(10000)); };
     r.timeout = timeout;
+    r.secret = kSecret;
     s.link->enableResume(std::move(r));
     s.conn = std::make_unique<WanConnection>(1 - rank, label, s.link, 0);
   };
@@ -93,7 +96,7 @@ std::unique_ptr<HealPair> makePair(int streams, WanOptions opt, milliseconds tim
   p->a.proxy = std::make_unique<WanProxy>(std::vector<WanLink*>{p->a.link.get()});
   std::unique_ptr<ResumeAcceptor> acceptor;
   if (answer) {
-    acceptor = std::make_unique<ResumeAcceptor>(std::move(listenB), kJob);
+    acceptor = std::make_unique<ResumeAcceptor>(std::move(listenB), kJob, kSecret);
     acceptor->add(0, 0, p->b.link.get());
   } else {
     static std::vector<Fd> keep;  // a listener nobody accepts from: calls hang in its backlog
@@ -184,6 +187,68 @@ TEST(WanHeal, EveryStreamResetAtOnceHeals) {
   for (int port : dialerPorts(p->portB)) killSocket(port);
   ta.join();
   tb.join();
+  EXPECT_TRUE(sa.isOk()) << sa.message();
+  EXPECT_TRUE(sb.isOk()) << sb.message();
+}
+
+TEST(WanHeal, AStreamOfAnIdleLinkHealsWithoutItsOwnerLooking) {
+  if (!ssCanKill()) GTEST_SKIP() << "this kernel cannot destroy sockets (ss -K: CONFIG_INET_DIAG_DESTROY)";
+  auto p = makePair(2, WanOptions{}, milliseconds(20000));
+  const std::vector<int> before = dialerPorts(p->portB);
+  ASSERT_EQ(before.size(), 2u);
+  killSocket(before[0]);
+  // Nobody calls progress(): the proxies notice, re-dial and answer.
+  std::vector<int> after;
+  for (auto t0 = Clock::now(); Clock::now() - t0 < std::chrono::seconds(3);) {
+    std::this_thread::sleep_for(milliseconds(20));
+    after = dialerPorts(p->portB);
+    if (after.size() == 2 && std::find(after.begin(), after.end(), before[0]) == after.end() &&
+        !p->a.link->healing() && !p->b.link->healing())
+      break;
+  }
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(std::find(after.begin(), after.end(), before[0]), after.end()) << "stream 0 was not re-dialed";
+  EXPECT_FALSE(p->a.link->healing());
+  EXPECT_FALSE(p->b.link->healing());
+  Status sa, sb;
+  std::thread ta([&] { sa = exchange(*p->a.conn, 0, 4, 1 << 20, milliseconds(20000)); });
+  sb = exchange(*p->b.conn, 1, 4, 1 << 20, milliseconds(20000));
+  ta.join();
+  EXPECT_TRUE(sa.isOk()) << sa.message();
+  EXPECT_TRUE(sb.isOk()) << sb.message();
+}
+
+// Someone who knows the job id and the wire format but not the secret calls the WAN listener
+// and asks to take over a stream: refused, and the link carries on untouched.
+TEST(WanHeal, AStrangerCannotReopenAStream) {
+  auto p = makePair(2, WanOptions{}, milliseconds(20000));
+  SockAddr b = sockAddrOf("127.0.0.1", p->portB);
+  for (const bootstrap::JobSecret* who : {&kSecret, static_cast<const bootstrap::JobSecret*>(nullptr)}) {
+    const bootstrap::JobSecret stranger("not-the-secret-of-job-42-000000");
+    Fd fd = tcpConnect(b, Clock::now() + std::chrono::seconds(2));
+    bootstrap::AuthChallenge c{};
+    ASSERT_TRUE(readAll(fd.get(), &c, sizeof(c), Clock::now() + std::chrono::seconds(2)).isOk());
+    struct {
+      bootstrap::AuthResponse response;
+      ResumeHello hello;
+    } out{};
+    if (who != nullptr) {  // a replay: a response made for another challenge
+      const bootstrap::AuthChallenge old = kSecret.challenge();
+      ASSERT_TRUE(kSecret.respond(old, out.response, "test").isOk());
+    } else {
+      ASSERT_TRUE(stranger.respond(c, out.response, "test").isOk());
+    }
+    out.hello = ResumeHello{ResumeHello::kMagic, 0, 0, 0, kJob, 0};
+    ASSERT_TRUE(writeAll(fd.get(), &out, sizeof(out), Clock::now() + std::chrono::seconds(2)).isOk());
+    char buf[64];
+    const Status s = readAll(fd.get(), buf, 1, Clock::now() + std::chrono::seconds(2));
+    EXPECT_FALSE(s.isOk()) << "the listener answered a stranger";
+  }
+  EXPECT_FALSE(p->b.link->healing());
+  Status sa, sb;
+  std::thread ta([&] { sa = exchange(*p->a.conn, 0, 2, 1 << 20, milliseconds(20000)); });
+  sb = exchange(*p->b.conn, 1, 2, 1 << 20, milliseconds(20000));
+  ta.join();
   EXPECT_TRUE(sa.isOk()) << sa.message();
   EXPECT_TRUE(sb.isOk()) << sb.message();
 }

@@ -349,7 +349,13 @@ class WarnLog {
 // A client that speaks the store's framing by hand: [u32 length][payload].
 class RawClient {
  public:
-  explicit RawClient(const SockAddr& server) : fd_(tcpConnect(server, Clock::now() + kLong)) {}
+  // Connects and answers the job-secret challenge (no secret; `authenticate` false: a client
+  // the store refuses at once): from then on it speaks raw bytes.
+  explicit RawClient(const SockAddr& server, bool authenticate = true)
+      : fd_(tcpConnect(server, Clock::now() + kLong)) {
+    if (authenticate)
+      EXPECT_TRUE(authenticateToListener(fd_.get(), JobSecret{}, Clock::now() + kLong, "store").isOk());
+  }
   int fd() const { return fd_.get(); }
   void sendBytes(const std::string& bytes) {
     throwIfError(writeAll(fd_.get(), bytes.data(), bytes.size(), Clock::now() + kLong));
@@ -431,11 +437,11 @@ TEST(TcpStoreLimits, ClientCap) {
   TcpStore b(server.address(), kLong);
   a->set("k", "v");
   EXPECT_EQ(b.get("k", kLong), "v");
-  RawClient third(server.address());
+  RawClient third(server.address(), /*authenticate=*/false);
   third.expectRefused("at most 2 clients at once (its client cap)");
   EXPECT_TRUE(warnings.has("client cap"));
-  TcpStore fourth(server.address(), kLong);  // connects (the kernel accepts), then is told
-  expectCapError([&] { fourth.set("k", "w"); }, "client cap");
+  // Connects (the kernel accepts), then is told instead of challenged.
+  expectCapError([&] { TcpStore fourth(server.address(), kLong); }, "client cap");
   EXPECT_EQ(b.get("k", kLong), "v");
   // A client that leaves frees its place.
   a.reset();
@@ -605,6 +611,7 @@ TEST(TcpStore, AnnouncedReplyPastTheCapIsAnErrorNotAnAllocation) {
   const SockAddr addr = localAddr(listener.get());
   std::thread fake([&] {
     Fd conn(::accept(listener.get(), nullptr, nullptr));
+    EXPECT_TRUE(authenticateCaller(conn.get(), JobSecret{}, Clock::now() + kLong, "client").isOk());
     char req[256];
     (void)!::recv(conn.get(), req, sizeof(req), 0);
     const uint32_t huge = 0xFFFFFFF0u;

@@ -179,7 +179,10 @@ struct GwConn {
   int site;
   int c = -1, u = -1;  // c: the rank; u: the real store
   bool uConnected = false, dead = false;
-  bool known = false, raw = false;  // its first message told: xsite's store protocol or not
+  // Who spoke first told: the store's job-secret challenge (xsite's protocol), or the client
+  // (another program's own rendezvous, passed on as it is).
+  bool known = false, raw = false;
+  size_t cSkip = 0, uSkip = 0;  // bytes of the secret handshake still to pass on unread
   int64_t retryAt = 0, giveUpAt = 0;
   std::string cin, uin, cout, uout;
 };
@@ -482,6 +485,18 @@ bool reframe(std::string& in, std::string& out, F rewrite) {
   return true;
 }
 
+// The job-secret handshake (src/bootstrap/auth.h) that opens an xsite store connection: the
+// store's challenge and proof, the client's response. The gateway passes it on untouched.
+constexpr uint32_t kAuthMagic = 0x58534131;  // "XSA1"
+constexpr size_t kAuthChallengeBytes = 24, kAuthResponseBytes = 48, kAuthProofBytes = 32;
+
+void passHandshake(std::string& in, std::string& out, size_t& skip) {
+  const size_t n = std::min(skip, in.size());
+  out.append(in, 0, n);
+  in.erase(0, n);
+  skip -= n;
+}
+
 // A gateway connection whose store messages announce more than the store takes: dropped.
 void dropOversized(GwConn& g, const char* from, const std::string& in) {
   fprintf(stderr,
@@ -493,10 +508,12 @@ void dropOversized(GwConn& g, const char* from, const std::string& in) {
 
 // Requests of a rank of site g.site to the store: a set's value is stored as site 0 sees it.
 void Relay::gwFromClient(GwConn& g) {
-  if (!g.known && g.cin.size() >= 4) {  // past the store's limit: another program's protocol
-    g.raw = getU32(g.cin, 0) > kMaxStoreMessage;
+  if (!g.known && !g.cin.empty()) {  // an xsite client waits for the store's challenge
+    g.raw = true;
     g.known = true;
   }
+  passHandshake(g.cin, g.uout, g.cSkip);
+  if (g.cSkip > 0) return;
   if (g.raw) {  // not xsite's store protocol (another program's own rendezvous): pass it on
     g.uout += g.cin;
     g.cin.clear();
@@ -518,6 +535,17 @@ void Relay::gwFromClient(GwConn& g) {
 
 // Answers of the store: the values a wait returns, as site g.site sees them.
 void Relay::gwFromStore(GwConn& g) {
+  if (!g.known && g.uin.size() >= 4) {
+    g.known = true;
+    g.raw = getU32(g.uin, 0) != kAuthMagic;
+    if (!g.raw) {
+      g.uSkip = kAuthChallengeBytes + kAuthProofBytes;
+      g.cSkip = kAuthResponseBytes;
+    }
+  }
+  if (!g.known) return;
+  passHandshake(g.uin, g.cout, g.uSkip);
+  if (g.uSkip > 0) return;
   if (g.raw) {
     g.cout += g.uin;
     g.uin.clear();

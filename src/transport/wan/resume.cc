@@ -8,13 +8,27 @@
 
 namespace xsite::transport::wan {
 
-ResumeAcceptor::ResumeAcceptor(Fd listener, uint64_t job) : listener_(std::move(listener)), job_(job) {
+ResumeAcceptor::ResumeAcceptor(Fd listener, uint64_t job, bootstrap::JobSecret secret)
+    : listener_(std::move(listener)), job_(job), secret_(std::move(secret)) {
   setNonBlocking(listener_.get(), true);
 }
 
 void ResumeAcceptor::add(int peer, int channel, WanLink* link) { links_[{peer, channel}] = link; }
 
 bool ResumeAcceptor::read(Caller& c) noexcept {
+  if (!c.authed) {
+    const auto st = c.auth.step(c.fd.get());
+    if (st == bootstrap::AuthAccept::State::kWaiting) return true;
+    if (st == bootstrap::AuthAccept::State::kClosed) return false;  // a probe: is this rank alive?
+    if (st == bootstrap::AuthAccept::State::kRefused) {
+      if (!warned_)
+        XSITE_WARN(kNet, "dropping a connection to the WAN listener that did not prove it knows "
+                         "the job's secret (further ones are dropped silently)");
+      warned_ = true;
+      return false;
+    }
+    c.authed = true;
+  }
   ssize_t r = ::recv(c.fd.get(), reinterpret_cast<char*>(&c.hello) + c.got, sizeof(c.hello) - c.got,
                      MSG_DONTWAIT);
   if (r < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
@@ -40,7 +54,9 @@ void ResumeAcceptor::poll() noexcept {
     Fd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd.valid()) break;
     if (callers_.size() >= kMaxCallers) callers_.pop_front();  // the oldest waits no longer
-    callers_.push_back(Caller{std::move(fd), {}, 0, std::chrono::steady_clock::now() + kHelloLimit});
+    callers_.push_back(Caller{std::move(fd), bootstrap::AuthAccept(secret_), false, {}, 0,
+                              std::chrono::steady_clock::now() + kHelloLimit});
+    if (!callers_.back().auth.start(callers_.back().fd.get())) callers_.pop_back();
   }
   const auto now = std::chrono::steady_clock::now();
   for (auto it = callers_.begin(); it != callers_.end();)

@@ -33,6 +33,7 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kTryLimit = std::chrono::seconds(3);             // one dial, hello and answer
 constexpr auto kRedialPause = std::chrono::milliseconds(200);   // between failed dials
 constexpr auto kProbePeriod = std::chrono::seconds(1);          // waiting side: is the peer alive?
+constexpr auto kWatchPeriod = std::chrono::milliseconds(100);   // idle links' sockets looked at
 
 int socketError(int fd) noexcept {
   int err = 0;
@@ -46,6 +47,20 @@ bool peerClosed(int fd) noexcept {
   socklen_t len = sizeof(info);
   if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return true;  // not TCP
   return info.tcpi_state == TCP_CLOSE_WAIT;
+}
+
+// Reads toward `want` bytes at `buf` (`got` so far): 1 once all are there, 0 to wait, -1 when
+// the socket closed or failed.
+int readSome(int fd, void* buf, size_t want, size_t& got) noexcept {
+  while (got < want) {
+    const ssize_t r = ::recv(fd, static_cast<char*>(buf) + got, want - got, MSG_DONTWAIT);
+    if (r > 0) {
+      got += static_cast<size_t>(r);
+      continue;
+    }
+    return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
+  }
+  return 1;
 }
 
 double secondsOf(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -672,38 +687,84 @@ void WanLink::healStream(Stream& s, Clock::time_point now) noexcept {
       retryLater(s, now);
       return;
     }
-    ResumeHello h = resume_->hello;
-    h.magic = ResumeHello::kMagic;
-    h.stream = static_cast<uint32_t>(indexOf(s));
-    h.recvBelow = s.recvBelow;
-    if (::send(s.trying.get(), &h, sizeof(h), MSG_NOSIGNAL | MSG_DONTWAIT) !=
-        static_cast<ssize_t>(sizeof(h))) {
+    s.state = StreamState::kChallenge;
+    s.rxGot = 0;
+    return;
+  }
+  if (s.state == StreamState::kChallenge) {  // the listener's challenge (bootstrap/auth.h)
+    const int got = readSome(s.trying.get(), &s.challenge, sizeof(s.challenge), s.rxGot);
+    if (got <= 0) {
+      if (got < 0) retryLater(s, now);
+      return;
+    }
+    struct {
+      bootstrap::AuthResponse response;
+      ResumeHello hello;
+    } out{};
+    Status st = resume_->secret.respond(s.challenge, out.response, resume_->peer.toString());
+    if (!st) {
+      failLink(Status(st.category(), label_ + ": re-opening WAN stream " +
+                                         std::to_string(indexOf(s)) + ": " + st.message()));
+      return;
+    }
+    s.response = out.response;
+    out.hello = resume_->hello;
+    out.hello.magic = ResumeHello::kMagic;
+    out.hello.stream = static_cast<uint32_t>(indexOf(s));
+    out.hello.recvBelow = s.recvBelow;
+    if (::send(s.trying.get(), &out, sizeof(out), MSG_NOSIGNAL | MSG_DONTWAIT) !=
+        static_cast<ssize_t>(sizeof(out))) {
       retryLater(s, now);
       return;
     }
     s.state = StreamState::kHandshake;
-    s.replyGot = 0;
+    s.rxGot = 0;
     return;
   }
-  // kHandshake: the peer's answer.
-  ssize_t r = ::recv(s.trying.get(), reinterpret_cast<char*>(&s.reply) + s.replyGot,
-                     sizeof(s.reply) - s.replyGot, MSG_DONTWAIT);
-  if (r <= 0) {
-    if (r < 0 && (errno == EAGAIN || errno == EINTR)) return;
-    retryLater(s, now);  // closed: the peer is not ready for it yet
+  // kHandshake: the listener's proof of the secret, and how far it received.
+  const int got = readSome(s.trying.get(), &s.answer, sizeof(s.answer), s.rxGot);
+  if (got <= 0) {
+    if (got < 0) retryLater(s, now);  // closed: the peer is not ready for it yet
     return;
   }
-  s.replyGot += static_cast<size_t>(r);
-  if (s.replyGot < sizeof(s.reply)) return;
-  if (s.reply.magic != ResumeReply::kMagic) {
+  if (!resume_->secret.check(s.challenge, s.response, s.answer.proof)) {
+    failLink(Status(ErrorCategory::kRemote,
+                    label_ + ": the listener at " + resume_->peer.toString() +
+                        " could not prove it knows the job's secret when WAN stream " +
+                        std::to_string(indexOf(s)) + " was re-opened"));
+    return;
+  }
+  if (s.answer.reply.magic != ResumeReply::kMagic) {
     failLink(badFrame("answered a stream's re-opening with garbage"));
     return;
   }
-  resumeStream(s, std::move(s.trying), s.reply.recvBelow);
+  resumeStream(s, std::move(s.trying), s.answer.reply.recvBelow);
+}
+
+// A stream of a link nobody uses breaks unseen (nothing reads or writes it): look at the sockets
+// now and then, so that it heals before it is needed and its timeout counts from the break.
+void WanLink::watchIdle(Clock::time_point now) noexcept {
+  if (now < nextWatch_) return;
+  nextWatch_ = now + kWatchPeriod;
+  std::unique_lock<std::mutex> rl(recvMu_, std::try_to_lock);
+  if (!rl.owns_lock()) return;  // the owner is progressing the link: it sees errors itself
+  std::lock_guard<std::mutex> lk(sendMu_);
+  if (!error_.isOk()) return;
+  for (Stream& s : streams_) {
+    if (s.state != StreamState::kUp || s.ended) continue;
+    pollfd p{s.fd.get(), 0, 0};
+    if (::poll(&p, 1, 0) <= 0 || !(p.revents & (POLLERR | POLLHUP))) continue;
+    const int err = socketError(s.fd.get());
+    breakStream(s, Status(ErrorCategory::kRemote,
+                          label_ + ": " + (err != 0 ? errnoString(err) : std::string("hung up")) +
+                              " (seen while the link was idle)"));
+  }
 }
 
 void WanLink::heal() noexcept {
-  if (!resume_ || !healing()) return;
+  if (!resume_) return;
+  if (!healing()) watchIdle(Clock::now());
+  if (!healing()) return;
   std::lock_guard<std::mutex> rl(recvMu_);
   std::lock_guard<std::mutex> lk(sendMu_);
   if (!error_.isOk()) return;

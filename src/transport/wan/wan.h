@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "bootstrap/auth.h"
 #include "transport/transport.h"
 #include "util/socket.h"
 
@@ -97,6 +98,7 @@ struct WanResume {
   ResumeHello hello{};  // magic, rank, channel and job of this side's calls
   std::function<void(int fd)> prepare;  // socket set-up before connect (buffers, congestion, keepalive)
   std::chrono::milliseconds timeout{120000};
+  bootstrap::JobSecret secret;  // proved to the peer's listener (bootstrap/auth.h)
 };
 
 struct WanOptions {
@@ -148,7 +150,9 @@ class WanLink {
     size_t written = 0; // header + payload bytes written (on its current socket)
     bool acked = false;
   };
-  enum class StreamState { kUp, kBroken, kDialing, kHandshake };
+  // Re-opening: kDialing (connect) -> kChallenge (the listener's) -> kHandshake (its proof and
+  // how far it received) -> kUp.
+  enum class StreamState { kUp, kBroken, kDialing, kChallenge, kHandshake };
   struct Stream {
     Fd fd;
     // Send side (sendMu_): the frames given to this stream, oldest first, until acknowledged;
@@ -167,8 +171,13 @@ class WanLink {
     Clock::time_point brokenAt, nextTry, tryDeadline;
     Fd trying;                  // a dial (or, waiting side, a probe) in progress
     bool probe = false;
-    ResumeReply reply{};
-    size_t replyGot = 0;
+    bootstrap::AuthChallenge challenge{};
+    bootstrap::AuthResponse response{};
+    struct {
+      bootstrap::AuthProof proof;
+      ResumeReply reply;
+    } answer{};
+    size_t rxGot = 0;           // bytes of the challenge or answer read
     // Receive side.
     uint64_t recvBelow = 0;     // every frame of this stream numbered below it has arrived
     FrameHeader in{};         // header being read, or waiting for room to buffer its payload
@@ -215,6 +224,7 @@ class WanLink {
   void startTry(Stream& s, Clock::time_point now) noexcept;
   void retryLater(Stream& s, Clock::time_point now) noexcept;
   void updateHealing() noexcept;
+  void watchIdle(Clock::time_point now) noexcept;
   void failLink(const Status& why) noexcept;
   int indexOf(const Stream& s) const noexcept { return static_cast<int>(&s - streams_.data()); }
 
@@ -226,6 +236,7 @@ class WanLink {
   std::vector<Stream> streams_;
   std::unique_ptr<WanResume> resume_;  // null: a broken stream fails the link
   std::atomic<bool> healing_{false};   // some stream is not up
+  Clock::time_point nextWatch_{};      // heal()'s (the proxy thread's) alone
   std::vector<WanConnection*> byChannel_;  // 256 entries, by channel id (nullptr: none)
   std::vector<WanConnection*> channels_;   // the attached ones
   std::vector<bool> closed_;               // by channel id: was attached, is no more

@@ -1,0 +1,182 @@
+#include "bootstrap/auth.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+
+#include "util/log.h"
+#include "util/socket.h"
+
+namespace xsite::bootstrap {
+namespace {
+
+constexpr size_t kMinSecretBytes = 16;
+
+void randomBytes(uint8_t* out, size_t n) {
+  if (RAND_bytes(out, static_cast<int>(n)) != 1)
+    throw Error(ErrorCategory::kSystem, "OpenSSL's RAND_bytes failed: no randomness for a nonce");
+}
+
+}  // namespace
+
+JobSecret JobSecret::fromParams(const params::Params& p) {
+  using params::Id;
+  std::string key = p.string(Id::kJobSecret);
+  const std::string& file = p.string(Id::kJobSecretFile);
+  if (!key.empty() && !file.empty())
+    throw Error(ErrorCategory::kInvalidUsage,
+                "XSITE_JOB_SECRET and XSITE_JOB_SECRET_FILE are both set: set one");
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in || !std::getline(in, key))
+      throw Error(ErrorCategory::kInvalidUsage,
+                  "XSITE_JOB_SECRET_FILE=" + file + ": cannot read its first line");
+  }
+  if (!key.empty() && key.size() < kMinSecretBytes)
+    throw Error(ErrorCategory::kInvalidUsage,
+                std::string(file.empty() ? "XSITE_JOB_SECRET" : "XSITE_JOB_SECRET_FILE") +
+                    " holds " + std::to_string(key.size()) + " bytes; a secret needs at least " +
+                    std::to_string(kMinSecretBytes) + " (xsite-run makes one per job)");
+  if (key.empty()) {
+    static std::once_flag warned;
+    std::call_once(warned, [] {
+      XSITE_WARN(kBootstrap,
+                 "no XSITE_JOB_SECRET (or XSITE_JOB_SECRET_FILE): this job runs unauthenticated; "
+                 "anyone who reaches its ports can join it (docs/reliability.md)");
+    });
+  }
+  return JobSecret(std::move(key));
+}
+
+AuthChallenge JobSecret::challenge() const {
+  AuthChallenge c{};
+  c.magic = AuthChallenge::kMagic;
+  c.version = AuthChallenge::kVersion;
+  randomBytes(c.nonce, sizeof(c.nonce));
+  return c;
+}
+
+std::array<uint8_t, 32> JobSecret::mac(char role, const AuthChallenge& c,
+                                       const uint8_t* callerNonce) const {
+  uint8_t msg[1 + 16 + 16];
+  msg[0] = static_cast<uint8_t>(role);
+  memcpy(msg + 1, c.nonce, 16);
+  memcpy(msg + 17, callerNonce, 16);
+  std::array<uint8_t, 32> out{};
+  unsigned len = 0;
+  static const uint8_t kNoKey = 0;
+  const void* key = key_.empty() ? static_cast<const void*>(&kNoKey) : key_.data();
+  if (HMAC(EVP_sha256(), key, static_cast<int>(key_.size()), msg, sizeof(msg), out.data(), &len) ==
+          nullptr ||
+      len != out.size())
+    throw Error(ErrorCategory::kSystem, "OpenSSL's HMAC-SHA256 failed");
+  return out;
+}
+
+Status JobSecret::respond(const AuthChallenge& c, AuthResponse& out, const std::string& who) const {
+  if (c.magic != AuthChallenge::kMagic || c.version != AuthChallenge::kVersion)
+    return Status(ErrorCategory::kRemote,
+                  who + " did not open with xsite's challenge (not an xsite listener, or another "
+                        "version of xsite)");
+  try {
+    randomBytes(out.nonce, sizeof(out.nonce));
+    const auto m = mac('C', c, out.nonce);
+    memcpy(out.mac, m.data(), m.size());
+  } catch (const Error& e) {
+    return Status(e.category(), e.what());
+  }
+  return Status::ok();
+}
+
+bool JobSecret::check(const AuthChallenge& c, const AuthResponse& r, AuthProof& out) const {
+  try {
+    const auto want = mac('C', c, r.nonce);
+    if (CRYPTO_memcmp(want.data(), r.mac, want.size()) != 0) return false;
+    const auto proof = mac('L', c, r.nonce);
+    memcpy(out.mac, proof.data(), proof.size());
+    return true;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+bool JobSecret::check(const AuthChallenge& c, const AuthResponse& r, const AuthProof& p) const {
+  try {
+    const auto want = mac('L', c, r.nonce);
+    return CRYPTO_memcmp(want.data(), p.mac, want.size()) == 0;
+  } catch (const Error&) {
+    return false;
+  }
+}
+
+std::string secretMismatch(const std::string& who) {
+  return who + " refused this rank's proof of the job's secret: is XSITE_JOB_SECRET (or "
+               "XSITE_JOB_SECRET_FILE) the same on every rank?";
+}
+
+Status authenticateToListener(int fd, const JobSecret& secret, Deadline deadline,
+                              const std::string& who) {
+  AuthChallenge c{};
+  Status s = readAll(fd, &c, sizeof(c), deadline);
+  if (!s) return Status(s.category(), who + ": waiting for its challenge: " + s.message());
+  AuthResponse r{};
+  XSITE_RETURN_IF_ERROR(secret.respond(c, r, who));
+  s = writeAll(fd, &r, sizeof(r), deadline);
+  AuthProof p{};
+  if (s) s = readAll(fd, &p, sizeof(p), deadline);
+  if (!s) {
+    if (s.category() == ErrorCategory::kRemote)
+      return Status(ErrorCategory::kRemote, secretMismatch(who));
+    return Status(s.category(), who + ": authenticating: " + s.message());
+  }
+  if (!secret.check(c, r, p))
+    return Status(ErrorCategory::kRemote,
+                  who + " could not prove it knows the job's secret: is it a rank of this job, "
+                        "with the same XSITE_JOB_SECRET?");
+  return Status::ok();
+}
+
+Status authenticateCaller(int fd, const JobSecret& secret, Deadline deadline,
+                          const std::string& who) {
+  const AuthChallenge c = secret.challenge();
+  Status s = writeAll(fd, &c, sizeof(c), deadline);
+  AuthResponse r{};
+  if (s) s = readAll(fd, &r, sizeof(r), deadline);
+  if (!s) return Status(s.category(), who + ": authenticating: " + s.message());
+  AuthProof p{};
+  if (!secret.check(c, r, p))
+    return Status(ErrorCategory::kRemote, who + " did not prove it knows the job's secret");
+  return writeAll(fd, &p, sizeof(p), deadline);
+}
+
+bool AuthAccept::start(int fd) noexcept {
+  return ::send(fd, &challenge_, sizeof(challenge_), MSG_NOSIGNAL | MSG_DONTWAIT) ==
+         static_cast<ssize_t>(sizeof(challenge_));
+}
+
+AuthAccept::State AuthAccept::step(int fd) noexcept {
+  while (got_ < sizeof(response_)) {
+    ssize_t r = ::recv(fd, reinterpret_cast<char*>(&response_) + got_, sizeof(response_) - got_,
+                       MSG_DONTWAIT);
+    if (r > 0) {
+      got_ += static_cast<size_t>(r);
+      continue;
+    }
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return State::kWaiting;
+    return State::kClosed;
+  }
+  AuthProof p{};
+  if (!secret_->check(challenge_, response_, p)) return State::kRefused;
+  if (::send(fd, &p, sizeof(p), MSG_NOSIGNAL | MSG_DONTWAIT) != static_cast<ssize_t>(sizeof(p)))
+    return State::kRefused;
+  return State::kAccepted;
+}
+
+}  // namespace xsite::bootstrap

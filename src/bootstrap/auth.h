@@ -1,0 +1,97 @@
+// Who may talk to a job: every connection to a listener of the job (the rendezvous store, the
+// data listeners, the WAN listener's re-dials, the NCCL plugin's listeners) starts with a mutual
+// challenge-response keyed by the job's secret (HMAC-SHA256, OpenSSL's libcrypto):
+//
+//   listener -> caller  AuthChallenge  magic, version, the listener's fresh nonce
+//   caller -> listener  AuthResponse   the caller's fresh nonce, HMAC(secret, caller | both nonces)
+//   listener -> caller  AuthProof      HMAC(secret, listener | both nonces)
+//
+// Only then does the caller send its hello. Fresh nonces on both sides make a recorded exchange
+// worthless (no replay), and the proof tells the caller it reached the job, not an impostor.
+// Without a secret the key is empty: the exchange still runs (the wire is the same) but anyone
+// can answer it, and xsite warns once that it runs unauthenticated.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "util/params.h"
+#include "util/status.h"
+
+namespace xsite::bootstrap {
+
+struct AuthChallenge {
+  static constexpr uint32_t kMagic = 0x58534131;  // "XSA1"
+  static constexpr uint32_t kVersion = 1;
+  uint32_t magic;
+  uint32_t version;
+  uint8_t nonce[16];
+};
+static_assert(sizeof(AuthChallenge) == 24);
+struct AuthResponse {
+  uint8_t nonce[16];
+  uint8_t mac[32];
+};
+static_assert(sizeof(AuthResponse) == 48);
+struct AuthProof {
+  uint8_t mac[32];
+};
+static_assert(sizeof(AuthProof) == 32);
+
+class JobSecret {
+ public:
+  JobSecret() = default;  // none: unauthenticated
+  explicit JobSecret(std::string key) : key_(std::move(key)) {}
+  // XSITE_JOB_SECRET, or the first line of the file XSITE_JOB_SECRET_FILE names (at least 16
+  // bytes either way); warns once when neither is set. Throws kInvalidUsage on a bad setting.
+  static JobSecret fromParams(const params::Params& p);
+  bool empty() const noexcept { return key_.empty(); }
+
+  AuthChallenge challenge() const;
+  // The caller's side: checks the challenge and answers it. kRemote naming `who` if the
+  // challenge is not one (not an xsite listener of this version).
+  Status respond(const AuthChallenge& c, AuthResponse& out, const std::string& who) const;
+  // The listener's side: true, with the proof to send, when the response proves the secret.
+  bool check(const AuthChallenge& c, const AuthResponse& r, AuthProof& out) const;
+  // The caller's side: the listener proved the secret too.
+  bool check(const AuthChallenge& c, const AuthResponse& r, const AuthProof& p) const;
+
+ private:
+  std::array<uint8_t, 32> mac(char role, const AuthChallenge& c, const uint8_t* callerNonce) const;
+  std::string key_;
+};
+
+using Deadline = std::chrono::steady_clock::time_point;
+
+// Blocking forms for set-up sockets, each bounded by `deadline`. `who` names the other end in
+// errors ("rendezvous store at 10.0.0.1:29501", "rank 3").
+Status authenticateToListener(int fd, const JobSecret& secret, Deadline deadline,
+                              const std::string& who);
+Status authenticateCaller(int fd, const JobSecret& secret, Deadline deadline,
+                          const std::string& who);
+
+// The listener's side on a non-blocking socket, for poll-driven servers: start() sends the
+// challenge (a fresh socket always has room for it); step() reads what has arrived and, once
+// the response is whole, checks it and sends the proof.
+class AuthAccept {
+ public:
+  // kClosed: the caller hung up (or its socket failed) before answering; kRefused: its answer
+  // does not prove the secret, or the proof could not be sent.
+  enum class State { kWaiting, kAccepted, kRefused, kClosed };
+  explicit AuthAccept(const JobSecret& secret) : secret_(&secret), challenge_(secret.challenge()) {}
+  bool start(int fd) noexcept;
+  State step(int fd) noexcept;
+
+ private:
+  const JobSecret* secret_;
+  AuthChallenge challenge_;
+  AuthResponse response_{};
+  size_t got_ = 0;
+};
+
+// The message a caller gets when the listener hangs up on its response.
+std::string secretMismatch(const std::string& who);
+
+}  // namespace xsite::bootstrap
