@@ -107,6 +107,13 @@ class Communicator {
   size_t errorFeedbackBytes() const;
   WanStats wanStats() const;
 
+  // Like ncclCommAbort: callable from any thread, at any time. Every call of this communicator
+  // that is running fails within a few milliseconds, and every later one at once, with an Error
+  // of category kAborted; the destructor then closes without waiting for peers. The other ranks
+  // see this rank's connections close. Use it to get out of a collective that a failed or
+  // stuck peer will never finish, e.g. from a watchdog thread.
+  void abort() noexcept;
+
  private:
   struct Impl;
   explicit Communicator(std::unique_ptr<Impl> impl);

@@ -13,6 +13,7 @@ enum class ErrorCategory {
   kInvalidUsage,  // the caller passed something wrong (sizes, ranks, types, configuration)
   kRemote,        // a peer died, closed, or sent something that violates the protocol
   kTimeout,       // a bounded wait ran out
+  kAborted,       // the communicator was aborted (Communicator::abort())
 };
 
 const char* errorCategoryName(ErrorCategory category) noexcept;

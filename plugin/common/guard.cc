@@ -18,7 +18,7 @@ struct Mapping {
 constexpr Mapping kErrorTable[] = {
     {ErrorCategory::kSystem, ncclSystemError},        {ErrorCategory::kInternal, ncclInternalError},
     {ErrorCategory::kInvalidUsage, ncclInvalidUsage}, {ErrorCategory::kRemote, ncclRemoteError},
-    {ErrorCategory::kTimeout, ncclSystemError},
+    {ErrorCategory::kTimeout, ncclSystemError},       {ErrorCategory::kAborted, ncclSystemError},
 };
 
 std::atomic<ncclDebugLogger_t> gLogger{nullptr};

@@ -236,6 +236,10 @@ Communicator Communicator::fromEnvironment(const Config& config) {
   return Communicator(std::move(impl));
 }
 
+void Communicator::abort() noexcept {
+  if (impl_ && impl_->ctx) impl_->ctx->abort();
+}
+
 int Communicator::rank() const { return impl_->ctx->rank(); }
 int Communicator::size() const { return impl_->ctx->size(); }
 int Communicator::numSites() const { return impl_->ctx->topology().numSites(); }

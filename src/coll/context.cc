@@ -106,6 +106,11 @@ std::vector<transport::LinkRequest> planLinks(const topo::Topology& t, int rank,
   return out;
 }
 
+void Context::abort() noexcept {
+  aborted_.store(true, std::memory_order_release);
+  fabric_->abandon();
+}
+
 Context::Context(int rank, topo::Topology topology, std::unique_ptr<transport::Fabric> fabric,
                  Settings settings)
     : rank_(rank),

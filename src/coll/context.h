@@ -2,6 +2,7 @@
 // schedule stage, so pipelined stages never share a connection) and its settings.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -104,6 +105,10 @@ class Context {
     wan_.wire += wire;
   }
   const WanCounters& wanCounters() const noexcept { return wan_; }
+  // Any thread: every collective running or started from now on fails with kAborted, and the
+  // fabric closes without waiting for peers (Communicator::abort()).
+  void abort() noexcept;
+  bool aborted() const noexcept { return aborted_.load(std::memory_order_acquire); }
 
  private:
   int rank_;
@@ -114,6 +119,7 @@ class Context {
   std::unique_ptr<compress::Codec> codecs_[kNumCodecs];
   compress::ErrorFeedback errorFeedback_;
   WanCounters wan_;
+  std::atomic<bool> aborted_{false};
 };
 
 // Even split of n items into parts: the start of part i (i in 0..parts).

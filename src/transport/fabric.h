@@ -3,6 +3,7 @@
 // each other's (if a asks for (b, ch), b asks for (a, ch) with the same backend).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -76,6 +77,8 @@ class Fabric {
   void establish(const std::vector<LinkRequest>& links);
   Connection& connection(int peer, int channel) const;
   size_t count() const { return conns_.size(); }
+  // Any thread: the destructor closes at once instead of waiting for peers to acknowledge.
+  void abandon() noexcept { abandoned_.store(true, std::memory_order_release); }
 
  private:
   void establishSockets(const std::vector<LinkRequest>& links);
@@ -100,6 +103,7 @@ class Fabric {
   int wanSocketBytes_ = 0;     // derived in establishSockets()
   size_t wanWindowBytes_ = 0;
   bool warnedCongestion_ = false;
+  std::atomic<bool> abandoned_{false};
 };
 
 }  // namespace xsite::transport

@@ -10,6 +10,7 @@ const char* errorCategoryName(ErrorCategory category) noexcept {
     case ErrorCategory::kInvalidUsage: return "invalid usage";
     case ErrorCategory::kRemote: return "remote error";
     case ErrorCategory::kTimeout: return "timeout";
+    case ErrorCategory::kAborted: return "aborted";
   }
   return "unknown error";
 }

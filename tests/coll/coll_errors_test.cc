@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include "coll/rank_threads.h"
 
@@ -65,6 +66,59 @@ TEST(CollErrors, MismatchedCountsAreReportedNotTruncated) {
       else EXPECT_NE(m.find("no progress"), std::string::npos) << m;
     }
   EXPECT_GE(reported, 1);
+}
+
+// ncclCommAbort's contract: a call stuck on a peer that will never come is released from another
+// thread, later calls fail at once, and the communicator closes without waiting.
+TEST(CollErrors, AbortFromAnotherThreadReleasesAStuckCallAtOnce) {
+  Config c = quick();
+  c.timeoutSeconds = 60;  // only abort() can end the wait
+  LocalGroup group(2, 1, 1, c);
+  std::atomic<bool> finished{false};
+  double released = -1, later = -1, closed = -1;
+  std::string first, second;
+  auto errors = runRanksCollectErrors(group, [&](Communicator& comm) {
+    using Clock = std::chrono::steady_clock;
+    if (comm.rank() == 1) {  // alive, but never joins the all-reduce
+      while (!finished) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      return;
+    }
+    std::atomic<Clock::rep> abortedAt{0};
+    std::thread watchdog([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      abortedAt = Clock::now().time_since_epoch().count();
+      comm.abort();
+    });
+    std::vector<float> x(1 << 16, 1.0f);
+    try {
+      comm.allReduce(x.data(), x.data(), x.size(), DataType::kFloat32, ReduceOp::kSum);
+    } catch (const Error& e) {
+      released = std::chrono::duration<double>(Clock::now().time_since_epoch() -
+                                               Clock::duration(abortedAt.load())).count();
+      if (e.category() == ErrorCategory::kAborted) first = e.what();
+    }
+    watchdog.join();
+    auto t0 = Clock::now();
+    try {
+      comm.barrier();
+    } catch (const Error& e) {
+      later = std::chrono::duration<double>(Clock::now() - t0).count();
+      if (e.category() == ErrorCategory::kAborted) second = e.what();
+    }
+    t0 = Clock::now();
+    { Communicator gone = std::move(comm); }
+    closed = std::chrono::duration<double>(Clock::now() - t0).count();
+    finished = true;
+  });
+  EXPECT_FALSE(errors[0]) << message(errors[0]);
+  EXPECT_NE(first.find("aborted (Communicator::abort())"), std::string::npos) << first;
+  EXPECT_NE(second.find("aborted"), std::string::npos) << second;
+  EXPECT_GE(released, 0);
+  EXPECT_LT(released, 1.0);
+  EXPECT_GE(later, 0);
+  EXPECT_LT(later, 0.1);
+  EXPECT_GE(closed, 0);
+  EXPECT_LT(closed, 2.0);
 }
 
 TEST(CollErrors, AStuckRankTimesOutNamingTheStage) {

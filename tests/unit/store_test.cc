@@ -353,8 +353,9 @@ class RawClient {
   // the store refuses at once): from then on it speaks raw bytes.
   explicit RawClient(const SockAddr& server, bool authenticate = true)
       : fd_(tcpConnect(server, Clock::now() + kLong)) {
-    if (authenticate)
+    if (authenticate) {
       EXPECT_TRUE(authenticateToListener(fd_.get(), JobSecret{}, Clock::now() + kLong, "store").isOk());
+    }
   }
   int fd() const { return fd_.get(); }
   void sendBytes(const std::string& bytes) {
