@@ -14,7 +14,8 @@ namespace {
 class HeapRing final : public RingMemory {
  public:
   explicit HeapRing(size_t capacity) {
-    void* p = std::aligned_alloc(4096, bytesFor(capacity));
+    // aligned_alloc wants a size that is a multiple of the alignment.
+    void* p = std::aligned_alloc(4096, (bytesFor(capacity) + 4095) / 4096 * 4096);
     if (p == nullptr) throw std::bad_alloc();
     header_ = new (p) RingHeader();
     format(capacity);

@@ -92,7 +92,9 @@ Params::Params(const Lookup& lookup) : values_(static_cast<size_t>(Id::kCount)) 
       }
       case Kind::kDouble: {
         auto d = parseDouble(v.text);
-        if (!d || *d < 0) bad(inf, v.text, "a non-negative number");
+        // Seconds and rates: 1e12 is past any use, and keeps every conversion to an integer
+        // (fromSeconds, the integer view) in range.
+        if (!d || *d < 0 || *d > 1e12) bad(inf, v.text, "a non-negative number up to 1e12");
         v.real = *d;
         v.integer = static_cast<int64_t>(*d);
         break;

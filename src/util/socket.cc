@@ -112,8 +112,9 @@ Fd tcpConnect(const SockAddr& to, Clock::time_point deadline,
       return fd;
     }
     lastErr = errno;
+    // EINTR: a signal (a profiler's timer) cut the wait short; the next try uses a new socket.
     if (lastErr != ECONNREFUSED && lastErr != ETIMEDOUT && lastErr != ENETUNREACH &&
-        lastErr != EHOSTUNREACH && lastErr != EAGAIN && lastErr != ECONNRESET)
+        lastErr != EHOSTUNREACH && lastErr != EAGAIN && lastErr != ECONNRESET && lastErr != EINTR)
       throw Error(ErrorCategory::kSystem,
                   "connect to " + to.toString() + ": " + errnoString(lastErr));
     if (Clock::now() + backoff > deadline)

@@ -144,6 +144,9 @@ TEST(Params, BadDoubleNamesVariableAndValue) {
   EXPECT_THAT(e.what(), HasSubstr("'-1'"));
   Error g = parseError({{"XSITE_WAN_RATE_MBIT", "fast"}});
   EXPECT_THAT(g.what(), HasSubstr("XSITE_WAN_RATE_MBIT='fast'"));
+  // Past any use, and past what converts to milliseconds or an integer (found by fuzz_params).
+  Error h = parseError({{"XSITE_TIMEOUT", "1e19"}});
+  EXPECT_THAT(h.what(), HasSubstr("XSITE_TIMEOUT='1e19'"));
 }
 
 TEST(Params, ErrorMentionsTheFirstBadVariableOnly) {
@@ -153,6 +156,13 @@ TEST(Params, ErrorMentionsTheFirstBadVariableOnly) {
   bool rank = what.find("XSITE_RANK='x'") != std::string::npos;
   bool timeout = what.find("XSITE_TIMEOUT='-3'") != std::string::npos;
   EXPECT_NE(rank, timeout) << what;
+}
+
+TEST(Params, DescribeNeverPrintsTheJobSecret) {
+  Params p = make({{"XSITE_JOB_SECRET", "do-not-print-me-0123456789"}});
+  const std::string d = p.describe();
+  EXPECT_THAT(d, HasSubstr("XSITE_JOB_SECRET=<hidden>"));
+  EXPECT_EQ(d.find("do-not-print-me"), std::string::npos);
 }
 
 TEST(Params, DescribeListsEveryVariableWithItsOrigin) {

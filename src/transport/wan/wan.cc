@@ -175,8 +175,10 @@ Status WanLink::stage(bool& moved) noexcept {
     const char* src = op->data + stagedOfHead_;
     const size_t pos = stageHead_ % stagingBytes_;
     const size_t first = std::min(len, stagingBytes_ - pos);
-    memcpy(staging_.get() + pos, src, first);
-    memcpy(staging_.get(), src + first, len - first);
+    if (len > 0) {  // (an empty message has no buffer: src may be null)
+      memcpy(staging_.get() + pos, src, first);
+      memcpy(staging_.get(), src + first, len - first);
+    }
     auto f = std::make_unique<OutFrame>();
     FrameHeader& h = f->hdr;
     h = FrameHeader{};
