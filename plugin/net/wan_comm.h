@@ -3,7 +3,7 @@
 //
 // Send: an isend hands the connection two messages, the 16-byte MsgHeader and the payload (none
 // when it is empty); the request completes once both are staged (copied into the connection's
-// window of XSITE_WAN_WINDOW bytes, four bandwidth-delay products by default), so NCCL reuses its
+// window of XSITE_WAN_WINDOW bytes, eight bandwidth-delay products by default), so NCCL reuses its
 // slot while the bytes are still on their way and its 8 slots no longer bound the WAN. One
 // process-wide WanProxy thread keeps staged bytes flowing into the sockets between NCCL's test()
 // calls; it runs while any WAN send comm is open. Closing a send comm first moves what is staged

@@ -47,7 +47,7 @@ class LoopbackHub {
 struct WanLinkOptions {
   int streams = 4;
   size_t frameBytes = 64 << 10;
-  size_t windowBytes = 0;      // 0: four bandwidth-delay products, at least 4 MiB
+  size_t windowBytes = 0;      // 0: eight bandwidth-delay products, at least 4 MiB
   std::string congestion = "bbr";           // bulk links
   std::string latencyCongestion = "cubic";  // latency links (no pacing of small bursts)
   double latencyUs = 5500;     // one way, as configured; sizes windows and buffers

@@ -81,7 +81,7 @@ WanSizing wanSizing(double rateMbit, double latencyUs, int streams, size_t windo
   z.socketBytes = static_cast<int>(
       std::clamp(4.0 * bdp / std::max(1, streams), 1.0 * (1 << 20), 64.0 * (1 << 20)));
   z.windowBytes =
-      windowBytes > 0 ? windowBytes : std::max<size_t>(4u << 20, static_cast<size_t>(4 * bdp));
+      windowBytes > 0 ? windowBytes : std::max<size_t>(4u << 20, static_cast<size_t>(8 * bdp));
   return z;
 }
 

@@ -58,8 +58,11 @@ static_assert(sizeof(FrameHeader) == 48);
 inline constexpr uint32_t kMaxFrameBytes = 64u << 20;  // a receiver rejects anything larger
 
 // Sizing of a WAN link from its bandwidth-delay product (rate, one-way latency): four BDPs of
-// socket buffer spread over the streams (1..64 MiB each), and a staging window of four BDPs (at
-// least 4 MiB) unless `windowBytes` > 0 sets it. Shared by Fabric and the NCCL net plugin.
+// socket buffer spread over the streams (1..64 MiB each), and a staging window of eight BDPs (at
+// least 4 MiB) unless `windowBytes` > 0 sets it: a frame leaves the window only when it is
+// acknowledged, so the window holds what sits in the socket buffers and what is in flight
+// (with four BDPs, 0.1% loss at 40 ms cut goodput from 89% to 73%). Pages of the window cost
+// memory only once used. Shared by Fabric and the NCCL net plugin.
 struct WanSizing {
   int socketBytes;
   size_t windowBytes;
