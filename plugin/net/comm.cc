@@ -564,9 +564,7 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
         all = false;
         continue;
       }
-      int err = 0;
-      socklen_t len = sizeof(err);
-      getsockopt(c->fds[i].get(), SOL_SOCKET, SO_ERROR, &err, &len);
+      const int err = socketError(c->fds[i].get());
       if (err != 0)
         return fail(
             Status(ErrorCategory::kRemote, c->label + ": connect: " + errnoString(err) +

@@ -6,7 +6,6 @@
 #include <openssl/rand.h>
 #include <sys/socket.h>
 
-#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <mutex>
@@ -162,16 +161,9 @@ bool AuthAccept::start(int fd) noexcept {
 }
 
 AuthAccept::State AuthAccept::step(int fd) noexcept {
-  while (got_ < sizeof(response_)) {
-    ssize_t r = ::recv(fd, reinterpret_cast<char*>(&response_) + got_, sizeof(response_) - got_,
-                       MSG_DONTWAIT);
-    if (r > 0) {
-      got_ += static_cast<size_t>(r);
-      continue;
-    }
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return State::kWaiting;
-    return State::kClosed;
-  }
+  const ReadProgress got = readToward(fd, &response_, sizeof(response_), got_);
+  if (got == ReadProgress::kWaiting) return State::kWaiting;
+  if (got == ReadProgress::kClosed) return State::kClosed;
   AuthProof p{};
   if (!secret_->check(challenge_, response_, p)) return State::kRefused;
   if (::send(fd, &p, sizeof(p), MSG_NOSIGNAL | MSG_DONTWAIT) != static_cast<ssize_t>(sizeof(p)))

@@ -320,10 +320,7 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
         c.authed = st == bootstrap::AuthAccept::State::kAccepted;
       }
       if (c.authed && !done) {
-        const ssize_t r = ::recv(c.fd.get(), reinterpret_cast<char*>(&c.hello) + c.got,
-                                 sizeof(c.hello) - c.got, MSG_DONTWAIT);
-        if (r > 0) c.got += static_cast<size_t>(r);
-        done = r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+        done = readToward(c.fd.get(), &c.hello, sizeof(c.hello), c.got) == ReadProgress::kClosed;
       }
       if (!done && c.got == sizeof(c.hello)) {
         done = true;

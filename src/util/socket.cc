@@ -207,6 +207,27 @@ Status writeAll(int fd, const void* data, size_t n, Clock::time_point deadline) 
   return Status::ok();
 }
 
+ReadProgress readToward(int fd, void* buf, size_t want, size_t& got) noexcept {
+  while (got < want) {
+    const ssize_t r = ::recv(fd, static_cast<char*>(buf) + got, want - got, MSG_DONTWAIT);
+    if (r > 0) {
+      got += static_cast<size_t>(r);
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? ReadProgress::kWaiting
+                                                               : ReadProgress::kClosed;
+  }
+  return ReadProgress::kDone;
+}
+
+int socketError(int fd) noexcept {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  return err;
+}
+
 Status readAll(int fd, void* data, size_t n, Clock::time_point deadline) {
   char* p = static_cast<char*>(data);
   while (n > 0) {

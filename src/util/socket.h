@@ -64,6 +64,13 @@ void setKeepAlive(int fd, std::chrono::milliseconds userTimeout);
 bool setCongestionControl(int fd, const std::string& algorithm);
 std::string congestionControl(int fd);
 
+// Non-blocking: reads what has arrived toward `want` bytes at `buf`, of which `got` were read
+// before (and are counted on). kClosed: the peer closed the socket, or it failed.
+enum class ReadProgress { kWaiting, kDone, kClosed };
+ReadProgress readToward(int fd, void* buf, size_t want, size_t& got) noexcept;
+// The socket's pending error (SO_ERROR, which reading clears), e.g. of a non-blocking connect.
+int socketError(int fd) noexcept;
+
 // Blocking full read/write with a deadline; kTimeout / kRemote (peer closed) / kSystem.
 Status writeAll(int fd, const void* data, size_t n, std::chrono::steady_clock::time_point deadline);
 Status readAll(int fd, void* data, size_t n, std::chrono::steady_clock::time_point deadline);

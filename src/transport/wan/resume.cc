@@ -2,7 +2,6 @@
 
 #include <sys/socket.h>
 
-#include <cerrno>
 
 #include "util/log.h"
 
@@ -29,12 +28,8 @@ bool ResumeAcceptor::read(Caller& c) noexcept {
     }
     c.authed = true;
   }
-  ssize_t r = ::recv(c.fd.get(), reinterpret_cast<char*>(&c.hello) + c.got, sizeof(c.hello) - c.got,
-                     MSG_DONTWAIT);
-  if (r < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
-  if (r == 0) return false;  // a probe (is this rank alive?), or a caller that gave up
-  c.got += static_cast<size_t>(r);
-  if (c.got < sizeof(c.hello)) return true;
+  const ReadProgress got = readToward(c.fd.get(), &c.hello, sizeof(c.hello), c.got);
+  if (got != ReadProgress::kDone) return got == ReadProgress::kWaiting;  // closed: it gave up
   const ResumeHello& h = c.hello;
   auto it = links_.find({h.rank, h.channel});
   if (h.magic != ResumeHello::kMagic || h.job != job_ || it == links_.end() ||

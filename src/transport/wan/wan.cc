@@ -35,32 +35,11 @@ constexpr auto kRedialPause = std::chrono::milliseconds(200);   // between faile
 constexpr auto kProbePeriod = std::chrono::seconds(1);          // waiting side: is the peer alive?
 constexpr auto kWatchPeriod = std::chrono::milliseconds(100);   // idle links' sockets looked at
 
-int socketError(int fd) noexcept {
-  int err = 0;
-  socklen_t len = sizeof(err);
-  ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-  return err;
-}
-
 bool peerClosed(int fd) noexcept {
   tcp_info info{};
   socklen_t len = sizeof(info);
   if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return true;  // not TCP
   return info.tcpi_state == TCP_CLOSE_WAIT;
-}
-
-// Reads toward `want` bytes at `buf` (`got` so far): 1 once all are there, 0 to wait, -1 when
-// the socket closed or failed.
-int readSome(int fd, void* buf, size_t want, size_t& got) noexcept {
-  while (got < want) {
-    const ssize_t r = ::recv(fd, static_cast<char*>(buf) + got, want - got, MSG_DONTWAIT);
-    if (r > 0) {
-      got += static_cast<size_t>(r);
-      continue;
-    }
-    return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
-  }
-  return 1;
 }
 
 double secondsOf(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -439,9 +418,7 @@ Status WanLink::flushLocked(bool& moved) noexcept {
 bool WanLink::pendingLocked() const noexcept {
   if (!sendError_.isOk()) return false;
   if (!sendOrder_.empty() || nextUnassigned_ < frames_.size()) return true;
-  return std::any_of(streams_.begin(), streams_.end(), [&](const Stream& s) {
-    return up(s) && (s.writeIdx < s.inflight.size() || s.ackActive || s.ackWant > s.ackSent);
-  });
+  return std::any_of(streams_.begin(), streams_.end(), [&](const Stream& s) { return writing(s); });
 }
 
 void WanLink::flush(bool& moved, bool& pending) noexcept {
@@ -453,7 +430,7 @@ void WanLink::flush(bool& moved, bool& pending) noexcept {
 void WanLink::pendingFds(std::vector<int>& out) {
   std::lock_guard<std::mutex> lk(sendMu_);
   for (const auto& s : streams_)
-    if (up(s) && (s.writeIdx < s.inflight.size() || s.ackActive)) out.push_back(s.fd.get());
+    if (writing(s)) out.push_back(s.fd.get());
 }
 
 bool WanLink::appendPollFds(std::vector<pollfd>& out) const noexcept {
@@ -694,9 +671,9 @@ void WanLink::healStream(Stream& s, Clock::time_point now) noexcept {
     return;
   }
   if (s.state == StreamState::kChallenge) {  // the listener's challenge (bootstrap/auth.h)
-    const int got = readSome(s.trying.get(), &s.challenge, sizeof(s.challenge), s.rxGot);
-    if (got <= 0) {
-      if (got < 0) retryLater(s, now);
+    const ReadProgress got = readToward(s.trying.get(), &s.challenge, sizeof(s.challenge), s.rxGot);
+    if (got != ReadProgress::kDone) {
+      if (got == ReadProgress::kClosed) retryLater(s, now);
       return;
     }
     struct {
@@ -724,9 +701,9 @@ void WanLink::healStream(Stream& s, Clock::time_point now) noexcept {
     return;
   }
   // kHandshake: the listener's proof of the secret, and how far it received.
-  const int got = readSome(s.trying.get(), &s.answer, sizeof(s.answer), s.rxGot);
-  if (got <= 0) {
-    if (got < 0) retryLater(s, now);  // closed: the peer is not ready for it yet
+  const ReadProgress got = readToward(s.trying.get(), &s.answer, sizeof(s.answer), s.rxGot);
+  if (got != ReadProgress::kDone) {
+    if (got == ReadProgress::kClosed) retryLater(s, now);  // the peer is not ready for it yet
     return;
   }
   if (!resume_->secret.check(s.challenge, s.response, s.answer.proof)) {

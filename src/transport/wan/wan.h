@@ -196,6 +196,11 @@ class WanLink {
   };
 
   bool up(const Stream& s) const noexcept { return s.state == StreamState::kUp && s.sendFailed.isOk(); }
+  // An up stream with bytes to write: a frame given to it, or an acknowledgement (which a
+  // flush starts as soon as no frame is half written).
+  bool writing(const Stream& s) const noexcept {
+    return up(s) && (s.writeIdx < s.inflight.size() || s.ackActive || s.ackWant > s.ackSent);
+  }
   void attach(WanConnection* c, int channel);
   void detach(int channel) noexcept;
   uint64_t postSend(WanConnection* c, const void* data, size_t bytes) noexcept;
