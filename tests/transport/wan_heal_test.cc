@@ -139,6 +139,18 @@ Status exchange(WanConnection& c, int self, int messages, size_t bytes, millisec
   return Status::ok();
 }
 
+// Progresses `c` until its receive `ticket` fails (or 10 s pass); the failure.
+Status waitFailed(WanConnection& c, uint64_t ticket) {
+  const auto t0 = Clock::now();
+  Status s;
+  while (s.isOk() && c.recvsDone() < ticket && Clock::now() - t0 < std::chrono::seconds(10)) {
+    bool moved = false;
+    s = c.progress(moved);
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  return s;
+}
+
 bool ssCanKill() {
   static const bool ok = [] {
     Fd l = tcpListen(sockAddrOf("127.0.0.1", 0));
@@ -261,12 +273,7 @@ TEST(WanHeal, APeerWhoseListenerRefusesIsNamedAtOnce) {
   const uint64_t t = p->a.conn->postRecv(buf.data(), buf.size());
   for (int port : dialerPorts(p->portB)) killSocket(port);
   const auto t0 = Clock::now();
-  Status s;
-  while (s.isOk() && p->a.conn->recvsDone() < t && Clock::now() - t0 < std::chrono::seconds(10)) {
-    bool moved = false;
-    s = p->a.conn->progress(moved);
-    std::this_thread::sleep_for(milliseconds(1));
-  }
+  const Status s = waitFailed(*p->a.conn, t);
   ASSERT_FALSE(s.isOk());
   EXPECT_LT(Clock::now() - t0, std::chrono::seconds(2));
   EXPECT_EQ(s.category(), ErrorCategory::kRemote);
@@ -281,12 +288,7 @@ TEST(WanHeal, AStreamThatCannotBeReopenedFailsAfterTheReconnectTimeout) {
   const uint64_t t = p->a.conn->postRecv(buf.data(), buf.size());
   killSocket(dialerPorts(p->portB).at(0));
   const auto t0 = Clock::now();
-  Status s;
-  while (s.isOk() && p->a.conn->recvsDone() < t && Clock::now() - t0 < std::chrono::seconds(10)) {
-    bool moved = false;
-    s = p->a.conn->progress(moved);
-    std::this_thread::sleep_for(milliseconds(1));
-  }
+  const Status s = waitFailed(*p->a.conn, t);
   ASSERT_FALSE(s.isOk());
   EXPECT_GE(Clock::now() - t0, milliseconds(1400));
   EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
