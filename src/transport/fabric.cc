@@ -51,10 +51,10 @@ Fabric::~Fabric() {
   // frames). A dead peer ends the wait early.
   const auto deadline =
       Clock::now() + std::min<std::chrono::milliseconds>(opt_.timeout, std::chrono::seconds(60));
-  for (wan::WanLink* l : abandoned_.load(std::memory_order_acquire) ? std::vector<wan::WanLink*>{}
-                                                                     : wanLinks_)
-    if (!l->drain(deadline))
-      XSITE_INFO(kNet, "%s: closed with frames the peer never acknowledged", l->label().c_str());
+  if (!abandoned_.load(std::memory_order_acquire))  // Communicator::abort(): no waiting
+    for (wan::WanLink* l : wanLinks_)
+      if (!l->drain(deadline))
+        XSITE_INFO(kNet, "%s: closed with frames the peer never acknowledged", l->label().c_str());
   wanProxy_.reset();
 }
 
