@@ -26,6 +26,7 @@ struct Config {
   std::optional<size_t> chunkBytes;         // XSITE_CHUNK_SIZE
   std::optional<size_t> sliceBytes;         // XSITE_SLICE_SIZE
   std::optional<double> timeoutSeconds;     // XSITE_TIMEOUT
+  std::optional<double> heartbeatSeconds;   // XSITE_HEARTBEAT (0: none)
   std::optional<double> bootstrapTimeoutSeconds;  // XSITE_BOOTSTRAP_TIMEOUT
   std::optional<Codec> codec;               // XSITE_CODEC: all-reduce's cross-site codec
   std::optional<uint32_t> codecBlockSize;   // XSITE_CODEC_BLOCK

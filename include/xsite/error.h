@@ -2,6 +2,7 @@
 // path inside the library returns xsite::Status (src/util/status.h) with the same categories.
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 
@@ -22,9 +23,12 @@ class Error : public std::runtime_error {
  public:
   Error(ErrorCategory category, const std::string& message);
   ErrorCategory category() const noexcept { return category_; }
+  // what() without its "xsite <category>: " prefix: for a message that wraps this one.
+  const char* message() const noexcept { return what() + prefix_; }
 
  private:
   ErrorCategory category_;
+  size_t prefix_;
 };
 
 }  // namespace xsite

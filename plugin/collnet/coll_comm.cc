@@ -75,7 +75,7 @@ void CollComm::run() {
       continue;
     } catch (const Error& e) {
       r->category = e.category();
-      r->message = e.what();
+      r->message = e.message();
     } catch (const std::bad_alloc&) {
       r->category = ErrorCategory::kSystem;
       r->message = "out of memory";

@@ -607,7 +607,7 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
       *sendComm = new UcxSendComm(std::move(c->fds[0]), c->label, c->ucx, c->reply.commId,
                                   c->address.data(), c->address.size());
     } catch (const Error& e) {
-      return fail(Status(e.category(), c->label + ": " + e.what()));
+      return fail(Status(e.category(), c->label + ": " + e.message()));
     }
     XSITE_DEBUG(kNet, "%s: connected", c->label.c_str());
     delete c;

@@ -5,6 +5,7 @@
 #include <optional>
 #include <sstream>
 
+#include "bootstrap/heartbeat.h"
 #include "bootstrap/rendezvous.h"
 #include "coll/collectives.h"
 #include "coll/settings.h"
@@ -113,10 +114,69 @@ int LocalGroup::size() const { return impl_->topology.size(); }
 
 struct Communicator::Impl {
   std::unique_ptr<bootstrap::Rendezvous> rendezvous;  // processes: rank 0 serves the store
+  bootstrap::Store* store = nullptr;  // processes: where failures are reported (the job's store)
   std::unique_ptr<coll::Context> ctx;
+  std::unique_ptr<bootstrap::Heartbeat> heartbeat;  // processes, unless XSITE_HEARTBEAT=0
+  std::vector<std::string> names;                   // how errors name each rank
   coll::BackendChoice backends{transport::Backend::kLoopback, transport::Backend::kLoopback,
                                transport::Backend::kLoopback};
   bool codecLogged[kNumCodecs] = {};
+
+  ~Impl() {
+    // Rank 0 serves the store: it stays until the others are done with it (bounded).
+    if (heartbeat) heartbeat->finish(ctx && ctx->rank() == 0 ? 2 * ctx->settings().heartbeat : Ms(0));
+    heartbeat.reset();
+    ctx.reset();
+    rendezvous.reset();
+  }
+
+  // Runs one collective. A failure other than bad arguments fails the communicator (every later
+  // call throws it too) and is reported as the job's failure, or replaced by the job's first one
+  // that another rank reported: a rank that dies is named by every survivor, not only by the
+  // neighbour whose link to it broke (bootstrap/heartbeat.h).
+  template <typename F>
+  void run(F&& collective) {
+    try {
+      collective();
+    } catch (const Error& e) {
+      if (e.category() == ErrorCategory::kInvalidUsage) throw;
+      if (!ctx->failed()) fail(e);
+      throw ctx->failure();
+    }
+  }
+
+  void fail(const Error& e) noexcept {
+    try {
+      Error cause = e;
+      if (store) {
+        try {
+          const bootstrap::Failure first = bootstrap::reportFailure(*store, ctx->rank(), e.message());
+          if (first.reporter != ctx->rank())
+            cause = Error(ErrorCategory::kRemote, bootstrap::describeFailure(first));
+        } catch (const Error& gone) {
+          if (ctx->rank() != 0 && !(heartbeat && heartbeat->rank0Done()))
+            cause = Error(ErrorCategory::kRemote,
+                          nameOf(0) + ", which serves the rendezvous store, is gone or cut off (" +
+                              gone.message() + "); this rank then saw: " + e.message());
+        }
+      }
+      ctx->fail(cause);
+      XSITE_WARN(kColl, "rank %d: communicator failed: %s", ctx->rank(), cause.what());
+    } catch (...) {
+      ctx->fail(e);
+    }
+  }
+
+  std::string nameOf(int rank) const {
+    return static_cast<size_t>(rank) < names.size() ? names[rank] : "rank " + std::to_string(rank);
+  }
+
+  // A failure the heartbeat found (its thread): the job's first, already reported.
+  void failFromHeartbeat(const Error& e) noexcept {
+    if (ctx->failed()) return;
+    ctx->fail(e);
+    XSITE_WARN(kColl, "rank %d: communicator failed: %s", ctx->rank(), e.what());
+  }
 
   // Says which codec the cross-site stage ran and what it saved: INFO the first time a codec
   // runs on this communicator, DEBUG after.
@@ -228,11 +288,24 @@ Communicator Communicator::fromEnvironment(const Config& config) {
   auto fabric = std::make_unique<transport::Fabric>(me.rank, me.worldSize, *store, fo);
   impl->backends = links.backends;
   fabric->establish(coll::planLinks(topology, me.rank, links.backends, settings.wanLanes));
+  const bool heartbeats = settings.heartbeat.count() > 0 && me.worldSize > 1;
+  if (heartbeats) bootstrap::Heartbeat::announce(*store, me.rank);
   impl->rendezvous->leave();
+  const std::vector<std::string> processes = impl->rendezvous->processes();
+  for (int r = 0; r < me.worldSize; ++r)
+    impl->names.push_back("rank " + std::to_string(r) + " (site " +
+                          std::to_string(topology.place(r).site) + ", " + processes[r] + ")");
   XSITE_INFO(kInit, "rank %d ready: site %d domain %d local %d, listening on %s", me.rank,
              topology.place(me.rank).site, topology.place(me.rank).domain,
              topology.place(me.rank).local, impl->rendezvous->listenIp().c_str());
   impl->ctx = std::make_unique<coll::Context>(me.rank, std::move(topology), std::move(fabric), settings);
+  impl->store = store;
+  if (heartbeats) {
+    Impl* self = impl.get();
+    impl->heartbeat = std::make_unique<bootstrap::Heartbeat>(
+        impl->rendezvous->connect(2 * settings.heartbeat), me.rank, me.worldSize, settings.heartbeat,
+        impl->names, [self](const Error& e) { self->failFromHeartbeat(e); });
+  }
   return Communicator(std::move(impl));
 }
 
@@ -269,29 +342,31 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, DataTyp
   checkCount("allReduce", count, type, send, recv);
   checkReduction("allReduce", type, op);
   if (count == 0) return;
-  switch (chooseAlgorithm(count, type, op, options)) {
-    case Algorithm::kRing: coll::allReduceRing(*impl_->ctx, send, recv, count, type, op); break;
-    case Algorithm::kHierarchical: {
-      coll::Context& ctx = *impl_->ctx;
-      coll::CodecChoice codec;
-      codec.codec = options.codec.value_or(ctx.settings().codec);
-      if (static_cast<int>(codec.codec) >= kNumCodecs)
-        throw Error(ErrorCategory::kInvalidUsage, "allReduce: invalid codec " +
-                                                      std::to_string(static_cast<int>(codec.codec)));
-      codec.errorFeedback = options.errorFeedback.value_or(ctx.settings().errorFeedback);
-      codec.key = !options.errorFeedbackKey.empty()
-                      ? options.errorFeedbackKey
-                      : "count:" + std::to_string(count) + ":" + std::string(dataTypeName(type));
-      const coll::WanCounters before = ctx.wanCounters();
-      const Codec ran = coll::allReduceHierarchical(ctx, send, recv, count, type, op, codec);
-      impl_->logCodec(ran, before, ctx.wanCounters());
-      break;
+  impl_->run([&] {
+    switch (chooseAlgorithm(count, type, op, options)) {
+      case Algorithm::kRing: coll::allReduceRing(*impl_->ctx, send, recv, count, type, op); break;
+      case Algorithm::kHierarchical: {
+        coll::Context& ctx = *impl_->ctx;
+        coll::CodecChoice codec;
+        codec.codec = options.codec.value_or(ctx.settings().codec);
+        if (static_cast<int>(codec.codec) >= kNumCodecs)
+          throw Error(ErrorCategory::kInvalidUsage, "allReduce: invalid codec " +
+                                                        std::to_string(static_cast<int>(codec.codec)));
+        codec.errorFeedback = options.errorFeedback.value_or(ctx.settings().errorFeedback);
+        codec.key = !options.errorFeedbackKey.empty()
+                        ? options.errorFeedbackKey
+                        : "count:" + std::to_string(count) + ":" + std::string(dataTypeName(type));
+        const coll::WanCounters before = ctx.wanCounters();
+        const Codec ran = coll::allReduceHierarchical(ctx, send, recv, count, type, op, codec);
+        impl_->logCodec(ran, before, ctx.wanCounters());
+        break;
+      }
+      case Algorithm::kLatency: coll::allReduceLatency(*impl_->ctx, send, recv, count, type, op); break;
+      default:
+        throw Error(ErrorCategory::kInvalidUsage,
+                    "allReduce: invalid algorithm " + std::to_string(static_cast<int>(options.algorithm)));
     }
-    case Algorithm::kLatency: coll::allReduceLatency(*impl_->ctx, send, recv, count, type, op); break;
-    default:
-      throw Error(ErrorCategory::kInvalidUsage,
-                  "allReduce: invalid algorithm " + std::to_string(static_cast<int>(options.algorithm)));
-  }
+  });
 }
 
 void Communicator::reduceScatter(const void* send, void* recv, size_t recvCount, DataType type,
@@ -299,13 +374,13 @@ void Communicator::reduceScatter(const void* send, void* recv, size_t recvCount,
   checkCount("reduceScatter", recvCount, type, send, recv, static_cast<size_t>(size()));
   checkReduction("reduceScatter", type, op);
   if (recvCount == 0) return;
-  coll::reduceScatterRing(*impl_->ctx, send, recv, recvCount, type, op);
+  impl_->run([&] { coll::reduceScatterRing(*impl_->ctx, send, recv, recvCount, type, op); });
 }
 
 void Communicator::allGather(const void* send, void* recv, size_t sendCount, DataType type) {
   checkCount("allGather", sendCount, type, send, recv, static_cast<size_t>(size()));
   if (sendCount == 0) return;
-  coll::allGatherRing(*impl_->ctx, send, recv, sendCount, type);
+  impl_->run([&] { coll::allGatherRing(*impl_->ctx, send, recv, sendCount, type); });
 }
 
 void Communicator::broadcast(const void* send, void* recv, size_t count, DataType type, int root) {
@@ -315,7 +390,7 @@ void Communicator::broadcast(const void* send, void* recv, size_t count, DataTyp
                                                   std::to_string(size() - 1) + ")");
   checkCount("broadcast", count, type, rank() == root ? send : recv, recv);
   if (count == 0) return;
-  coll::broadcastTree(*impl_->ctx, send, recv, count, type, root);
+  impl_->run([&] { coll::broadcastTree(*impl_->ctx, send, recv, count, type, root); });
 }
 
 void Communicator::resetErrorFeedback() { impl_->ctx->errorFeedback().resetAll(); }
@@ -330,7 +405,7 @@ WanStats Communicator::wanStats() const {
 
 void Communicator::barrier() {
   uint8_t in = 0, out = 0;
-  coll::allReduceLatency(*impl_->ctx, &in, &out, 1, DataType::kUint8, ReduceOp::kMax);
+  impl_->run([&] { coll::allReduceLatency(*impl_->ctx, &in, &out, 1, DataType::kUint8, ReduceOp::kMax); });
 }
 
 }  // namespace xsite

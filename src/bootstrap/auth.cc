@@ -89,7 +89,7 @@ Status JobSecret::respond(const AuthChallenge& c, AuthResponse& out, const std::
     const auto m = mac('C', c, out.nonce);
     memcpy(out.mac, m.data(), m.size());
   } catch (const Error& e) {
-    return Status(e.category(), e.what());
+    return Status(e.category(), e.message());
   }
   return Status::ok();
 }

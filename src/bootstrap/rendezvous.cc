@@ -79,6 +79,7 @@ Rendezvous::Rendezvous(const params::Params& p, int rank, int worldSize, Duratio
     if (listenIp_.empty()) listenIp_ = "127.0.0.1";
   } else {
     SockAddr sa = parseSockAddr(addr);
+    storeAddr_ = sa;
     secret_ = JobSecret::fromParams(p);  // an in-process store has no connections to guard
     const StoreLimits limits = storeLimitsFromParams(p);
     if (rank == 0) {
@@ -88,9 +89,10 @@ Rendezvous::Rendezvous(const params::Params& p, int rank, int worldSize, Duratio
         throw Error(e.category(), "rank 0 cannot serve the rendezvous store at " + addr +
                                       " (does another job use the same MASTER_PORT or "
                                       "XSITE_STORE_ADDR?): " +
-                                      e.what());
+                                      e.message());
       }
     }
+    maxReply_ = limits.maxReplyBytes;
     client_ = std::make_unique<TcpStore>(sa, timeout, secret_, limits.maxReplyBytes);
     store_ = client_.get();
     if (listenIp_.empty()) listenIp_ = routeSourceIp(sa);
@@ -105,26 +107,37 @@ Rendezvous::Rendezvous(const params::Params& p, int rank, int worldSize, Duratio
 
 void Rendezvous::leave() {
   allGather(*store_, "ready", rank_, worldSize_, "", timeout_);
-  if (client_ && rank_ != 0) {
-    client_->set("left/" + std::to_string(rank_), "");
-    client_.reset();
-    store_ = nullptr;
-  }
+  if (client_ && rank_ != 0) client_->set("left/" + std::to_string(rank_), "");
+  left_ = true;
 }
 
 void Rendezvous::abandon() noexcept {
-  if (!client_ || rank_ == 0) return;
+  if (left_ || !client_ || rank_ == 0) return;
+  left_ = true;
   try {
     client_->set("left/" + std::to_string(rank_), "failed");
   } catch (...) {  // the store is gone already: nothing to tell
   }
-  client_.reset();
-  store_ = nullptr;
+}
+
+std::unique_ptr<Store> Rendezvous::connect(Duration grace) const {
+  if (!client_) return nullptr;
+  auto c = std::make_unique<TcpStore>(storeAddr_, timeout_, secret_, maxReply_);
+  c->setReplyGrace(grace);
+  return c;
+}
+
+std::vector<std::string> Rendezvous::processes() {
+  std::vector<std::string> keys;
+  for (int r = 0; r < worldSize_; ++r) keys.push_back("rank/" + std::to_string(r));
+  std::vector<std::string> out = store_->get(keys, timeout_);
+  for (auto& v : out) v = v.substr(0, std::min<size_t>(v.find('#'), 80));
+  return out;
 }
 
 Rendezvous::~Rendezvous() {
   if (!server_ || !client_) return;
-  try {  // serve until every rank has left the rendezvous (bounded)
+  try {  // serve until every rank has left the set-up (bounded)
     std::vector<std::string> keys, out;
     for (int r = 1; r < worldSize_; ++r) keys.push_back("left/" + std::to_string(r));
     client_->waitFor(keys, Duration(10000), out);

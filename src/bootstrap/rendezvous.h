@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "bootstrap/store.h"
 #include "util/params.h"
@@ -26,9 +27,14 @@ class Rendezvous {
   const std::string& listenIp() const { return listenIp_; }
   // XSITE_JOB_SECRET: every connection between ranks proves it (bootstrap/auth.h).
   const JobSecret& secret() const { return secret_; }
-  // Collective: after it, the store is no longer needed by this rank (rank 0 keeps serving it
-  // until every rank has left, or its destructor gives up waiting).
+  // Collective: the job is set up (rank 0 keeps serving the store for the job's life: failure
+  // reports and heartbeats, bootstrap/heartbeat.h; its destructor waits for every rank to leave).
   void leave();
+  // Another connection to the store, for a thread of its own (nullptr for an in-process store);
+  // a reply later than `grace` past a request's timeout fails it.
+  std::unique_ptr<Store> connect(Duration grace) const;
+  // How each rank's process claimed its rank: "pid <pid> on <host>", in rank order.
+  std::vector<std::string> processes();
   // Not collective: this rank failed to start and leaves now (best effort), so that rank 0 stops
   // serving the store once every rank has left or failed instead of waiting out its bound.
   void abandon() noexcept;
@@ -43,6 +49,9 @@ class Rendezvous {
   Store* store_ = nullptr;
   uint64_t job_ = 0;
   std::string listenIp_;
+  bool left_ = false;  // leave() or abandon() ran
+  SockAddr storeAddr_{};
+  size_t maxReply_ = 0;
 };
 
 }  // namespace xsite::bootstrap

@@ -622,7 +622,7 @@ TcpStore::TcpStore(const SockAddr& server, Duration connectTimeout, const JobSec
     fd_ = tcpConnect(server, deadline);
   } catch (const Error& e) {
     throw Error(e.category(), "cannot reach the rendezvous store at " + server.toString() +
-                                  " (XSITE_STORE_ADDR / MASTER_ADDR): " + e.what());
+                                  " (XSITE_STORE_ADDR / MASTER_ADDR): " + e.message());
   }
   setKeepAlive(fd_.get(), kStoreUserTimeout);
   const auto authDeadline = Clock::now() + kAuthLimit;
@@ -641,12 +641,21 @@ TcpStore::TcpStore(const SockAddr& server, Duration connectTimeout, const JobSec
 
 std::string TcpStore::roundTrip(const std::string& request, Duration timeout) {
   std::lock_guard<std::mutex> lk(mu_);
-  auto deadline = Clock::now() + timeout + std::chrono::seconds(10);  // server answers at timeout
-  std::string f = frame(request);
-  Status s = writeAll(fd_.get(), f.data(), f.size(), deadline);
-  if (!s)
-    throw Error(s.category(), "rendezvous store at " + server_.toString() + ": " + s.message());
-  return readReply(deadline);
+  if (!broken_.empty())
+    throw Error(ErrorCategory::kRemote, "rendezvous store at " + server_.toString() +
+                                            ": this connection broke earlier (" + broken_ + ")");
+  auto deadline = Clock::now() + timeout + grace_;  // the server answers at `timeout`
+  try {
+    std::string f = frame(request);
+    Status s = writeAll(fd_.get(), f.data(), f.size(), deadline);
+    if (!s)
+      throw Error(s.category(), "rendezvous store at " + server_.toString() + ": " + s.message());
+    return readReply(deadline);
+  } catch (const Error& e) {
+    broken_ = e.message();  // a late reply would be read as the next request's
+    fd_.reset();
+    throw;
+  }
 }
 
 std::string TcpStore::readReply(Clock::time_point deadline) {

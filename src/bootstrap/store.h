@@ -101,6 +101,9 @@ class TcpStore final : public Store {
   std::string setIfAbsent(const std::string& key, const std::string& value) override;
   bool waitFor(const std::vector<std::string>& keys, Duration timeout,
                std::vector<std::string>& out) override;
+  // How long past a request's own timeout the server may take to answer (10 s unless set). A
+  // request that runs past it fails, and so does every later one: its reply may still come.
+  void setReplyGrace(Duration grace) { grace_ = grace; }
 
  private:
   std::string roundTrip(const std::string& request, Duration timeout);
@@ -108,7 +111,9 @@ class TcpStore final : public Store {
   std::string readReply(std::chrono::steady_clock::time_point deadline);
   SockAddr server_;
   size_t maxReply_;
+  Duration grace_{10000};
   Fd fd_;
+  std::string broken_;  // why the connection is unusable (empty: it is not)
   std::mutex mu_;
 };
 

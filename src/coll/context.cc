@@ -106,9 +106,26 @@ std::vector<transport::LinkRequest> planLinks(const topo::Topology& t, int rank,
   return out;
 }
 
-void Context::abort() noexcept {
-  aborted_.store(true, std::memory_order_release);
+void Context::fail(const Error& why) noexcept {
+  {
+    std::lock_guard<std::mutex> lk(failureMu_);
+    if (failure_) return;
+    failure_.emplace(why);  // copying an exception does not allocate
+  }
+  failed_.store(true, std::memory_order_release);
   fabric_->abandon();
+}
+
+void Context::abort() noexcept {
+  static const Error kAbortedByUser(ErrorCategory::kAborted,
+                                    "the communicator was aborted (Communicator::abort())");
+  fail(kAbortedByUser);
+}
+
+Error Context::failure() const {
+  std::lock_guard<std::mutex> lk(failureMu_);
+  if (!failure_) throw Error(ErrorCategory::kInternal, "Context::failure() with no failure");
+  return *failure_;
 }
 
 Context::Context(int rank, topo::Topology topology, std::unique_ptr<transport::Fabric> fabric,

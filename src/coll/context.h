@@ -5,6 +5,8 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -64,6 +66,7 @@ struct Settings {
   size_t sliceBytes = 256 << 10;
   size_t chunkBytes = 4 << 20;
   std::chrono::milliseconds timeout{300000};
+  std::chrono::milliseconds heartbeat{5000};  // 0: none (bootstrap/heartbeat.h)
   topo::CostModel costModel;
   Algorithm defaultAlgorithm = Algorithm::kAuto;
   int wanLanes = 0;  // chunks the cross-site stage keeps in flight (1..kMaxWanLanes; 0: auto)
@@ -105,10 +108,14 @@ class Context {
     wan_.wire += wire;
   }
   const WanCounters& wanCounters() const noexcept { return wan_; }
-  // Any thread: every collective running or started from now on fails with kAborted, and the
-  // fabric closes without waiting for peers (Communicator::abort()).
+  // Any thread: every collective running or started from now on fails with `why` (the first
+  // failure recorded wins), and the fabric closes without waiting for peers. abort() records
+  // kAborted (Communicator::abort()); a peer named dead by the heartbeat records its error.
+  void fail(const Error& why) noexcept;
   void abort() noexcept;
-  bool aborted() const noexcept { return aborted_.load(std::memory_order_acquire); }
+  bool failed() const noexcept { return failed_.load(std::memory_order_acquire); }
+  // The first failure recorded (call only when failed()).
+  Error failure() const;
 
  private:
   int rank_;
@@ -119,7 +126,9 @@ class Context {
   std::unique_ptr<compress::Codec> codecs_[kNumCodecs];
   compress::ErrorFeedback errorFeedback_;
   WanCounters wan_;
-  std::atomic<bool> aborted_{false};
+  std::atomic<bool> failed_{false};
+  mutable std::mutex failureMu_;
+  std::optional<Error> failure_;
 };
 
 // Even split of n items into parts: the start of part i (i in 0..parts).

@@ -39,9 +39,10 @@ void runPipeline(Context& ctx, const std::vector<std::vector<Stage*>>& stages, i
   std::vector<pollfd> pfds;
   auto lastMove = Clock::now();
   while (true) {
-    if (ctx.aborted())
-      throw Error(ErrorCategory::kAborted,
-                  what + ": the communicator was aborted (Communicator::abort())");
+    if (ctx.failed()) {
+      const Error why = ctx.failure();
+      throw Error(why.category(), what + ": " + why.message());
+    }
     bool moved = false, all = true;
     for (size_t j = 0; j < n; ++j) {
       const size_t lanes = stages[j].size();

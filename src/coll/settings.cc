@@ -28,6 +28,7 @@ std::string scheduleSignature(const Settings& s, const LinkSetup& links) {
   return "xsite=" XSITE_VERSION_STRING "/" + std::to_string(kWireProtocolVersion) +
          " XSITE_CHUNK_SIZE=" + std::to_string(s.chunkBytes) +
          " XSITE_SLICE_SIZE=" + std::to_string(s.sliceBytes) +
+         " XSITE_HEARTBEAT=" + num(static_cast<double>(s.heartbeat.count()) / 1000) +
          " XSITE_WAN_LANES=" + std::to_string(s.wanLanes) +
          " XSITE_ALGO=" + std::string(algorithmName(s.defaultAlgorithm)) +
          " XSITE_CODEC=" + std::string(codecName(s.codec)) +
@@ -104,6 +105,9 @@ Settings settingsFromParams(const params::Params& p, const Config& cfg) {
   s.sliceBytes = cfg.sliceBytes.value_or(static_cast<size_t>(p.integer(Id::kSliceSize)));
   if (s.chunkBytes == 0 || s.sliceBytes == 0) bad("XSITE_CHUNK_SIZE and XSITE_SLICE_SIZE must be > 0");
   s.timeout = params::fromSeconds(cfg.timeoutSeconds.value_or(p.real(Id::kTimeout)));
+  s.heartbeat = params::fromSeconds(cfg.heartbeatSeconds.value_or(p.real(Id::kHeartbeat)));
+  if (s.heartbeat.count() < 0 || (s.heartbeat.count() != 0 && s.heartbeat.count() < 100))
+    bad("XSITE_HEARTBEAT must be 0 (no heartbeats) or at least 0.1 seconds");
   s.wanLanes = static_cast<int>(p.integer(Id::kWanLanes));
   if (s.wanLanes < 0 || s.wanLanes > kMaxWanLanes)
     bad("XSITE_WAN_LANES=" + std::to_string(s.wanLanes) + " is outside 0 (auto).." +

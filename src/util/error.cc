@@ -17,7 +17,8 @@ const char* errorCategoryName(ErrorCategory category) noexcept {
 
 Error::Error(ErrorCategory category, const std::string& message)
     : std::runtime_error(std::string("xsite ") + errorCategoryName(category) + ": " + message),
-      category_(category) {}
+      category_(category),
+      prefix_(std::char_traits<char>::length(errorCategoryName(category)) + 8) {}
 
 void throwIfError(const Status& status) {
   if (!status) throw Error(status.category(), status.message());

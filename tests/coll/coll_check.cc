@@ -5,7 +5,13 @@
 //   coll_check            the matrix; exit 0 when everything matched
 //   coll_check die R      rank R exits abruptly before an all-reduce; every other rank must fail
 //                         with an error naming rank R, within the timeout (exit 0 when it does)
+//   coll_check stop R     rank R stops itself (SIGSTOP) before an all-reduce, and a child of it
+//                         kills it 3 heartbeat periods + 10 s later; every other rank must fail
+//                         within 3 periods + 1 s, naming rank R (exit 0 when it does)
+#include <signal.h>
 #include <unistd.h>
+
+#include <chrono>
 
 #include <cstdio>
 #include <cstring>
@@ -56,20 +62,42 @@ void matrix(Communicator& comm) {
 
 int main(int argc, char** argv) {
   try {
-    Communicator comm = Communicator::fromEnvironment(smallPipelineConfig());
-    if (argc == 3 && !strcmp(argv[1], "die")) {
-      int victim = atoi(argv[2]);
+    const bool failing = argc == 3 && (!strcmp(argv[1], "die") || !strcmp(argv[1], "stop"));
+    Config config = smallPipelineConfig();
+    if (failing) config.heartbeatSeconds = 1;
+    Communicator comm = Communicator::fromEnvironment(config);
+    if (failing) {
+      const bool stop = !strcmp(argv[1], "stop");
+      const int victim = atoi(argv[2]);
+      const double period = *config.heartbeatSeconds;
       comm.barrier();
-      if (comm.rank() == victim) _exit(3);  // no goodbye: sockets and rings just vanish
+      const auto t0 = std::chrono::steady_clock::now();
+      if (comm.rank() == victim) {
+        if (!stop) _exit(3);  // no goodbye: sockets and rings just vanish
+        const pid_t self = getpid();
+        if (fork() == 0) {  // the stopped rank's undertaker
+          usleep(static_cast<useconds_t>((3 * period + 10) * 1e6));
+          kill(self, SIGKILL);
+          _exit(0);
+        }
+        raise(SIGSTOP);
+        _exit(4);  // not reached: killed while stopped
+      }
       std::vector<float> x(100000, 1.0f);
       try {
-        for (int i = 0; i < 100; ++i)
+        for (int i = 0; i < 100000; ++i)
           comm.allReduce(x.data(), x.data(), x.size(), DataType::kFloat32, ReduceOp::kSum);
       } catch (const Error& e) {
-        fprintf(stderr, "rank %d: expected error: %s\n", comm.rank(), e.what());
-        return 0;
+        const double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const std::string named = "rank " + std::to_string(victim) + " (";
+        const bool names = std::string(e.what()).find(named) != std::string::npos;
+        const bool soon = !stop || took < 3 * period + 1;
+        fprintf(stderr, "rank %d: %s error after %.2f s: %s\n", comm.rank(),
+                names && soon ? "expected" : "FAILED: unexpected", took, e.what());
+        return names && soon ? 0 : 1;
       }
-      fprintf(stderr, "rank %d: FAILED: no error although rank %d died\n", comm.rank(), victim);
+      fprintf(stderr, "rank %d: FAILED: no error although rank %d %s\n", comm.rank(), victim,
+              stop ? "stopped" : "died");
       return 1;
     }
     matrix(comm);
