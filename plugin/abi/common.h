@@ -95,8 +95,16 @@ typedef ncclNetDeviceHandle_v11_t ncclNetDeviceHandle_v10_t;
 typedef ncclNetDeviceHandle_v11_t ncclNetDeviceHandle_v9_t;
 typedef ncclNetDeviceHandle_v11_t ncclNetDeviceHandle_v8_t;
 
-/* Collective enums (NCCL 2.28 core values), used by CollNet and the tuner. */
-typedef enum {
+/* Collective enums (NCCL 2.28 core values), used by CollNet and the tuner. NCCL may pass values
+   outside the listed ones (a newer NCCL, a bad caller), which the plugin checks: in C++ these
+   enums take int as their fixed underlying type, so that every int is a value they may hold (the
+   same size and calling convention as C's enum, which is an int here). */
+#ifdef __cplusplus
+#define XSITE_ABI_OPEN_ENUM enum : int
+#else
+#define XSITE_ABI_OPEN_ENUM enum
+#endif
+typedef XSITE_ABI_OPEN_ENUM {
   ncclInt8 = 0,
   ncclUint8 = 1,
   ncclInt32 = 2,
@@ -112,9 +120,9 @@ typedef enum {
   ncclNumTypes = 12,
 } ncclDataType_t;
 
-typedef enum { ncclSum = 0, ncclProd = 1, ncclMax = 2, ncclMin = 3, ncclAvg = 4 } ncclRedOp_t;
+typedef XSITE_ABI_OPEN_ENUM { ncclSum = 0, ncclProd = 1, ncclMax = 2, ncclMin = 3, ncclAvg = 4 } ncclRedOp_t;
 
-typedef enum {
+typedef XSITE_ABI_OPEN_ENUM {
   ncclFuncBroadcast = 0,
   ncclFuncReduce = 1,
   ncclFuncAllGather = 2,

@@ -20,6 +20,7 @@ CollComm::~CollComm() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
+    if (running_ || !queue_.empty()) ctx_->abort();
   }
   cv_.notify_all();
   worker_.join();
@@ -62,7 +63,15 @@ void CollComm::run() {
       if (queue_.empty()) return;  // stop_ and nothing left
       r = queue_.front();
       queue_.pop_front();
+      running_ = true;
     }
+    struct Ran {
+      CollComm& c;
+      ~Ran() {
+        std::lock_guard<std::mutex> lock(c.mu_);
+        c.running_ = false;
+      }
+    } ran{*this};
     if (broken) {
       r->category = brokenCategory;
       r->message = "an earlier CollNet operation failed: " + brokenMessage;

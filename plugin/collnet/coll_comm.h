@@ -51,7 +51,10 @@ class CollComm {
   static constexpr uint64_t kMagic = 0x5853434full;  // "XSCO"
   CollComm(std::unique_ptr<bootstrap::TcpStoreServer> server,
            std::unique_ptr<bootstrap::Store> store, std::unique_ptr<coll::Context> ctx);
-  ~CollComm();  // stops the worker after the queued operations ran
+  // Stops the worker. NCCL closes after its operations completed; any still queued or running
+  // (a peer that never came) are aborted, so the close returns in milliseconds rather than
+  // after XSITE_TIMEOUT per operation, and the links close without waiting for peers.
+  ~CollComm();
   CollComm(const CollComm&) = delete;
   CollComm& operator=(const CollComm&) = delete;
 
@@ -73,6 +76,7 @@ class CollComm {
   std::deque<Request*> queue_;
   std::unique_ptr<Request[]> slots_;
   bool stop_ = false;
+  bool running_ = false;  // the worker runs an operation
   std::thread worker_;
 };
 

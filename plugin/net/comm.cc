@@ -148,6 +148,27 @@ std::string wanText(int streams) {
 Comm::Comm(std::string label, int requests)
     : label_(std::move(label)), pool_(static_cast<size_t>(requests)) {}
 
+Status Comm::advance() {
+  const size_t before = queue_.size();
+  XSITE_RETURN_IF_ERROR(progress());
+  const auto now = std::chrono::steady_clock::now();
+  if (queue_.empty() || queue_.size() < before) {
+    lastMove_ = now;
+  } else if (now - lastMove_ > timeout_) {
+    return Status(ErrorCategory::kTimeout,
+                  label_ + ": no message completed for " +
+                      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now - lastMove_).count()) +
+                      " s with " + std::to_string(queue_.size()) +
+                      " in flight (XSITE_TIMEOUT): is the peer alive, and in the same collective?");
+  }
+  return Status::ok();
+}
+
+void Comm::enqueue(Request* r) {
+  if (queue_.empty()) lastMove_ = std::chrono::steady_clock::now();
+  queue_.push_back(r);
+}
+
 Request* Comm::allocRequest() {
   for (auto& r : pool_)
     if (!r.used) {
@@ -172,7 +193,7 @@ Status Comm::test(Request* request, int* done, int* sizes) {
   std::lock_guard<std::mutex> lock(mu_);
   if (request < pool_.data() || request >= pool_.data() + pool_.size() || !request->used)
     return Status(ErrorCategory::kInternal, label_ + ": test() of a request that is not in flight");
-  if (error_) error_ = progress();
+  if (error_) error_ = advance();
   if (!error_) return error_;
   *done = request->done ? 1 : 0;
   if (request->done) {
@@ -202,9 +223,9 @@ Status SendComm::post(void* data, size_t size, int tag, void** request) {
   r->got[0] = size;
   r->tags[0] = tag;
   r->header = MsgHeader{MsgHeader::kMagic, tag, size};
-  queue_.push_back(r);
+  enqueue(r);
   *request = r;
-  error_ = progress();  // start moving at once; an error surfaces in test()
+  error_ = advance();  // start moving at once; an error surfaces in test()
   return Status::ok();
 }
 
@@ -256,9 +277,9 @@ Status RecvComm::post(int n, void** data, const size_t* sizes, const int* tags, 
     r->posted[i] = sizes[i];
     r->tags[i] = tags != nullptr ? tags[i] : 0;
   }
-  queue_.push_back(r);
+  enqueue(r);
   *request = r;
-  error_ = progress();
+  error_ = advance();
   return Status::ok();
 }
 
@@ -465,6 +486,7 @@ Status ListenComm::acceptStep(RecvComm** recvComm) {
     *recvComm = new TcpRecvComm(std::move(streams_[0]), label + ")");
   }
   streams_.clear();
+  (*recvComm)->setTimeout(settings_.timeout);
   XSITE_DEBUG(kNet, "%s: accepted", (*recvComm)->label().c_str());
   return Status::ok();
 }
@@ -609,6 +631,7 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
     } catch (const Error& e) {
       return fail(Status(e.category(), c->label + ": " + e.message()));
     }
+    (*sendComm)->setTimeout(settings.timeout);
     XSITE_DEBUG(kNet, "%s: connected", c->label.c_str());
     delete c;
     handle->pending = nullptr;
@@ -619,6 +642,7 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
     *sendComm = new WanSendComm(std::move(c->fds), c->label, settings);
   else
     *sendComm = new TcpSendComm(std::move(c->fds[0]), c->label);
+  (*sendComm)->setTimeout(settings.timeout);
   XSITE_DEBUG(kNet, "%s: connected", c->label.c_str());
   delete c;
   handle->pending = nullptr;

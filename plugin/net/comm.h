@@ -104,6 +104,7 @@ struct LinkSettings {
   compress::CodecId wanCodec = compress::CodecId::kNone;   // XSITE_NET_CODEC (lossless only)
   bootstrap::JobSecret secret;  // XSITE_JOB_SECRET: every socket proves it before its hello
   std::chrono::milliseconds tcpUserTimeout{30000};  // XSITE_TCP_USER_TIMEOUT (setKeepAlive)
+  std::chrono::milliseconds timeout{300000};         // XSITE_TIMEOUT (Comm::test)
 };
 
 class Comm;
@@ -132,11 +133,18 @@ class Comm {
   virtual ~Comm() = default;
   const std::string& label() const { return label_; }
   // Polls one request: moves bytes, then reports done and (when done and `sizes` is non-null)
-  // the size of each buffer; a done request is free again.
+  // the size of each buffer; a done request is free again. When requests are in flight and
+  // none completes for `timeout` (XSITE_TIMEOUT), the comm fails with kTimeout: a silent peer
+  // is an error, not a hang.
   Status test(Request* request, int* done, int* sizes);
+  void setTimeout(std::chrono::milliseconds t) { timeout_ = t; }
 
  protected:
   virtual Status progress() = 0;  // called with mu_ held
+  // progress() and the timeout; with mu_ held.
+  Status advance();
+  // Queues a posted request (its progress clock starts when the queue was empty).
+  void enqueue(Request* r);
   Request* allocRequest();        // null when all are in flight
   Status peerError(const std::string& what) const;
   Status ioError(const char* op, int err) const;
@@ -146,6 +154,8 @@ class Comm {
   Status error_;  // sticky: the first failure of this comm
   std::vector<Request> pool_;
   std::deque<Request*> queue_;  // posted, not yet done, in posting order
+  std::chrono::milliseconds timeout_{300000};
+  std::chrono::steady_clock::time_point lastMove_{};  // a request completed, or the queue filled
 };
 
 class SendComm : public Comm {

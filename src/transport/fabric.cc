@@ -51,10 +51,13 @@ Fabric::~Fabric() {
   // frames). A dead peer ends the wait early.
   const auto deadline =
       Clock::now() + std::min<std::chrono::milliseconds>(opt_.timeout, std::chrono::seconds(60));
-  if (!abandoned_.load(std::memory_order_acquire))  // Communicator::abort(): no waiting
+  if (abandoned_.load(std::memory_order_acquire)) {  // Communicator::abort(): no waiting
+    for (auto& [key, c] : conns_) c->abandon();
+  } else {
     for (wan::WanLink* l : wanLinks_)
       if (!l->drain(deadline))
         XSITE_INFO(kNet, "%s: closed with frames the peer never acknowledged", l->label().c_str());
+  }
   wanProxy_.reset();
 }
 

@@ -57,6 +57,10 @@ class Connection {
   // memory), so the caller must poll by time.
   virtual bool appendPollFds(std::vector<pollfd>& out) const noexcept { return false; }
 
+  // The owner gave up on the peer (Communicator::abort(), a dead rank): the destructor closes at
+  // once, without telling the peer or waiting for it. Backends whose close waits override it.
+  virtual void abandon() noexcept {}
+
  protected:
   struct Op {
     char* data;

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -76,7 +77,10 @@ ncclResult_t waitDone(ncclCollNet_v11_t& cn, void* req, int* size) {
 // ---- one CollNet rank (a process) ------------------------------------------------------------
 
 // `mismatch`: the ranks were started with different codecs, so connect must refuse.
-int rankMain(int rank, int nranks, const std::string& dir, bool useV10, bool mismatch) {
+// kMismatch: rank 1 runs another codec (connect must refuse); kCloseStuck: rank 0 never joins.
+enum class Mode { kNormal, kMismatch, kCloseStuck };
+
+int rankMain(int rank, int nranks, const std::string& dir, bool useV10, Mode mode) {
   ncclCollNet_v11_t& cn = *lib().v11;
   void* ctx = nullptr;
   if (useV10) {
@@ -105,9 +109,28 @@ int rankMain(int rank, int nranks, const std::string& dir, bool useV10, bool mis
   for (auto& h : hs) ptrs.push_back(h.data());
   void* comm = nullptr;
   const ncclResult_t cr = cn.connect(ptrs.data(), nranks, rank, listenComm, &comm);
-  if (mismatch) return cr == ncclInvalidUsage && comm == nullptr ? 0 : 70;
+  if (mode == Mode::kMismatch) return cr == ncclInvalidUsage && comm == nullptr ? 0 : 70;
   if (cr != ncclSuccess || comm == nullptr) return 14;
   if (cn.closeListen(listenComm) != ncclSuccess) return 15;
+  if (mode == Mode::kCloseStuck) {
+    // Rank 0 never joins the all-reduce the others post; their closeColl must not wait it out.
+    if (rank == 0) {
+      usleep(3000000);  // then closes: its peers are gone, nothing of its own is queued
+      if (cn.closeColl(comm) != ncclSuccess) return 84;
+      return cn.finalize(ctx) == ncclSuccess ? 0 : 85;
+    } else {
+      std::vector<float> in(1 << 16, 1.0f), res(in.size());
+      void* req = nullptr;
+      if (cn.iallreduce(comm, in.data(), res.data(), in.size(), ncclFloat32, ncclSum, nullptr,
+                        nullptr, &req) != ncclSuccess || req == nullptr)
+        return 80;
+      usleep(200000);
+      const auto t0 = std::chrono::steady_clock::now();
+      if (cn.closeColl(comm) != ncclSuccess) return 81;
+      if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(2)) return 82;
+      return cn.finalize(ctx) == ncclSuccess ? 0 : 83;
+    }
+  }
 
   // All-reduce, float32 sum; two calls in flight at a time, polled in reverse order.
   std::string out;
@@ -227,7 +250,8 @@ std::string reference(int nranks, xsite::Codec codec, int rank) {
 }
 
 // `rank1Codec`: rank 1's codec when it differs from the others' (connect must then refuse).
-void runGroup(int nranks, const char* codec, bool useV10, const char* rank1Codec = nullptr) {
+void runGroup(int nranks, const char* codec, bool useV10, const char* rank1Codec = nullptr,
+              bool closeStuck = false) {
   char tmpl[] = "/tmp/xsite_collnet_XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string dir = tmpl;
@@ -241,7 +265,8 @@ void runGroup(int nranks, const char* codec, bool useV10, const char* rank1Codec
       setenv("XSITE_CODEC", r == 1 && rank1Codec ? rank1Codec : codec, 1);
       std::string rs = std::to_string(r), ns = std::to_string(nranks);
       execl(gSelf, gSelf, "--collnet-rank", rs.c_str(), ns.c_str(), dir.c_str(),
-            useV10 ? "v10" : "v11", rank1Codec ? "mismatch" : "same", static_cast<char*>(nullptr));
+            useV10 ? "v10" : "v11", rank1Codec ? "mismatch" : closeStuck ? "close-stuck" : "same",
+            static_cast<char*>(nullptr));
       _exit(99);
     }
     pids.push_back(pid);
@@ -253,7 +278,7 @@ void runGroup(int nranks, const char* codec, bool useV10, const char* rank1Codec
         << "CollNet rank " << r << " exited with " << (WIFEXITED(status) ? WEXITSTATUS(status) : -1)
         << " (see rankMain for the step)";
   }
-  if (rank1Codec != nullptr) return;  // every rank checked its refusal
+  if (rank1Codec != nullptr || closeStuck) return;  // every rank checked its refusal or close
   const std::string first = readFile(dir + "/out0");
   size_t expected = 0;
   for (size_t n : kCounts) expected += n * 4;
@@ -326,6 +351,10 @@ TEST(PluginCollNet, EightRanksTwoSitesInt8ThroughV10) {
 TEST(PluginCollNet, ConnectRefusesRanksWithDifferentCodecs) {
   runGroup(4, "none", false, "int8");
 }
+// closeColl with an operation that can never finish returns at once (XSITE_TIMEOUT is 300 s).
+TEST(PluginCollNet, CloseAbortsAnOperationThatCannotFinish) {
+  runGroup(4, "none", false, nullptr, true);
+}
 
 }  // namespace
 
@@ -335,7 +364,10 @@ int main(int argc, char** argv) {
   unsetenv("XSITE_TOPO_FILE");
   if (argc == 7 && std::strcmp(argv[1], "--collnet-rank") == 0)
     return rankMain(std::atoi(argv[2]), std::atoi(argv[3]), argv[4],
-                    std::strcmp(argv[5], "v10") == 0, std::strcmp(argv[6], "mismatch") == 0);
+                    std::strcmp(argv[5], "v10") == 0,
+                    std::strcmp(argv[6], "mismatch") == 0      ? Mode::kMismatch
+                    : std::strcmp(argv[6], "close-stuck") == 0 ? Mode::kCloseStuck
+                                                                : Mode::kNormal);
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }

@@ -156,6 +156,11 @@ inline void* postRecv(void* comm, int n, void** data, size_t* sizes, int* tags) 
   return req;
 }
 
+// memcmp, but an empty range (whose data() may be null) is equal.
+inline bool sameBytes(const void* a, const void* b, size_t n) {
+  return n == 0 || std::memcmp(a, b, n) == 0;
+}
+
 inline std::vector<char> pattern(size_t n, int seed) {
   std::vector<char> v(n);
   for (size_t i = 0; i < n; ++i) v[i] = static_cast<char>((i * 131 + seed) & 0xff);

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -93,7 +94,7 @@ TEST(PluginNet, SizesReportedAtCompletion) {
     ASSERT_EQ(waitBoth(sr, &ssize, rr, &rsize), ncclSuccess);
     EXPECT_EQ(static_cast<size_t>(rsize), n);
     EXPECT_EQ(static_cast<size_t>(ssize), n);
-    EXPECT_EQ(std::memcmp(src.data(), dst.data(), n), 0);
+    EXPECT_TRUE(sameBytes(src.data(), dst.data(), n));
   }
   // Beyond maxP2pBytes: refused before a byte moves.
   void* req = nullptr;
@@ -180,7 +181,7 @@ TEST(PluginNet, CompletionPolledOutOfOrder) {
     ASSERT_EQ(net().test(rreq[i], &done, &size), ncclSuccess);
     EXPECT_EQ(done, 1) << "receive " << i << " precedes a completed one";
     EXPECT_EQ(size, 65536 + i);
-    EXPECT_EQ(std::memcmp(src[i].data(), dst[i].data(), src[i].size()), 0);
+    EXPECT_TRUE(sameBytes(src[i].data(), dst[i].data(), src[i].size()));
   }
   for (int i = kOps - 1; i >= 0; --i) EXPECT_EQ(waitDone(sreq[i], nullptr), ncclSuccess);
   closePair(p);
@@ -358,7 +359,7 @@ int receiverMain(int handleFd, int count) {
     int size = -1;
     if (req == nullptr || waitDone(req, &size, 100000000) != ncclSuccess) return 20 + m;
     if (static_cast<size_t>(size) != n) return 40 + m;
-    if (std::memcmp(dst.data(), pattern(n, m).data(), n) != 0) return 60 + m;
+    if (!sameBytes(dst.data(), pattern(n, m).data(), n)) return 60 + m;
   }
   net().closeRecv(r);
   net().finalize(ctx);
@@ -406,6 +407,54 @@ TEST(PluginNet, TwoRanksAsProcessesAcrossSites) {
   EXPECT_EQ(net().finalize(ctx), ncclSuccess);
 }
 
+// A peer that never sends (or never receives): test() fails within XSITE_TIMEOUT instead of
+// polling forever. In a process of its own, since the plugin reads its settings once.
+int silentPeerMain() {
+  setenv("XSITE_TIMEOUT", "1", 1);
+  setenv("XSITE_SITE_TRANSPORT", "tcp", 1);  // a plain socket: a send that UCX would buffer blocks
+  void* ctx = initCtx();
+  Pair p = connectPair(ctx);
+  std::vector<char> dst(4096);
+  void* d[1] = {dst.data()};
+  size_t posted[1] = {dst.size()};
+  int tags[1] = {0};
+  using Clock = std::chrono::steady_clock;
+  auto t0 = Clock::now();
+  void* rr = postRecv(p.recv, 1, d, posted, tags);
+  if (rr == nullptr) return 10;
+  if (waitDone(rr, nullptr, 2000000000) != ncclSystemError) return 11;
+  double took = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (took < 1 || took > 3) return 12;
+  if (!logHas("no message completed for 1 s with 1 in flight (XSITE_TIMEOUT)")) return 13;
+  // A send the peer never takes: the socket buffers fill, then the timeout.
+  std::vector<char> big(size_t{256} << 20, 1);
+  t0 = Clock::now();
+  void* sr = postSend(p.send, big.data(), big.size(), 0);
+  if (sr == nullptr) return 20;
+  if (ncclResult_t r = waitDone(sr, nullptr, 2000000000); r != ncclSystemError) {
+    fprintf(stderr, "silent peer: the send ended with %d\n", static_cast<int>(r));
+    return 21;
+  }
+  took = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (took < 1 || took > 3) return 22;
+  closePair(p);  // failed comms close at once
+  if (net().finalize(ctx) != ncclSuccess) return 30;
+  return 0;
+}
+
+TEST(PluginNet, ASilentPeerFailsTestWithinTheTimeout) {
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    execl(gSelf, gSelf, "--silent-peer", static_cast<char*>(nullptr));
+    _exit(99);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the child's exit code locates its failure";
+}
+
 // Cross-site over WAN streams (plugin/net/wan_comm.h): rank 1 in site 1 receives while rank 0 in
 // site 0 sends, closes and finalizes as soon as its sends are staged, so some streams end (the
 // sender's close) while others still carry frames the receiver is waiting for.
@@ -431,7 +480,7 @@ int wanReceiverMain(int handleFd) {
     int size = -1;
     if (req == nullptr || waitDone(req, &size, 100000000) != ncclSuccess) return 20 + m;
     if (static_cast<size_t>(size) != n) return 30 + m;
-    if (std::memcmp(dst.data(), pattern(n, m).data(), n) != 0) return 40 + m;
+    if (!sameBytes(dst.data(), pattern(n, m).data(), n)) return 40 + m;
     ++m;
   }
   std::vector<char> small(1000);
@@ -606,6 +655,7 @@ int main(int argc, char** argv) {
   unsetenv("XSITE_DEBUG");
   if (argc == 4 && std::strcmp(argv[1], "--receiver") == 0)
     return receiverMain(std::atoi(argv[2]), std::atoi(argv[3]));
+  if (argc == 2 && std::strcmp(argv[1], "--silent-peer") == 0) return silentPeerMain();
   if (argc == 3 && std::strcmp(argv[1], "--wan-receiver") == 0)
     return wanReceiverMain(std::atoi(argv[2]));
   char path[] = "/tmp/xsite_plugin_topo_XXXXXX";

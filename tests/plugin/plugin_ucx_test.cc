@@ -70,7 +70,7 @@ int twoRankReceiver(int fd) {
   for (size_t n : twoRankSizes()) {  // each into a buffer larger than the message
     std::vector<char> dst(n + kSlack);
     if (recvOne(a, dst, 0, &rc) != n || rc != ncclSuccess) return 20 + m;
-    if (std::memcmp(dst.data(), pattern(n, m).data(), n) != 0) return 30 + m;
+    if (!sameBytes(dst.data(), pattern(n, m).data(), n)) return 30 + m;
     ++m;
   }
   {  // grouped: three buffers, the sender's tags in another order

@@ -39,6 +39,7 @@ uint64_t makeTag(Kind kind, int rank, int channel, size_t bytes) {
 // How long a closing rank waits for its goodbyes and endpoint flushes, and how long a receiver
 // waits, after a peer's goodbye, for messages that the goodbye says were sent.
 constexpr auto kCloseWait = std::chrono::seconds(2);
+constexpr auto kAbandonWait = std::chrono::milliseconds(100);  // forced closes only
 constexpr auto kAfterGoodbye = std::chrono::seconds(1);
 
 char gEmpty;  // the buffer of empty messages (UCX wants a pointer)
@@ -127,7 +128,8 @@ Worker::Worker(int rank, size_t peers, const std::string& netDevices) : rank_(ra
 }
 
 Worker::~Worker() {
-  const auto deadline = Clock::now() + kCloseWait;
+  const auto deadline =
+      Clock::now() + (abandoned_ ? std::chrono::milliseconds(kAbandonWait) : kCloseWait);
   settle(worker_, goodbyeReqs_, deadline);
   // Flush what is in flight on working endpoints; a failed one can only be forced closed.
   std::vector<void*> closing;
@@ -135,7 +137,7 @@ Worker::~Worker() {
     if (!p->ep) continue;
     ucp_request_param_t rp{};
     rp.op_attr_mask = UCP_OP_ATTR_FIELD_FLAGS;
-    rp.flags = p->failed != UCS_OK ? UCP_EP_CLOSE_FLAG_FORCE : 0;
+    rp.flags = p->failed != UCS_OK || abandoned_ ? UCP_EP_CLOSE_FLAG_FORCE : 0;
     void* r = ucp_ep_close_nbx(p->ep, &rp);
     if (UCS_PTR_IS_PTR(r)) closing.push_back(r);
   }
@@ -209,7 +211,7 @@ void Worker::disconnect(int peer, std::chrono::milliseconds wait, bool force) no
 
 void Worker::sendGoodbye(int peer, uint64_t tag, uint64_t sent, uint64_t received) noexcept {
   auto it = peers_.find(peer);
-  if (it == peers_.end() || it->second->failed != UCS_OK) return;
+  if (abandoned_ || it == peers_.end() || it->second->failed != UCS_OK) return;
   goodbyes_.push_back({sent, received});
   ucp_request_param_t rp{};
   void* r = ucp_tag_send_nbx(it->second->ep, goodbyes_.back().data(), sizeof(goodbyes_.back()), tag, &rp);
@@ -258,6 +260,8 @@ class UcxConnection final : public Connection {
                                makeTag(Kind::kBye, peer, channel, 0), kMatchMask, &rp);
     track(goodbye_, r);
   }
+
+  void abandon() noexcept override { w_->abandon(); }
 
   ~UcxConnection() override {
     // A send still in flight ends with the endpoint's flush; receives are cancelled.

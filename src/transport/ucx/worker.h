@@ -68,6 +68,8 @@ class Worker {
   }
   // A closing connection's goodbye: sent now, delivered before the endpoints close.
   void sendGoodbye(int peer, uint64_t tag, uint64_t sent, uint64_t received) noexcept;
+  // No more goodbyes, and the destructor force-closes every endpoint without waiting.
+  void abandon() noexcept { abandoned_ = true; }
   // "tcp/eth0, ..." : the transports of the endpoint's lanes.
   std::string lanes(int peer) const;
 
@@ -88,6 +90,7 @@ class Worker {
   std::map<int, std::unique_ptr<Peer>> peers_;
   std::deque<std::array<uint64_t, 2>> goodbyes_;  // stable buffers of the goodbyes in flight
   std::vector<void*> goodbyeReqs_;
+  bool abandoned_ = false;
 };
 
 // Releases a UCX request (cancelling it first when asked) and forgets it; nullptr is a no-op.

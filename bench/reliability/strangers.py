@@ -1,0 +1,308 @@
+#!/usr/bin/python3
+"""Strangers at every listener of a running job: refused, and the job does not notice.
+
+Runs two 2x2x2 jobs (--sites 2 --domains 2 --ranks-per-domain 2, network namespaces, the WAN
+emulated by xsite-wanem's --preset) of xsite_allreduce_perf -A hier -c 1 (every element
+checked), one after the other: a quiet one, and one under attack. Once the attacked job's
+iterations begin, an attacker on site 0's LAN (inside the namespace of domain 0, like any host
+there) opens --connections TCP connections, --parallel at a time, to every port the job's ranks
+listen on (found with `ss -ltn` in each domain namespace: the rendezvous store, the data
+listeners, the WAN listener that takes re-dialed streams), round-robin over the ports and over
+four kinds of stranger:
+
+  garbage   random bytes (1-600) instead of an answer to the challenge;
+  forged    the real handshake, answered with HMAC-SHA256 keyed by another secret;
+  replay    an answer computed with the job's real secret (read from a rank's environment, as an
+            eavesdropper would record it) for an earlier challenge, sent to a fresh one;
+  silent    connects, says nothing for 1 s, leaves.
+
+A stranger is "accepted" when the listener sends anything after the stranger's answer (the proof
+that would follow a right one, or any protocol byte): that must never happen. A port that sends
+no challenge is not xsite's (UCX's TCP transport listens too, for its own protocol, which xsite
+does not authenticate): its strangers are counted as "no-challenge", and the job must not mind
+them either. Prints, for each
+job, rank 0's time per all-reduce (the harness's out-of-place time, averaged over iterations),
+#wrong, exit status and the peak RSS of the ranks; for the attack, the connections made (per kind
+and per port kind), how many were accepted, refused (closed by the listener) or cut by the
+attacker's own timeout; and the attacked/quiet ratios. Exits 1 if a stranger was accepted, a job
+failed or got a wrong element, or fewer than --connections connections were made during the job.
+
+Usage: bench/reliability/strangers.py [--connections 10000] [--parallel 128] [--preset default]
+                                      [--bytes 16M] [--iters 400] [--perf PATH]
+Run as root (network namespaces); needs build/bin/xsite_allreduce_perf.
+"""
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import random
+import re
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+RANKS = 8
+CHALLENGE_MAGIC = 0x58534131  # bootstrap/auth.h: AuthChallenge "XSA1"
+KINDS = ("garbage", "forged", "replay", "silent")
+
+
+# ---- the attacker (runs inside a domain namespace) -------------------------------------------
+
+def recv_exact(s, n):
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def answer(key, challenge, caller_nonce):
+    """AuthResponse: the caller's nonce and HMAC(key, 'C' | listener nonce | caller nonce)."""
+    listener_nonce = challenge[8:24]
+    mac = hmac.new(key, b"C" + listener_nonce + caller_nonce, hashlib.sha256).digest()
+    return caller_nonce + mac
+
+
+def stranger(target, kind, secret, recorded):
+    """One connection: 'accepted', 'refused' (closed after the answer), 'timeout' (neither within
+    1 s), 'no-challenge' (not an xsite listener) or 'unreachable' (no connect)."""
+    host, port = target
+    try:
+        s = socket.create_connection((host, port), timeout=2)
+    except OSError:
+        return "unreachable"
+    try:
+        s.settimeout(1)
+        if kind == "silent":
+            time.sleep(1)
+            return "refused"
+        try:
+            challenge = recv_exact(s, 24)
+        except socket.timeout:
+            challenge = b""
+        if len(challenge) != 24 or struct.unpack("<I", challenge[:4])[0] != CHALLENGE_MAGIC:
+            return "no-challenge"  # not an xsite listener (UCX's own), or one that refused us first
+        if kind == "garbage":
+            s.sendall(os.urandom(random.randint(1, 600)))
+        elif kind == "forged":
+            s.sendall(answer(b"not the job's secret, but long enough", challenge, os.urandom(16)))
+        else:  # replay: the real secret's answer to another challenge
+            s.sendall(recorded)
+        try:
+            more = s.recv(64)
+        except socket.timeout:
+            return "timeout"
+        return "accepted" if more else "refused"
+    except (ConnectionResetError, BrokenPipeError):
+        return "refused"
+    except socket.timeout:
+        return "timeout"
+    except OSError:
+        return "refused"
+    finally:
+        s.close()
+
+
+def attack_main(argv):
+    targets = [(t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1])) for t in argv[0].split(",")]
+    total, parallel, secret, stop_file = int(argv[1]), int(argv[2]), argv[3].encode(), argv[4]
+    # What an eavesdropper would have recorded: a right answer, to a challenge long gone.
+    recorded = answer(secret, b"\0" * 8 + os.urandom(16), os.urandom(16))
+    lock = threading.Lock()
+    counts = {}
+    next_i = [0]
+
+    def worker():
+        while True:
+            with lock:
+                i = next_i[0]
+                next_i[0] += 1
+            if i >= total or os.path.exists(stop_file):
+                return
+            target = targets[i % len(targets)]
+            kind = KINDS[(i // len(targets)) % len(KINDS)]
+            result = stranger(target, kind, secret, recorded)
+            with lock:
+                key = "%s %s:%d %s" % (kind, target[0], target[1], result)
+                counts[key] = counts.get(key, 0) + 1
+
+    threads = [threading.Thread(target=worker) for _ in range(parallel)]
+    t0 = time.time()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(json.dumps({"seconds": time.time() - t0, "counts": counts}), flush=True)
+
+
+# ---- the driver ----------------------------------------------------------------------------
+
+def rank_pids(tag):
+    """rank -> pid of the job's benchmark processes (namespaces named tag*)."""
+    out = {}
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
+    for ns in [n for n in names if n.startswith(tag)]:
+        for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split():
+            try:
+                with open("/proc/%s/environ" % pid, "rb") as f:
+                    env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    exe = f.read().split(b"\0")[0]
+            except OSError:
+                continue
+            if exe.endswith(b"xsite_allreduce_perf") and b"XSITE_RANK" in env:
+                out[int(env[b"XSITE_RANK"])] = (int(pid), env, ns)
+    return out
+
+
+def listeners(namespaces):
+    """Every TCP port listened on in the job's domain namespaces, as host:port."""
+    out = []
+    for ns in namespaces:
+        ss = subprocess.run(["ip", "netns", "exec", ns, "ss", "-Hltn"], capture_output=True, text=True).stdout
+        for line in ss.splitlines():
+            local = line.split()[3]
+            host, port = local.rsplit(":", 1)
+            if host.startswith("10.200."):
+                out.append("%s:%s" % (host, port))
+    return sorted(set(out))
+
+
+def rss_kib(pid):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def run_job(args, attack):
+    cmd = [os.path.join(ROOT, "tools", "xsite-run"), "-v", "--sites", "2", "--domains", "2",
+           "--ranks-per-domain", "2", "--preset", args.preset, "--timeout", "900", "--",
+           args.perf, "-b", args.bytes, "-e", args.bytes, "-n", str(args.iters), "-w", "2", "-c", "1",
+           "-A", "hier"]
+    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    lines, result = [], {"attack": None, "rss": {}}
+    header = threading.Event()
+
+    def read():
+        for raw in iter(job.stdout.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\n")
+            lines.append(line)
+            if re.match(r"^\[0\] #  +\(B\)", line):
+                header.set()
+        header.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    header.wait(180)
+    tag = "xs%d-" % job.pid
+    pids = rank_pids(tag)
+    attacker = None
+    stop_file = "/tmp/xsite-strangers-stop-%d" % job.pid
+    if attack and len(pids) != RANKS:
+        result["attack"] = {"error": "found %d of %d ranks' processes" % (len(pids), RANKS)}
+    if attack and len(pids) == RANKS:
+        domains = sorted({ns for _, _, ns in pids.values()})
+        targets = listeners(domains)
+        result["targets"] = targets
+        secret = pids[0][1].get(b"XSITE_JOB_SECRET", b"").decode()
+        attacker = subprocess.Popen(
+            ["ip", "netns", "exec", pids[0][2], "/usr/bin/python3", os.path.abspath(__file__),
+             "--attack", ",".join(targets), str(args.connections), str(args.parallel), secret, stop_file],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while job.poll() is None:
+        for r, (pid, _, _) in pids.items():
+            result["rss"][r] = max(result["rss"].get(r, 0), rss_kib(pid))
+        if attacker is not None and attacker.poll() is not None and "attack_done" not in result:
+            result["attack_done"] = time.time()
+        time.sleep(0.25)
+    result["rc"] = job.returncode
+    reader.join(timeout=5)
+    if attacker is not None:
+        if attacker.poll() is None:
+            open(stop_file, "w").close()  # the job ended first: stop where it is
+        out, err = attacker.communicate()
+        if os.environ.get("XSITE_STRANGERS_TRACE"):
+            sys.stderr.write("attacker: rc %s, out %r, err %r\n" % (attacker.returncode, out[:300], err[:300]))
+        try:
+            os.unlink(stop_file)
+        except OSError:
+            pass
+        result["attack"] = json.loads(out) if out.strip() else {"error": err.strip() or "no output"}
+        result["attack_ended_in_job"] = "attack_done" in result
+    rows = [l for l in lines if re.match(r"^\[0\] +\d+ +\d+ +[a-z0-9]+ +[a-z]+ ", l)]
+    result["time_us"] = float(rows[-1].split()[6]) if rows else None
+    result["wrong"] = sum(int(r.split()[9]) + int(r.split()[13]) for r in rows) if rows else None
+    result["lines"] = lines
+    return result
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--attack":
+        return attack_main(sys.argv[2:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--connections", type=int, default=10000)
+    ap.add_argument("--parallel", type=int, default=128)
+    ap.add_argument("--preset", default="default")
+    ap.add_argument("--bytes", default="16M")
+    ap.add_argument("--iters", type=int, default=400)
+    ap.add_argument("--perf", default=os.path.join(ROOT, "build", "bin", "xsite_allreduce_perf"))
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("strangers.py: needs root (network namespaces)")
+    print("# strangers: 2x2x2 ranks, --preset %s, all-reduce -A hier -c 1 %s x %d; %d connections, "
+          "%d at a time, from domain 0's namespace" % (args.preset, args.bytes, args.iters,
+                                                      args.connections, args.parallel), flush=True)
+    quiet = run_job(args, attack=False)
+    attacked = run_job(args, attack=True)
+    ok = True
+    for name, r in (("quiet", quiet), ("attacked", attacked)):
+        print("%-8s: exit %s, #wrong %s, %s us per all-reduce (rank 0), peak RSS per rank %s MiB" % (
+            name, r["rc"], r["wrong"], r["time_us"],
+            "/".join("%.0f" % (r["rss"].get(k, 0) / 1024) for k in range(RANKS))), flush=True)
+        ok = ok and r["rc"] == 0 and r["wrong"] == 0 and r["time_us"] is not None
+        if r["rc"] != 0:
+            sys.stderr.write("\n".join(r["lines"][-40:]) + "\n")
+    a = attacked["attack"] or {}
+    counts = a.get("counts", {})
+    if not counts:
+        print("attack: did not run (%s)" % a.get("error", "no listeners or ranks found"))
+        sys.exit(1)
+    by_result, by_kind = {}, {}
+    for key, n in counts.items():
+        kind, _, result = key.split(" ")
+        by_result[result] = by_result.get(result, 0) + n
+        by_kind[kind] = by_kind.get(kind, 0) + n
+    made = sum(counts.values())
+    print("attack: %d connections in %.1f s to %d listening ports (%s); by kind %s; results %s" % (
+        made, a.get("seconds", 0), len(attacked.get("targets", [])), ", ".join(attacked.get("targets", [])),
+        json.dumps(by_kind, sort_keys=True), json.dumps(by_result, sort_keys=True)), flush=True)
+    accepted = by_result.get("accepted", 0)
+    for key, n in sorted(counts.items()):
+        if key.endswith(" accepted"):
+            print("  ACCEPTED: %d x %s" % (n, key))
+    if quiet["time_us"] and attacked["time_us"]:
+        ratio = attacked["time_us"] / quiet["time_us"]
+        rss_q = max(quiet["rss"].values() or [0])
+        rss_a = max(attacked["rss"].values() or [0])
+        print("attacked / quiet: time %.3f, peak RSS %.3f; strangers accepted: %d of %d; the attack %s"
+              % (ratio, rss_a / max(rss_q, 1), accepted, made,
+                 "ended while the job ran" if attacked.get("attack_ended_in_job") else
+                 "was cut short by the job's end"), flush=True)
+    ok = ok and accepted == 0 and made >= args.connections and attacked.get("attack_ended_in_job", False)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
