@@ -7,8 +7,9 @@ checked), one after the other: a quiet one, and one under attack. Once the attac
 iterations begin, an attacker on site 0's LAN (inside the namespace of domain 0, like any host
 there) opens --connections TCP connections, --parallel at a time, to every port the job's ranks
 listen on (found with `ss -ltn` in each domain namespace: the rendezvous store, the data
-listeners, the WAN listener that takes re-dialed streams), round-robin over the ports and over
-four kinds of stranger:
+listeners, the WAN listener that takes re-dialed streams), at most --rate a second (so that the
+attack spans the job; the attacker shares this machine's cores with the ranks), round-robin over
+the ports and over four kinds of stranger:
 
   garbage   random bytes (1-600) instead of an answer to the challenge;
   forged    the real handshake, answered with HMAC-SHA256 keyed by another secret;
@@ -27,8 +28,8 @@ and per port kind), how many were accepted, refused (closed by the listener) or 
 attacker's own timeout; and the attacked/quiet ratios. Exits 1 if a stranger was accepted, a job
 failed or got a wrong element, or fewer than --connections connections were made during the job.
 
-Usage: bench/reliability/strangers.py [--connections 10000] [--parallel 128] [--preset default]
-                                      [--bytes 16M] [--iters 400] [--perf PATH]
+Usage: bench/reliability/strangers.py [--connections 10000] [--rate 100] [--parallel 128]
+                                      [--preset default] [--bytes 16M] [--iters 600] [--perf PATH]
 Run as root (network namespaces); needs build/bin/xsite_allreduce_perf.
 """
 import argparse
@@ -72,7 +73,8 @@ def answer(key, challenge, caller_nonce):
 
 def stranger(target, kind, secret, recorded):
     """One connection: 'accepted', 'refused' (closed after the answer), 'timeout' (neither within
-    1 s), 'no-challenge' (not an xsite listener) or 'unreachable' (no connect)."""
+    1 s: a garbage answer shorter than a real one leaves the listener waiting for the rest, up to
+    its 10 s), 'no-challenge' (not an xsite listener), 'held' (silent) or 'unreachable'."""
     host, port = target
     try:
         s = socket.create_connection((host, port), timeout=2)
@@ -82,7 +84,7 @@ def stranger(target, kind, secret, recorded):
         s.settimeout(1)
         if kind == "silent":
             time.sleep(1)
-            return "refused"
+            return "held"
         try:
             challenge = recv_exact(s, 24)
         except socket.timeout:
@@ -113,11 +115,14 @@ def stranger(target, kind, secret, recorded):
 def attack_main(argv):
     targets = [(t.rsplit(":", 1)[0], int(t.rsplit(":", 1)[1])) for t in argv[0].split(",")]
     total, parallel, secret, stop_file = int(argv[1]), int(argv[2]), argv[3].encode(), argv[4]
+    rate = float(argv[5])  # connections per second, at most
     # What an eavesdropper would have recorded: a right answer, to a challenge long gone.
     recorded = answer(secret, b"\0" * 8 + os.urandom(16), os.urandom(16))
     lock = threading.Lock()
     counts = {}
     next_i = [0]
+
+    start = time.time()
 
     def worker():
         while True:
@@ -126,6 +131,9 @@ def attack_main(argv):
                 next_i[0] += 1
             if i >= total or os.path.exists(stop_file):
                 return
+            wait = start + i / rate - time.time()
+            if wait > 0:
+                time.sleep(wait)
             target = targets[i % len(targets)]
             kind = KINDS[(i // len(targets)) % len(KINDS)]
             result = stranger(target, kind, secret, recorded)
@@ -219,7 +227,8 @@ def run_job(args, attack):
         secret = pids[0][1].get(b"XSITE_JOB_SECRET", b"").decode()
         attacker = subprocess.Popen(
             ["ip", "netns", "exec", pids[0][2], "/usr/bin/python3", os.path.abspath(__file__),
-             "--attack", ",".join(targets), str(args.connections), str(args.parallel), secret, stop_file],
+             "--attack", ",".join(targets), str(args.connections), str(args.parallel), secret, stop_file,
+             str(args.rate)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     while job.poll() is None:
         for r, (pid, _, _) in pids.items():
@@ -254,9 +263,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--connections", type=int, default=10000)
     ap.add_argument("--parallel", type=int, default=128)
+    ap.add_argument("--rate", type=float, default=100, help="connections per second, at most")
     ap.add_argument("--preset", default="default")
     ap.add_argument("--bytes", default="16M")
-    ap.add_argument("--iters", type=int, default=400)
+    ap.add_argument("--iters", type=int, default=600)
     ap.add_argument("--perf", default=os.path.join(ROOT, "build", "bin", "xsite_allreduce_perf"))
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -285,9 +295,17 @@ def main():
         by_result[result] = by_result.get(result, 0) + n
         by_kind[kind] = by_kind.get(kind, 0) + n
     made = sum(counts.values())
-    print("attack: %d connections in %.1f s to %d listening ports (%s); by kind %s; results %s" % (
-        made, a.get("seconds", 0), len(attacked.get("targets", [])), ", ".join(attacked.get("targets", [])),
-        json.dumps(by_kind, sort_keys=True), json.dumps(by_result, sort_keys=True)), flush=True)
+    xsite_ports = sorted({key.split(" ")[1] for key in counts if key.split(" ")[2] in ("refused", "timeout", "accepted")})
+    print("attack: %d connections in %.1f s to %d listening ports, %d of them xsite's (%s); by kind %s; "
+          "results %s" % (made, a.get("seconds", 0), len(attacked.get("targets", [])), len(xsite_ports),
+                          ", ".join(xsite_ports), json.dumps(by_kind, sort_keys=True),
+                          json.dumps(by_result, sort_keys=True)), flush=True)
+    timeouts = {}
+    for key, n in counts.items():
+        if key.endswith(" timeout"):
+            timeouts[key.rsplit(" ", 1)[0]] = n
+    if timeouts:
+        print("  answered neither way within 1 s: %s" % json.dumps(timeouts, sort_keys=True))
     accepted = by_result.get("accepted", 0)
     for key, n in sorted(counts.items()):
         if key.endswith(" accepted"):

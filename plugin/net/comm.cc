@@ -76,6 +76,8 @@ struct Connecting {
   std::vector<Greeting> greetings;
   int peerSite = 0;
   std::string label;
+  SockAddr resume{};  // kWanStreams: the receiver's resume listener (port 0: none)
+  uint64_t key = 0;   // kWanStreams: the handle's nonce, which names the link when it heals
   // kUcx: the receiver's UcxReply, then its worker address.
   std::shared_ptr<UcxWorker> ucx;
   UcxReply reply{};
@@ -122,6 +124,12 @@ bool wantWan(const LinkSettings& settings, int peerSite) {
   return settings.wanStreams > 0 && peerSite != settings.site;
 }
 
+std::string wanText(int streams) {
+  return std::to_string(streams) + " WAN stream" + (streams == 1 ? "" : "s");
+}
+
+}  // namespace
+
 // A WAN stream's buffers and congestion control, as Fabric prepares its WAN links; a refused
 // congestion control is logged once per process.
 void prepareStream(int fd, const LinkSettings& settings) {
@@ -136,12 +144,6 @@ void prepareStream(int fd, const LinkSettings& settings) {
                settings.wanCongestion.c_str(), errnoString(errno).c_str(),
                congestionControl(fd).c_str(), settings.wanCongestion.c_str());
 }
-
-std::string wanText(int streams) {
-  return std::to_string(streams) + " WAN stream" + (streams == 1 ? "" : "s");
-}
-
-}  // namespace
 
 // ---- Comm ---------------------------------------------------------------------------------
 
@@ -368,6 +370,8 @@ Status listen(const Device& device, const LinkSettings& settings, ConnectHandle*
   handle->site = settings.site;
   handle->nonce = nonce;
   handle->pending = nullptr;
+  if (settings.wanStreams > 0 && settings.reconnectTimeout.count() > 0)
+    handle->resumePort = resumePort(device.ip, settings);  // throws Error(kSystem) naming it
   std::shared_ptr<UcxWorker> ucx;
 #if XSITE_HAVE_UCX
   if (settings.siteUcx) {
@@ -479,7 +483,8 @@ Status ListenComm::acceptStep(RecvComm** recvComm) {
   std::string label = "net recv from " + peer_ + " (" + siteText(first_.site);
   if (first_.kind == static_cast<uint32_t>(CommKind::kWanStreams)) {
     label += ", " + wanText(first_.streams) + ")";
-    *recvComm = new WanRecvComm(std::move(streams_), label, settings_);
+    *recvComm = new WanRecvComm(std::move(streams_), label, settings_,
+                                localAddr(fd_.get()).ip(), nonce_);
   } else if (first_.kind == static_cast<uint32_t>(CommKind::kUcx)) {
     XSITE_RETURN_IF_ERROR(acceptUcx(recvComm, label + ", UCX)"));
   } else {
@@ -544,6 +549,9 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
     (void)device;
 #endif
     owned->peerSite = handle->site;
+    owned->resume = to;
+    owned->resume.addr.sin_port = handle->resumePort;
+    owned->key = handle->nonce;
     owned->label = "net send to " + to.toString() + " (" + siteText(handle->site) +
                    (wan ? ", " + wanText(n) : ucx ? std::string(", UCX") : std::string()) + ")";
     for (int i = 0; i < n; ++i) {
@@ -639,7 +647,7 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
   }
 #endif
   if (c->kind == CommKind::kWanStreams)
-    *sendComm = new WanSendComm(std::move(c->fds), c->label, settings);
+    *sendComm = new WanSendComm(std::move(c->fds), c->label, settings, c->resume, c->key);
   else
     *sendComm = new TcpSendComm(std::move(c->fds[0]), c->label);
   (*sendComm)->setTimeout(settings.timeout);

@@ -51,7 +51,7 @@ inline constexpr int kSendRequests = NCCL_NET_MAX_REQUESTS * kMaxRecvs;  // NCCL
 // What a listener publishes through NCCL (at most NCCL_NET_HANDLE_MAXSIZE bytes).
 struct ConnectHandle {
   static constexpr uint32_t kMagic = 0x58534e31;  // "XSN1"
-  static constexpr uint16_t kVersion = 1;
+  static constexpr uint16_t kVersion = 2;
   uint32_t magic;
   uint16_t version;
   uint16_t port;   // network byte order
@@ -63,6 +63,9 @@ struct ConnectHandle {
   void* pending;
   uint32_t flags;  // kTakesUcx: the listener accepts same-site comms over UCX
   static constexpr uint32_t kTakesUcx = 1;
+  // The port (network byte order) of the listener's resume listener, where a cross-site sender
+  // dials a broken stream again (wan_comm.h); 0: the listener's comms do not heal.
+  uint16_t resumePort;
 };
 static_assert(sizeof(ConnectHandle) <= NCCL_NET_HANDLE_MAXSIZE,
               "the handle must fit NCCL's buffer");
@@ -105,7 +108,11 @@ struct LinkSettings {
   bootstrap::JobSecret secret;  // XSITE_JOB_SECRET: every socket proves it before its hello
   std::chrono::milliseconds tcpUserTimeout{30000};  // XSITE_TCP_USER_TIMEOUT (setKeepAlive)
   std::chrono::milliseconds timeout{300000};         // XSITE_TIMEOUT (Comm::test)
+  std::chrono::milliseconds reconnectTimeout{120000};  // XSITE_WAN_RECONNECT_TIMEOUT (0: no healing)
 };
+
+// A WAN stream's socket set-up (buffers, congestion control, keepalive), before connect().
+void prepareStream(int fd, const LinkSettings& settings);
 
 class Comm;
 

@@ -74,6 +74,7 @@ Status init(void** ctx, uint64_t commId, const ncclNetCommConfig_v11_t* config,
       s.secret = bootstrap::JobSecret::fromParams(p);
       s.tcpUserTimeout = params::fromSeconds(p.real(params::Id::kTcpUserTimeout));
       s.timeout = params::fromSeconds(p.real(params::Id::kTimeout));
+      s.reconnectTimeout = params::fromSeconds(p.real(params::Id::kWanReconnectTimeout));
       s.wanSizing = transport::wan::wanSizing(
           p.real(params::Id::kWanRateMbit), p.real(params::Id::kWanLatencyUs), streams,
           static_cast<size_t>(p.integer(params::Id::kWanWindow)));

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -13,20 +14,24 @@
 namespace xsite::plugin::net {
 namespace {
 
+using transport::wan::ResumeAcceptor;
 using transport::wan::WanConnection;
 using transport::wan::WanLink;
 using transport::wan::WanProxy;
+using transport::wan::WanResume;
 
 // How long closing a send comm waits for its staged bytes to reach the sockets.
 constexpr std::chrono::seconds kCloseDrain{60};
 // Smaller payloads go as they are: their encoding would save less than it costs.
 constexpr size_t kMinCompressBytes = 64 << 10;
 
-// The process-wide proxy thread, started with the first WAN send comm and stopped with the last.
+// The process-wide proxy thread, started with the first WAN comm and stopped with the last, and
+// the resume listeners it polls (one per address, for the process's life).
 struct ProxyHolder {
   std::mutex mu;
   std::unique_ptr<WanProxy> proxy;
   int users = 0;
+  std::map<std::string, std::unique_ptr<ResumeAcceptor>> acceptors;  // by IP
 };
 ProxyHolder& holder() {
   static ProxyHolder* h = new ProxyHolder;  // never destroyed: comms may close at any time
@@ -36,8 +41,33 @@ ProxyHolder& holder() {
 void attach(WanLink* l) {
   ProxyHolder& h = holder();
   std::lock_guard<std::mutex> lock(h.mu);
-  if (h.users++ == 0) h.proxy = std::make_unique<WanProxy>(std::vector<WanLink*>{});
+  if (h.users++ == 0) {
+    h.proxy = std::make_unique<WanProxy>(std::vector<WanLink*>{});
+    for (auto& [ip, a] : h.acceptors) h.proxy->attach(a.get());
+  }
   h.proxy->attach(l);
+}
+
+ResumeAcceptor* acceptorFor(const std::string& ip) {
+  ProxyHolder& h = holder();
+  std::lock_guard<std::mutex> lock(h.mu);
+  auto it = h.acceptors.find(ip);
+  return it == h.acceptors.end() ? nullptr : it->second.get();
+}
+
+// Both ends re-open a broken stream the same way (the sender dials, the receiver answers and
+// probes): the link is named by the handle's nonce.
+WanResume resumeFor(const LinkSettings& settings, bool dialer, const SockAddr& peer, uint64_t key) {
+  WanResume r;
+  r.dialer = dialer;
+  r.peer = peer;
+  r.hello.rank = 0;
+  r.hello.channel = 0;
+  r.hello.job = key;
+  r.prepare = [settings](int fd) { prepareStream(fd, settings); };
+  r.timeout = settings.reconnectTimeout;
+  r.secret = settings.secret;
+  return r;
 }
 
 void detach(WanLink* l) {
@@ -61,17 +91,36 @@ std::unique_ptr<WanConnection> makeConnection(std::vector<Fd> streams, const std
 
 }  // namespace
 
+uint16_t resumePort(const std::string& ip, const LinkSettings& settings) {
+  ProxyHolder& h = holder();
+  std::lock_guard<std::mutex> lock(h.mu);
+  auto& a = h.acceptors[ip];
+  if (!a) {
+    // Re-dialed streams inherit the listener's buffer sizes, as at set-up.
+    Fd listener = tcpListen(sockAddrOf(ip, 0), 1024, [&](int fd) {
+      setBufferSizes(fd, settings.wanSizing.socketBytes);
+    });  // throws Error(kSystem) naming the address
+    a = std::make_unique<ResumeAcceptor>(std::move(listener), settings.secret);
+    if (h.proxy) h.proxy->attach(a.get());
+    XSITE_DEBUG(kNet, "net: resume listener on %s", a->address().toString().c_str());
+  }
+  return a->address().addr.sin_port;
+}
+
 // ---- send ---------------------------------------------------------------------------------
 
-WanSendComm::WanSendComm(std::vector<Fd> streams, std::string label, const LinkSettings& settings)
+WanSendComm::WanSendComm(std::vector<Fd> streams, std::string label, const LinkSettings& settings,
+                         const SockAddr& resume, uint64_t key)
     : SendComm(std::move(label)), conn_(makeConnection(std::move(streams), label_, settings)) {
   if (settings.wanCodec != compress::CodecId::kNone) codec_ = compress::makeCodec(settings.wanCodec);
+  if (settings.reconnectTimeout.count() > 0 && resume.addr.sin_port != 0)
+    conn_->link().enableResume(resumeFor(settings, true, resume, key));
   attach(&conn_->link());
 }
 
 WanSendComm::~WanSendComm() {
+  drain();  // with the proxy still writing and healing the link
   detach(&conn_->link());
-  drain();
 }
 
 void WanSendComm::drain() {
@@ -124,8 +173,25 @@ Status WanSendComm::progress() {
 
 // ---- receive ------------------------------------------------------------------------------
 
-WanRecvComm::WanRecvComm(std::vector<Fd> streams, std::string label, const LinkSettings& settings)
-    : RecvComm(std::move(label)), conn_(makeConnection(std::move(streams), label_, settings)) {}
+WanRecvComm::WanRecvComm(std::vector<Fd> streams, std::string label, const LinkSettings& settings,
+                         const std::string& ip, uint64_t key)
+    : RecvComm(std::move(label)), conn_(makeConnection(std::move(streams), label_, settings)) {
+  if (settings.reconnectTimeout.count() > 0) {
+    acceptor_ = acceptorFor(ip);
+    if (acceptor_ != nullptr && acceptor_->add(key, 0, 0, &conn_->link())) {
+      conn_->link().enableResume(resumeFor(settings, false, SockAddr{}, key));
+    } else {
+      acceptor_ = nullptr;
+      XSITE_INFO(kNet, "%s: will not heal (no resume listener for this handle)", label_.c_str());
+    }
+  }
+  attach(&conn_->link());  // the proxy heals it and writes its acknowledgements
+}
+
+WanRecvComm::~WanRecvComm() {
+  if (acceptor_ != nullptr) acceptor_->remove(&conn_->link());
+  detach(&conn_->link());
+}
 
 Status WanRecvComm::progress() {
   while (!queue_.empty()) {

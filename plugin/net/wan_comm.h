@@ -14,6 +14,14 @@
 // (only while NCCL has a receive posted: until then the data waits in the socket buffers), then
 // the payload is posted with the size it announced, straight into NCCL's buffer.
 //
+// Healing (XSITE_WAN_RECONNECT_TIMEOUT > 0, as in the library: docs/reliability.md): a stream
+// that is reset, times out or fails to write is dialed again by the sender, and each side resends
+// what the other lacks, so NCCL's requests complete as if nothing happened. NCCL closes a listen
+// comm once it is connected, so the receiving process keeps a resume listener per address that
+// listen() used (its port travels in the handle) for its whole life; the re-dial names the link
+// by the handle's nonce and proves the job's secret like any connection. The proxy thread heals
+// both ends and polls the resume listeners.
+//
 // Compression (XSITE_NET_CODEC=lz4|zstd): a payload of at least kMinCompressBytes is encoded as
 // bytes (the net never knows the data type) before it is staged; the header then says the size
 // on the wire beside the size NCCL sent, the receiver takes the encoding into a buffer of its own
@@ -27,6 +35,7 @@
 #include <vector>
 
 #include "plugin/net/comm.h"
+#include "transport/wan/resume.h"
 #include "transport/wan/wan.h"
 
 namespace xsite::plugin::net {
@@ -39,9 +48,15 @@ struct WanHeader {
 };
 static_assert(sizeof(WanHeader) == 24);
 
+// The resume listener of `ip` (made on first use, kept for the process's life): its port, in
+// network byte order, for the handle. Throws Error(kSystem) when it cannot listen.
+uint16_t resumePort(const std::string& ip, const LinkSettings& settings);
+
 class WanSendComm final : public SendComm {
  public:
-  WanSendComm(std::vector<Fd> streams, std::string label, const LinkSettings& settings);
+  // `resume`: the receiver's resume listener (port 0: no healing); `key`: the handle's nonce.
+  WanSendComm(std::vector<Fd> streams, std::string label, const LinkSettings& settings,
+              const SockAddr& resume, uint64_t key);
   ~WanSendComm() override;
 
  private:
@@ -57,12 +72,17 @@ class WanSendComm final : public SendComm {
 
 class WanRecvComm final : public RecvComm {
  public:
-  WanRecvComm(std::vector<Fd> streams, std::string label, const LinkSettings& settings);
+  // `ip`: the address it was accepted on (its resume listener's); `key`: the handle's nonce.
+  // Heals when XSITE_WAN_RECONNECT_TIMEOUT > 0.
+  WanRecvComm(std::vector<Fd> streams, std::string label, const LinkSettings& settings,
+              const std::string& ip, uint64_t key);
+  ~WanRecvComm() override;
 
  private:
   enum class Stage { kIdle, kHeader, kPayload };
   Status progress() override;
   std::unique_ptr<transport::wan::WanConnection> conn_;
+  transport::wan::ResumeAcceptor* acceptor_ = nullptr;  // where the sender re-dials (healing)
   Status decodePayload(void* dst);
   std::unique_ptr<compress::Codec> lz4_, zstd_;  // decoders, made on first use (the sender chose)
   Stage stage_ = Stage::kIdle;

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "bootstrap/heartbeat.h"
 #include "bootstrap/rendezvous.h"
@@ -148,7 +149,16 @@ struct Communicator::Impl {
   void fail(const Error& e) noexcept {
     try {
       Error cause = e;
-      if (store) {
+      if (heartbeat) {
+        // Its thread reports it (its store connection gives up after two periods, where this
+        // one would wait out the set-up's bound) and fails the communicator with the job's
+        // first failure; waiting on it here is bounded all the same.
+        heartbeat->report(e.category(), e.message());
+        const auto until = std::chrono::steady_clock::now() + 3 * ctx->settings().heartbeat;
+        while (!ctx->failed() && std::chrono::steady_clock::now() < until)
+          std::this_thread::sleep_for(Ms(1));
+        if (ctx->failed()) return;
+      } else if (store) {
         try {
           const bootstrap::Failure first = bootstrap::reportFailure(*store, ctx->rank(), e.message());
           if (first.reporter != ctx->rank())

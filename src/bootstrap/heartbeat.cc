@@ -97,6 +97,15 @@ void Heartbeat::finish(Duration othersCap) {
   }
 }
 
+void Heartbeat::report(ErrorCategory category, const std::string& message) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (report_) return;
+    report_.emplace(category, message);
+  }
+  cv_.notify_all();
+}
+
 void Heartbeat::run() noexcept {
   Watch w;
   for (int r = 0; r < size_; ++r) w.keys.push_back(heartbeatKey(r));
@@ -107,9 +116,20 @@ void Heartbeat::run() noexcept {
   std::unique_lock<std::mutex> lk(mu_);
   while (!stop_) {
     w.finishing = finished_;
+    std::optional<Error> mine;
+    if (report_ && !reported_) {
+      mine = report_;
+      reported_ = true;
+    }
     lk.unlock();
     if (!storeBroken_) {
       try {
+        if (mine && !failed_) {
+          const Failure first = reportFailure(*store_, rank_, mine->message());
+          failed_ = true;
+          onFailure_(first.reporter == rank_ ? *mine
+                                             : Error(ErrorCategory::kRemote, describeFailure(first)));
+        }
         tick(w);
       } catch (const std::exception& e) {
         storeBroken_ = true;  // its connection is unusable now
@@ -130,7 +150,7 @@ void Heartbeat::run() noexcept {
       cv_.notify_all();
       break;
     }
-    cv_.wait_for(lk, tickEvery, [&] { return stop_; });
+    cv_.wait_for(lk, tickEvery, [&] { return stop_ || (report_ && !reported_); });
   }
 }
 

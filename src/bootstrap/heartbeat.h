@@ -67,6 +67,11 @@ class Heartbeat {
   // it is done ends the others' heartbeats quietly.
   void finish(Duration othersCap = Duration(0));
 
+  // This rank's own failure, for the thread to report at once (it holds the store connection
+  // with the short reply bound): onFailure then runs with the job's first failure, this one or an
+  // earlier one, or with the store's silence. Any thread; the first report counts.
+  void report(ErrorCategory category, const std::string& message);
+
   // Rank 0 said it is done: its store may go at any time, and that is no failure.
   bool rank0Done() const noexcept { return rank0Done_.load(std::memory_order_acquire); }
 
@@ -91,6 +96,8 @@ class Heartbeat {
   std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<bool> rank0Done_{false};
+  std::optional<Error> report_;  // report()'s
+  bool reported_ = false;         // the thread took report_
   bool stop_ = false;
   bool finished_ = false;
   std::thread thread_;

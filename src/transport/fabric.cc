@@ -182,7 +182,7 @@ void Fabric::addSocketConnections(const SocketGroup& g, std::vector<Fd> fds, con
     r.timeout = opt_.wan.reconnectTimeout;
     r.secret = opt_.secret;
     link->enableResume(std::move(r));
-    if (!dialer) resumeAcceptor_->add(first.peer, first.channel, link.get());
+    if (!dialer) resumeAcceptor_->add(opt_.job, first.peer, first.channel, link.get());
   }
   for (const LinkRequest* l : g.links)
     conns_[{l->peer, l->channel}] = std::make_unique<wan::WanConnection>(l->peer, label(*l), link, l->channel);
@@ -227,8 +227,7 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
   // After set-up the WAN listener answers peers that re-open a broken stream.
   if (std::any_of(groups.begin(), groups.end(),
                   [](const auto& g) { return g.second.links.front()->backend == Backend::kWan; }))
-    resumeAcceptor_ = std::make_unique<wan::ResumeAcceptor>(Fd(::dup(wanListener.get())), opt_.job,
-                                                            opt_.secret);
+    resumeAcceptor_ = std::make_unique<wan::ResumeAcceptor>(Fd(::dup(wanListener.get())), opt_.secret);
   auto peerAddr = [&](int peer, bool wanKind) {
     const std::string& a = addrs[peer];
     size_t sp = a.find(' ');

@@ -36,11 +36,12 @@ void Fd::reset() noexcept {
 
 std::string errnoString(int err) { return std::string(strerror(err)); }
 
-std::string SockAddr::toString() const {
-  char ip[INET_ADDRSTRLEN] = {0};
-  inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
-  return std::string(ip) + ":" + std::to_string(ntohs(addr.sin_port));
+std::string SockAddr::ip() const {
+  char text[INET_ADDRSTRLEN] = {0};
+  inet_ntop(AF_INET, &addr.sin_addr, text, sizeof(text));
+  return text;
 }
+std::string SockAddr::toString() const { return ip() + ":" + std::to_string(ntohs(addr.sin_port)); }
 int SockAddr::port() const { return ntohs(addr.sin_port); }
 
 SockAddr sockAddrOf(const std::string& host, int port) {

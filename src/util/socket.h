@@ -34,6 +34,7 @@ class Fd {
 struct SockAddr {
   sockaddr_in addr{};
   std::string toString() const;  // "10.0.0.1:1234"
+  std::string ip() const;        // "10.0.0.1"
   int port() const;
 };
 

@@ -116,8 +116,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   Fd listener = tcpListen(sockAddrOf("127.0.0.1", 0));
   const SockAddr addr = localAddr(listener.get());
-  ResumeAcceptor acceptor(std::move(listener), kJob, secret());
-  acceptor.add(kPeer, kChannel, link.get());
+  ResumeAcceptor acceptor(std::move(listener), secret());
+  acceptor.add(kJob, kPeer, kChannel, link.get());
 
   const auto drainTheirs = [&] {
     char buf[65536];

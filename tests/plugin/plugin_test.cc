@@ -2,6 +2,7 @@
 // (NCCL_ABI.md §1.2, §2.5, §4.3): dlopen, the tables found by name, init with a logger,
 // listen/connect/accept polled until non-null, isend/irecv/test, every close order; a second
 // rank as a separate process (this program re-executed) with its own site.
+#include <arpa/inet.h>
 #include <dlfcn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -407,6 +408,86 @@ TEST(PluginNet, TwoRanksAsProcessesAcrossSites) {
   EXPECT_EQ(net().finalize(ctx), ncclSuccess);
 }
 
+// Healing over WAN streams: rank 1 (site 1) receives kHealMessages of kHealBytes while rank 0
+// (site 0) sends them; after a quarter of them the kernel resets every stream of the comm
+// (`ss -K`, both ends see it) and then, later, one more: every request still completes with the
+// right bytes, the streams re-dialed to the receiver's resume listener (NCCL closed the listen
+// comm long before).
+constexpr int kHealMessages = 64;
+constexpr size_t kHealBytes = size_t{4} << 20;
+
+int healReceiverMain(int handleFd) {
+  void* ctx = nullptr;
+  void* r = nullptr;
+  if (int step = listenAndAccept(handleFd, &ctx, &r)) return step;
+  std::vector<char> dst(kHealBytes);
+  for (int m = 0; m < kHealMessages; ++m) {
+    void* d[1] = {dst.data()};
+    size_t posted[1] = {dst.size()};
+    int tags[1] = {m};
+    void* req = postRecv(r, 1, d, posted, tags);
+    int size = -1;
+    if (req == nullptr || waitDone(req, &size, 2000000000) != ncclSuccess) return 20;
+    if (static_cast<size_t>(size) != kHealBytes) return 21;
+    if (!sameBytes(dst.data(), pattern(kHealBytes, m).data(), kHealBytes)) return 22;
+  }
+  if (net().closeRecv(r) != ncclSuccess) return 30;
+  if (net().finalize(ctx) != ncclSuccess) return 31;
+  return 0;
+}
+
+bool ssCanKill() { return std::system("ss -K -tn '( sport = :1 )' >/dev/null 2>&1") == 0; }
+
+TEST(PluginNet, WanStreamsHealAfterTheirSocketsAreReset) {
+  if (!ssCanKill()) GTEST_SKIP() << "this kernel cannot destroy sockets (ss -K: CONFIG_INET_DIAG_DESTROY)";
+  int handlePipe[2];
+  ASSERT_EQ(pipe(handlePipe), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(handlePipe[0]);
+    setenv("XSITE_SITE", "1", 1);
+    std::string h = std::to_string(handlePipe[1]);
+    execl(gSelf, gSelf, "--heal-receiver", h.c_str(), static_cast<char*>(nullptr));
+    _exit(99);
+  }
+  close(handlePipe[1]);
+  char handle[NCCL_NET_HANDLE_MAXSIZE];
+  ASSERT_EQ(read(handlePipe[0], handle, sizeof(handle)), static_cast<ssize_t>(sizeof(handle)));
+  close(handlePipe[0]);
+  uint16_t listenPort = 0, resumePort = 0;
+  std::memcpy(&listenPort, handle + 6, 2);   // ConnectHandle::port (plugin/net/comm.h)
+  std::memcpy(&resumePort, handle + 36, 2);  // ConnectHandle::resumePort
+  ASSERT_NE(resumePort, 0) << "the handle names a resume listener";
+  void* ctx = initCtx();
+  void* s = nullptr;
+  for (int i = 0; i < 1000000 && s == nullptr; ++i) {
+    ASSERT_EQ(net().connect(ctx, 0, handle, &s, nullptr), ncclSuccess);
+    if (s == nullptr) usleep(50);
+  }
+  ASSERT_NE(s, nullptr);
+  const std::string first = "ss -K -tn '( dport = :" + std::to_string(ntohs(listenPort)) + " )' >/dev/null 2>&1";
+  const std::string again = "ss -K -tn '( dport = :" + std::to_string(ntohs(resumePort)) + " )' >/dev/null 2>&1";
+  for (int m = 0; m < kHealMessages; ++m) {
+    if (m == kHealMessages / 4) {
+      ASSERT_EQ(std::system(first.c_str()), 0);  // every stream
+    }
+    if (m == kHealMessages / 2) {
+      ASSERT_EQ(std::system(again.c_str()), 0);  // the re-dialed ones
+    }
+    auto src = pattern(kHealBytes, m);
+    void* req = postSend(s, src.data(), src.size(), m);
+    ASSERT_EQ(waitDone(req, nullptr, 2000000000), ncclSuccess) << "message " << m;
+  }
+  EXPECT_EQ(net().closeSend(s), ncclSuccess);
+  EXPECT_EQ(net().finalize(ctx), ncclSuccess);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "receiver's exit code locates its failure";
+  EXPECT_TRUE(logHas("broke")) << "the resets reached the sender's streams";
+}
+
 // A peer that never sends (or never receives): test() fails within XSITE_TIMEOUT instead of
 // polling forever. In a process of its own, since the plugin reads its settings once.
 int silentPeerMain() {
@@ -656,6 +737,8 @@ int main(int argc, char** argv) {
   if (argc == 4 && std::strcmp(argv[1], "--receiver") == 0)
     return receiverMain(std::atoi(argv[2]), std::atoi(argv[3]));
   if (argc == 2 && std::strcmp(argv[1], "--silent-peer") == 0) return silentPeerMain();
+  if (argc == 3 && std::strcmp(argv[1], "--heal-receiver") == 0)
+    return healReceiverMain(std::atoi(argv[2]));
   if (argc == 3 && std::strcmp(argv[1], "--wan-receiver") == 0)
     return wanReceiverMain(std::atoi(argv[2]));
   char path[] = "/tmp/xsite_plugin_topo_XXXXXX";

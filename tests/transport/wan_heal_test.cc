@@ -96,8 +96,8 @@ std::unique_ptr<HealPair> makePair(int streams, WanOptions opt, milliseconds tim
   p->a.proxy = std::make_unique<WanProxy>(std::vector<WanLink*>{p->a.link.get()});
   std::unique_ptr<ResumeAcceptor> acceptor;
   if (answer) {
-    acceptor = std::make_unique<ResumeAcceptor>(std::move(listenB), kJob, kSecret);
-    acceptor->add(0, 0, p->b.link.get());
+    acceptor = std::make_unique<ResumeAcceptor>(std::move(listenB), kSecret);
+    acceptor->add(kJob, 0, 0, p->b.link.get());
   } else {
     static std::vector<Fd> keep;  // a listener nobody accepts from: calls hang in its backlog
     keep.push_back(std::move(listenB));

@@ -141,6 +141,31 @@ TEST_F(HeartbeatTest, TheFirstReportWinsAndLaterOnesGetIt) {
   EXPECT_EQ(describeFailure(later), "rank 1 saw the job's first failure: rank 2 died");
 }
 
+TEST_F(HeartbeatTest, ARanksOwnFailureIsReportedAtOnceKeepingItsCategory) {
+  Seen seen;
+  auto hb = start(1, seen);
+  const auto t0 = Clock::now();
+  hb->report(ErrorCategory::kTimeout, "allReduce made no progress for 300 s");
+  ASSERT_TRUE(seen.waitFor(kPeriod));
+  EXPECT_LE(seen.at - t0, kPeriod / 2) << "not held back until the next tick";
+  EXPECT_THAT(*seen.message, HasSubstr("xsite timeout: allReduce made no progress for 300 s"));
+  const auto first = findFailure(store_);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->reporter, 1);
+  hb->report(ErrorCategory::kRemote, "a second one");  // the first report counts
+  std::this_thread::sleep_for(kPeriod / 2);
+  EXPECT_EQ(seen.calls, 1);
+}
+
+TEST_F(HeartbeatTest, AReportAfterAnotherRanksFailureGetsThatOne) {
+  reportFailure(store_, 2, "rank 0 (star, tcp) closed the connection");
+  Seen seen;
+  auto hb = start(1, seen);
+  hb->report(ErrorCategory::kRemote, "rank 2 (ring, tcp) closed the connection");
+  ASSERT_TRUE(seen.waitFor(kPeriod));
+  EXPECT_THAT(*seen.message, HasSubstr("rank 2 saw the job's first failure: rank 0 (star, tcp)"));
+}
+
 TEST_F(HeartbeatTest, AStoreThatGoesAwayNamesRankZero) {
   Seen seen;
   auto hb = start(1, seen);

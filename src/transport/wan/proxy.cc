@@ -7,7 +7,8 @@
 namespace xsite::transport::wan {
 
 WanProxy::WanProxy(std::vector<WanLink*> links, std::unique_ptr<ResumeAcceptor> acceptor)
-    : links_(std::move(links)), acceptor_(std::move(acceptor)) {
+    : links_(std::move(links)), owned_(std::move(acceptor)) {
+  if (owned_) acceptors_.push_back(owned_.get());
   thread_ = std::thread([this] { run(); });
 }
 
@@ -18,8 +19,8 @@ WanProxy::~WanProxy() {
 
 // True while anything waits to be written.
 bool WanProxy::flushAll(bool& moved) {
-  if (acceptor_) acceptor_->poll();
   std::lock_guard<std::mutex> lk(linksMu_);
+  for (ResumeAcceptor* a : acceptors_) a->poll();
   bool pending = false;
   for (WanLink* l : links_) {
     l->heal();
@@ -57,6 +58,16 @@ void WanProxy::attach(WanLink* l) {
 void WanProxy::detach(WanLink* l) {
   std::lock_guard<std::mutex> lk(linksMu_);
   links_.erase(std::remove(links_.begin(), links_.end(), l), links_.end());
+}
+
+void WanProxy::attach(ResumeAcceptor* a) {
+  std::lock_guard<std::mutex> lk(linksMu_);
+  acceptors_.push_back(a);
+}
+
+void WanProxy::detach(ResumeAcceptor* a) {
+  std::lock_guard<std::mutex> lk(linksMu_);
+  acceptors_.erase(std::remove(acceptors_.begin(), acceptors_.end(), a), acceptors_.end());
 }
 
 }  // namespace xsite::transport::wan

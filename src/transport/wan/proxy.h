@@ -24,17 +24,21 @@ class WanProxy {
   WanProxy(const WanProxy&) = delete;
   WanProxy& operator=(const WanProxy&) = delete;
 
-  // Links that come and go while the thread runs (those of the NCCL net plugin's send comms).
-  // After detach() returns, the thread no longer touches `c`.
+  // Links that come and go while the thread runs (those of the NCCL net plugin's comms).
+  // After detach() returns, the thread no longer touches `l`.
   void attach(WanLink* l);
   void detach(WanLink* l);
+  // Acceptors that come and go likewise (the NCCL net plugin's resume listeners).
+  void attach(ResumeAcceptor* a);
+  void detach(ResumeAcceptor* a);
 
  private:
   bool flushAll(bool& moved);
   void run();
   std::mutex linksMu_;  // guards links_ (held while the thread flushes, not while it polls)
   std::vector<WanLink*> links_;
-  std::unique_ptr<ResumeAcceptor> acceptor_;  // used by the thread alone
+  std::unique_ptr<ResumeAcceptor> owned_;  // the constructor's
+  std::vector<ResumeAcceptor*> acceptors_;  // guarded by linksMu_
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -7,12 +7,21 @@
 
 namespace xsite::transport::wan {
 
-ResumeAcceptor::ResumeAcceptor(Fd listener, uint64_t job, bootstrap::JobSecret secret)
-    : listener_(std::move(listener)), job_(job), secret_(std::move(secret)) {
+ResumeAcceptor::ResumeAcceptor(Fd listener, bootstrap::JobSecret secret)
+    : listener_(std::move(listener)), secret_(std::move(secret)) {
   setNonBlocking(listener_.get(), true);
 }
 
-void ResumeAcceptor::add(int peer, int channel, WanLink* link) { links_[{peer, channel}] = link; }
+bool ResumeAcceptor::add(uint64_t job, int peer, int channel, WanLink* link) {
+  std::lock_guard<std::mutex> lk(linksMu_);
+  return links_.emplace(std::make_tuple(job, peer, channel), link).second;
+}
+
+void ResumeAcceptor::remove(WanLink* link) {
+  std::lock_guard<std::mutex> lk(linksMu_);
+  for (auto it = links_.begin(); it != links_.end();)
+    it = it->second == link ? links_.erase(it) : std::next(it);
+}
 
 bool ResumeAcceptor::read(Caller& c) noexcept {
   if (!c.authed) {
@@ -31,9 +40,16 @@ bool ResumeAcceptor::read(Caller& c) noexcept {
   const ReadProgress got = readToward(c.fd.get(), &c.hello, sizeof(c.hello), c.got);
   if (got != ReadProgress::kDone) return got == ReadProgress::kWaiting;  // closed: it gave up
   const ResumeHello& h = c.hello;
-  auto it = links_.find({h.rank, h.channel});
-  if (h.magic != ResumeHello::kMagic || h.job != job_ || it == links_.end() ||
-      h.stream >= it->second->streamCount()) {
+  std::lock_guard<std::mutex> lk(linksMu_);
+  auto it = links_.find({h.job, h.rank, h.channel});
+  if (h.magic == ResumeHello::kMagic && it == links_.end()) {
+    // It proved the secret: a rank of the job whose link this side has closed. Say so, so that
+    // it stops dialing (a fresh socket has room for the reply).
+    const ResumeReply gone{ResumeReply::kMagic, ResumeReply::kNoSuchLink, 0};
+    (void)!::send(c.fd.get(), &gone, sizeof(gone), MSG_NOSIGNAL | MSG_DONTWAIT);
+    return false;
+  }
+  if (h.magic != ResumeHello::kMagic || h.stream >= it->second->streamCount()) {
     if (!warned_)
       XSITE_WARN(kNet, "dropping a connection to the WAN listener that did not re-open a stream "
                        "of this job (further ones are dropped silently)");

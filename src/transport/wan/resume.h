@@ -1,6 +1,7 @@
-// The answering side of healing: a Fabric's WAN listener, kept after establishment, takes the
+// The answering side of healing: a listener kept for the links' lifetime (a Fabric's WAN
+// listener after establishment; the NCCL net plugin's resume listener, one per address) takes the
 // calls of peers that re-open a broken stream (ResumeHello) and hands each socket to its link
-// (WanLink::adopt). Driven by the WanProxy thread; nothing here blocks. Anyone can reach the
+// (WanLink::adopt). Driven by a WanProxy thread; nothing here blocks. Anyone can reach the
 // listener, so a caller proves the job's secret first (bootstrap/auth.h), has a few seconds to
 // do so and introduce itself, only so many may wait at once, and one that names no link of ours
 // is dropped.
@@ -9,7 +10,8 @@
 #include <chrono>
 #include <deque>
 #include <map>
-#include <utility>
+#include <mutex>
+#include <tuple>
 
 #include "bootstrap/auth.h"
 #include "transport/wan/wan.h"
@@ -19,11 +21,15 @@ namespace xsite::transport::wan {
 
 class ResumeAcceptor {
  public:
-  ResumeAcceptor(Fd listener, uint64_t job, bootstrap::JobSecret secret);
-  // The link to `peer` whose lowest channel is `channel`; the peer dials it again.
-  void add(int peer, int channel, WanLink* link);
+  ResumeAcceptor(Fd listener, bootstrap::JobSecret secret);
+  // The link the peer's hello names as (job, its rank, `channel`); the peer dials it again.
+  // False when that key is taken (the second link cannot heal). Any thread.
+  bool add(uint64_t job, int peer, int channel, WanLink* link);
+  // After it returns, no call hands `link` a socket. Any thread.
+  void remove(WanLink* link);
   // Accepts what is waiting, reads hellos, hands complete ones over.
   void poll() noexcept;
+  SockAddr address() const { return localAddr(listener_.get()); }
 
   static constexpr size_t kMaxCallers = 64;
   static constexpr std::chrono::seconds kHelloLimit{5};
@@ -40,9 +46,9 @@ class ResumeAcceptor {
   // False when the caller is finished with (handed over or dropped).
   bool read(Caller& c) noexcept;
   Fd listener_;
-  uint64_t job_;
   bootstrap::JobSecret secret_;
-  std::map<std::pair<int, int>, WanLink*> links_;
+  std::mutex linksMu_;  // links_ (held while a socket is handed over)
+  std::map<std::tuple<uint64_t, int, int>, WanLink*> links_;
   std::deque<Caller> callers_;
   bool warned_ = false;
 };

@@ -717,6 +717,13 @@ void WanLink::healStream(Stream& s, Clock::time_point now) noexcept {
     failLink(badFrame("answered a stream's re-opening with garbage"));
     return;
   }
+  if (s.answer.reply.flags & ResumeReply::kNoSuchLink) {
+    failLink(Status(ErrorCategory::kRemote,
+                    label_ + ": WAN stream " + std::to_string(indexOf(s)) + " broke (" +
+                        s.why.message() + ") and the peer at " + resume_->peer.toString() +
+                        " has closed this link (its comm or communicator is gone)"));
+    return;
+  }
   resumeStream(s, std::move(s.trying), s.answer.reply.recvBelow);
 }
 

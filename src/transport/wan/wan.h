@@ -87,8 +87,10 @@ struct ResumeHello {
 static_assert(sizeof(ResumeHello) == 32);
 struct ResumeReply {
   static constexpr uint32_t kMagic = 0x58535232;  // "XSR2"
+  // The listener proved the secret but has no such link (its owner closed it): stop dialing.
+  static constexpr uint32_t kNoSuchLink = 1;
   uint32_t magic;
-  uint32_t reserved;
+  uint32_t flags;
   uint64_t recvBelow;
 };
 static_assert(sizeof(ResumeReply) == 16);
