@@ -7,15 +7,19 @@
 // streams every iteration back to back; the first row starts at the first completed message).
 //
 // Usage: xsite_net_plugin_perf -f HANDLE_FILE [-p PLUGIN.so] [-t streams|tcp] [-b BYTES]
-//                              [-s SLOT] [-k SLOTS] [-n ITERS]
+//                              [-s SLOT] [-k SLOTS] [-n ITERS] [-c]
 //   -t sets XSITE_WAN_TRANSPORT for this process before the plugin's init: streams (cross-site
 //      WAN streams with eager staging) or tcp (one plain socket, the baseline).
+//   -c fills every message with a pattern of its sequence number and checks every byte on
+//      arrival (without it only the sequence number in the first 8 bytes is checked); the
+//      receiver's last line says "checked N bytes: all correct".
 #include <dlfcn.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -41,7 +45,17 @@ struct Options {
   size_t slot = size_t{512} << 10;
   int slots = 8;
   int iters = 3;
+  bool check = false;
 };
+
+// -c: the bytes of message `seq`.
+void fillPattern(char* p, size_t n, size_t seq) {
+  uint64_t x = seq * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    std::memcpy(p + i, &x, 8);
+  }
+}
 
 size_t parseSize(const char* s) {
   char* end = nullptr;
@@ -117,6 +131,7 @@ int sender(ncclNet_v11_t& net, void* ctx, const Options& o, size_t messages) {
     for (int j = 0; j < o.slots; ++j) {
       if (req[j] == nullptr) {
         if (next >= messages || next % o.slots != static_cast<size_t>(j)) continue;
+        if (o.check) fillPattern(bufs[j].data(), o.slot, next);
         std::memcpy(bufs[j].data(), &next, sizeof(next));  // the receiver checks the order
         CHECK(net.isend(s, bufs[j].data(), o.slot, 0, mh[j], nullptr, &req[j]));
         if (req[j] != nullptr) ++next;
@@ -165,7 +180,8 @@ int receiver(ncclNet_v11_t& net, void* ctx, const Options& o, size_t messages, s
   std::printf("%6s %14s %10s %12s\n", "iter", "bytes", "seconds", "Mbit/s");
   Clock::time_point start;
   double total = 0;
-  size_t totalBytes = 0;
+  size_t totalBytes = 0, checked = 0;
+  std::vector<char> want(o.check ? o.slot : 0);
   for (size_t m = 0; m < messages; ++m) {
     const int j = static_cast<int>(m % o.slots);
     int d = 0, size = -1;
@@ -177,6 +193,14 @@ int receiver(ncclNet_v11_t& net, void* ctx, const Options& o, size_t messages, s
       std::fprintf(stderr, "xsite_net_plugin_perf: message %zu: size %d, sequence %zu\n", m, size,
                    seq);
       return 1;
+    }
+    if (o.check) {
+      fillPattern(want.data(), o.slot, m);
+      if (std::memcmp(want.data() + sizeof(seq), bufs[j].data() + sizeof(seq), o.slot - sizeof(seq)) != 0) {
+        std::fprintf(stderr, "xsite_net_plugin_perf: message %zu: wrong bytes\n", m);
+        return 1;
+      }
+      checked += o.slot;
     }
     if (m + o.slots < messages) post(j);
     if (m == 0) {
@@ -193,6 +217,7 @@ int receiver(ncclNet_v11_t& net, void* ctx, const Options& o, size_t messages, s
     }
   }
   std::printf("all    %14zu %10.3f %12.1f\n", totalBytes, total, totalBytes * 8 / total / 1e6);
+  if (o.check) std::printf("checked %zu bytes: all correct\n", checked);
   for (int j = 0; j < o.slots; ++j) CHECK(net.deregMr(r, mh[j]));
   CHECK(net.closeRecv(r));
   return 0;
@@ -203,7 +228,7 @@ int receiver(ncclNet_v11_t& net, void* ctx, const Options& o, size_t messages, s
 int main(int argc, char** argv) {
   Options o;
   int c;
-  while ((c = getopt(argc, argv, "p:f:t:b:s:k:n:")) != -1) {
+  while ((c = getopt(argc, argv, "p:f:t:b:s:k:n:c")) != -1) {
     switch (c) {
       case 'p':
         o.plugin = optarg;
@@ -226,10 +251,13 @@ int main(int argc, char** argv) {
       case 'n':
         o.iters = std::atoi(optarg);
         break;
+      case 'c':
+        o.check = true;
+        break;
       default:
         std::fprintf(stderr,
                      "usage: %s -f HANDLE_FILE [-p PLUGIN.so] [-t streams|tcp] [-b BYTES] "
-                     "[-s SLOT] [-k SLOTS] [-n ITERS]\n",
+                     "[-s SLOT] [-k SLOTS] [-n ITERS] [-c]\n",
                      argv[0]);
         return 2;
     }
