@@ -1,15 +1,18 @@
 #!/usr/bin/python3
 """Strangers at every listener of a running job: refused, and the job does not notice.
 
-Runs two 2x2x2 jobs (--sites 2 --domains 2 --ranks-per-domain 2, network namespaces, the WAN
-emulated by xsite-wanem's --preset) of xsite_allreduce_perf -A hier -c 1 (every element
-checked), one after the other: a quiet one, and one under attack. Once the attacked job's
-iterations begin, an attacker on site 0's LAN (inside the namespace of domain 0, like any host
-there) opens --connections TCP connections, --parallel at a time, to every port the job's ranks
-listen on (found with `ss -ltn` in each domain namespace: the rendezvous store, the data
-listeners, the WAN listener that takes re-dialed streams), at most --rate a second (so that the
-attack spans the job; the attacker shares this machine's cores with the ranks), round-robin over
-the ports and over four kinds of stranger:
+Runs the same job twice, one after the other: a quiet run, and one under attack. The job is either
+2x2x2 ranks (--sites 2 --domains 2 --ranks-per-domain 2, network namespaces, the WAN emulated by
+xsite-wanem's --preset) of xsite_allreduce_perf -A hier -c 1 (every element checked), or with
+--plugin a transfer through the NCCL net plugin between two sites (xsite_net_plugin_perf -c,
+every byte checked), whose receiver keeps its resume listener open for the whole transfer.
+
+Once the attacked job's iterations begin, an attacker in the namespace of rank 0's domain (a host
+on site 0's LAN) opens --connections TCP connections, --parallel at a time and at most --rate a
+second (so that the attack spans the job; the attacker shares this machine's cores with the
+ranks), to every port the job's ranks listen on (found with `ss -ltn` in each domain namespace:
+the rendezvous store, the data listeners, the WAN listener that takes re-dialed streams, the
+plugin's resume listener), round-robin over the ports and over four kinds of stranger:
 
   garbage   random bytes (1-600) instead of an answer to the challenge;
   forged    the real handshake, answered with HMAC-SHA256 keyed by another secret;
@@ -21,16 +24,19 @@ A stranger is "accepted" when the listener sends anything after the stranger's a
 that would follow a right one, or any protocol byte): that must never happen. A port that sends
 no challenge is not xsite's (UCX's TCP transport listens too, for its own protocol, which xsite
 does not authenticate): its strangers are counted as "no-challenge", and the job must not mind
-them either. Prints, for each
-job, rank 0's time per all-reduce (the harness's out-of-place time, averaged over iterations),
-#wrong, exit status and the peak RSS of the ranks; for the attack, the connections made (per kind
-and per port kind), how many were accepted, refused (closed by the listener) or cut by the
-attacker's own timeout; and the attacked/quiet ratios. Exits 1 if a stranger was accepted, a job
-failed or got a wrong element, or fewer than --connections connections were made during the job.
+them either.
 
-Usage: bench/reliability/strangers.py [--connections 10000] [--rate 100] [--parallel 128]
-                                      [--preset default] [--bytes 16M] [--iters 600] [--perf PATH]
-Run as root (network namespaces); needs build/bin/xsite_allreduce_perf.
+Prints, for each run, the exit status, the check's verdict, the figure (rank 0's time per
+all-reduce, averaged over the iterations; or the plugin's goodput at the receiver) and the peak
+RSS of the ranks; for the attack, the connections made by kind and result (accepted, refused:
+closed by the listener, timeout: neither within 1 s, no-challenge, held: silent); and the
+attacked/quiet ratios. Exits 1 if a stranger was accepted, a run failed or got a wrong byte, or
+the attack did not make --connections connections while the job ran.
+
+Usage: bench/reliability/strangers.py [--plugin] [--connections 10000] [--rate 100]
+                                      [--parallel 128] [--preset default] [--bytes B] [--iters N]
+                                      [--perf PATH]
+Run as root (network namespaces); needs a build (build/bin).
 """
 import argparse
 import hashlib
@@ -39,15 +45,17 @@ import json
 import os
 import random
 import re
+import shutil
+import signal
 import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-RANKS = 8
 CHALLENGE_MAGIC = 0x58534131  # bootstrap/auth.h: AuthChallenge "XSA1"
 KINDS = ("garbage", "forged", "replay", "silent")
 
@@ -121,6 +129,9 @@ def attack_main(argv):
     lock = threading.Lock()
     counts = {}
     next_i = [0]
+    stopping = threading.Event()
+    # xsite-run ends the processes in its namespaces when the job ends: report what was done.
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
 
     start = time.time()
 
@@ -129,7 +140,7 @@ def attack_main(argv):
             with lock:
                 i = next_i[0]
                 next_i[0] += 1
-            if i >= total or os.path.exists(stop_file):
+            if i >= total or stopping.is_set() or os.path.exists(stop_file):
                 return
             wait = start + i / rate - time.time()
             if wait > 0:
@@ -146,14 +157,15 @@ def attack_main(argv):
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
+        while t.is_alive():
+            t.join(0.2)  # lets the SIGTERM handler run
     print(json.dumps({"seconds": time.time() - t0, "counts": counts}), flush=True)
 
 
 # ---- the driver ----------------------------------------------------------------------------
 
-def rank_pids(tag):
-    """rank -> pid of the job's benchmark processes (namespaces named tag*)."""
+def rank_pids(tag, exe_name):
+    """rank -> (pid, environment, namespace) of the job's `exe_name` processes (namespaces tag*)."""
     out = {}
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
     for ns in [n for n in names if n.startswith(tag)]:
@@ -165,9 +177,82 @@ def rank_pids(tag):
                     exe = f.read().split(b"\0")[0]
             except OSError:
                 continue
-            if exe.endswith(b"xsite_allreduce_perf") and b"XSITE_RANK" in env:
+            if exe.endswith(exe_name) and b"XSITE_RANK" in env:
                 out[int(env[b"XSITE_RANK"])] = (int(pid), env, ns)
     return out
+
+
+class LibraryJob:
+    """2x2x2 ranks of the hierarchical all-reduce, every element checked."""
+    ranks = 8
+    exe = b"xsite_allreduce_perf"
+    unit = "us per all-reduce (rank 0)"
+    lower_is_better = True
+
+    def __init__(self, args):
+        self.args = args
+
+    def describe(self):
+        a = self.args
+        return "2x2x2 ranks, --preset %s, all-reduce -A hier -c 1 %s x %d" % (a.preset, a.bytes, a.iters)
+
+    def command(self, tmp):
+        a = self.args
+        return [os.path.join(ROOT, "tools", "xsite-run"), "-v", "--sites", "2", "--domains", "2",
+                "--ranks-per-domain", "2", "--preset", a.preset, "--timeout", "900", "--",
+                a.perf or os.path.join(ROOT, "build", "bin", "xsite_allreduce_perf"),
+                "-b", a.bytes, "-e", a.bytes, "-n", str(a.iters), "-w", "2", "-c", "1", "-A", "hier"]
+
+    def started(self, line):
+        return re.match(r"^\[0\] #  +\(B\)", line) is not None  # the table's header: iterations begin
+
+    def wait_started(self, tmp, header):
+        header.wait(180)
+
+    def result(self, lines):
+        rows = [l for l in lines if re.match(r"^\[0\] +\d+ +\d+ +[a-z0-9]+ +[a-z]+ ", l)]
+        wrong = sum(int(r.split()[9]) + int(r.split()[13]) for r in rows) if rows else None
+        return {"metric": float(rows[-1].split()[6]) if rows else None, "correct": wrong == 0,
+                "detail": "#wrong %s" % wrong}
+
+
+class PluginJob:
+    """The NCCL net plugin's cross-site comm (xsite_net_plugin_perf, every byte checked)."""
+    ranks = 2
+    exe = b"xsite_net_plugin_perf"
+    unit = "Mbit/s through the net plugin (receiver)"
+    lower_is_better = False
+
+    def __init__(self, args):
+        self.args = args
+
+    def describe(self):
+        a = self.args
+        return ("the NCCL net plugin between 2 sites, --preset %s, %s x %d in 512 KiB messages, every byte "
+                "checked" % (a.preset, a.bytes, a.iters))
+
+    def command(self, tmp):
+        a = self.args
+        return [os.path.join(ROOT, "tools", "xsite-run"), "-v", "--sites", "2", "--domains", "1",
+                "--ranks-per-domain", "1", "--preset", a.preset, "--timeout", "900", "--",
+                a.perf or os.path.join(ROOT, "build", "bin", "xsite_net_plugin_perf"),
+                "-f", os.path.join(tmp, "handle"), "-b", a.bytes, "-n", str(a.iters), "-c"]
+
+    def started(self, line):
+        return False  # its rows come at the end (a pipe buffers them): wait_started() looks instead
+
+    def wait_started(self, tmp, header):
+        """The receiver wrote its handle: the sender connects and sends at once."""
+        end = time.time() + 180
+        while not os.path.exists(os.path.join(tmp, "handle")) and time.time() < end and not header.is_set():
+            time.sleep(0.05)
+        time.sleep(1)
+
+    def result(self, lines):
+        rows = [l for l in lines if re.match(r"^\[1\] all ", l)]
+        correct = any("all correct" in l for l in lines)
+        return {"metric": float(rows[-1].split()[4]) if rows else None, "correct": correct,
+                "detail": "every byte correct" if correct else "NOT CHECKED CORRECT"}
 
 
 def listeners(namespaces):
@@ -194,33 +279,30 @@ def rss_kib(pid):
     return 0
 
 
-def run_job(args, attack):
-    cmd = [os.path.join(ROOT, "tools", "xsite-run"), "-v", "--sites", "2", "--domains", "2",
-           "--ranks-per-domain", "2", "--preset", args.preset, "--timeout", "900", "--",
-           args.perf, "-b", args.bytes, "-e", args.bytes, "-n", str(args.iters), "-w", "2", "-c", "1",
-           "-A", "hier"]
-    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+def run_job(args, work, attack):
+    tmp = tempfile.mkdtemp(prefix="xsite-strangers-")
+    job = subprocess.Popen(work.command(tmp), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           stdin=subprocess.DEVNULL)
     lines, result = [], {"attack": None, "rss": {}}
-    header = threading.Event()
+    started = threading.Event()
 
     def read():
         for raw in iter(job.stdout.readline, b""):
             line = raw.decode(errors="replace").rstrip("\n")
             lines.append(line)
-            if re.match(r"^\[0\] #  +\(B\)", line):
-                header.set()
-        header.set()
+            if work.started(line):
+                started.set()
+        started.set()
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    header.wait(180)
-    tag = "xs%d-" % job.pid
-    pids = rank_pids(tag)
+    work.wait_started(tmp, started)
+    pids = rank_pids("xs%d-" % job.pid, work.exe)
     attacker = None
-    stop_file = "/tmp/xsite-strangers-stop-%d" % job.pid
-    if attack and len(pids) != RANKS:
-        result["attack"] = {"error": "found %d of %d ranks' processes" % (len(pids), RANKS)}
-    if attack and len(pids) == RANKS:
+    stop_file = os.path.join(tmp, "stop")
+    if attack and len(pids) != work.ranks:
+        result["attack"] = {"error": "found %d of %d ranks' processes" % (len(pids), work.ranks)}
+    if attack and len(pids) == work.ranks:
         domains = sorted({ns for _, _, ns in pids.values()})
         targets = listeners(domains)
         result["targets"] = targets
@@ -242,17 +324,10 @@ def run_job(args, attack):
         if attacker.poll() is None:
             open(stop_file, "w").close()  # the job ended first: stop where it is
         out, err = attacker.communicate()
-        if os.environ.get("XSITE_STRANGERS_TRACE"):
-            sys.stderr.write("attacker: rc %s, out %r, err %r\n" % (attacker.returncode, out[:300], err[:300]))
-        try:
-            os.unlink(stop_file)
-        except OSError:
-            pass
         result["attack"] = json.loads(out) if out.strip() else {"error": err.strip() or "no output"}
         result["attack_ended_in_job"] = "attack_done" in result
-    rows = [l for l in lines if re.match(r"^\[0\] +\d+ +\d+ +[a-z0-9]+ +[a-z]+ ", l)]
-    result["time_us"] = float(rows[-1].split()[6]) if rows else None
-    result["wrong"] = sum(int(r.split()[9]) + int(r.split()[13]) for r in rows) if rows else None
+    shutil.rmtree(tmp, ignore_errors=True)
+    result.update(work.result(lines))
     result["lines"] = lines
     return result
 
@@ -265,23 +340,29 @@ def main():
     ap.add_argument("--parallel", type=int, default=128)
     ap.add_argument("--rate", type=float, default=100, help="connections per second, at most")
     ap.add_argument("--preset", default="default")
-    ap.add_argument("--bytes", default="16M")
-    ap.add_argument("--iters", type=int, default=600)
-    ap.add_argument("--perf", default=os.path.join(ROOT, "build", "bin", "xsite_allreduce_perf"))
+    ap.add_argument("--plugin", action="store_true",
+                    help="attack a transfer of the NCCL net plugin instead of a library job")
+    ap.add_argument("--bytes", help="per all-reduce (16M) or per plugin iteration (4G)")
+    ap.add_argument("--iters", type=int, help="all-reduces (600) or plugin iterations (4)")
+    ap.add_argument("--perf", help="the benchmark binary (default: build/bin's)")
     args = ap.parse_args()
+    if args.bytes is None:
+        args.bytes = "4G" if args.plugin else "16M"
+    if args.iters is None:
+        args.iters = 4 if args.plugin else 600
     if os.geteuid() != 0:
         sys.exit("strangers.py: needs root (network namespaces)")
-    print("# strangers: 2x2x2 ranks, --preset %s, all-reduce -A hier -c 1 %s x %d; %d connections, "
-          "%d at a time, from domain 0's namespace" % (args.preset, args.bytes, args.iters,
-                                                      args.connections, args.parallel), flush=True)
-    quiet = run_job(args, attack=False)
-    attacked = run_job(args, attack=True)
+    work = PluginJob(args) if args.plugin else LibraryJob(args)
+    print("# strangers: %s; %d connections, at most %g a second, %d at a time, from the namespace of "
+          "rank 0's domain" % (work.describe(), args.connections, args.rate, args.parallel), flush=True)
+    quiet = run_job(args, work, attack=False)
+    attacked = run_job(args, work, attack=True)
     ok = True
     for name, r in (("quiet", quiet), ("attacked", attacked)):
-        print("%-8s: exit %s, #wrong %s, %s us per all-reduce (rank 0), peak RSS per rank %s MiB" % (
-            name, r["rc"], r["wrong"], r["time_us"],
-            "/".join("%.0f" % (r["rss"].get(k, 0) / 1024) for k in range(RANKS))), flush=True)
-        ok = ok and r["rc"] == 0 and r["wrong"] == 0 and r["time_us"] is not None
+        print("%-8s: exit %s, %s, %s %s, peak RSS per rank %s MiB" % (
+            name, r["rc"], r["detail"], r["metric"], work.unit,
+            "/".join("%.0f" % (r["rss"].get(k, 0) / 1024) for k in range(work.ranks))), flush=True)
+        ok = ok and r["rc"] == 0 and r["correct"] and r["metric"] is not None
         if r["rc"] != 0:
             sys.stderr.write("\n".join(r["lines"][-40:]) + "\n")
     a = attacked["attack"] or {}
@@ -310,13 +391,13 @@ def main():
     for key, n in sorted(counts.items()):
         if key.endswith(" accepted"):
             print("  ACCEPTED: %d x %s" % (n, key))
-    if quiet["time_us"] and attacked["time_us"]:
-        ratio = attacked["time_us"] / quiet["time_us"]
+    if quiet["metric"] and attacked["metric"]:
+        ratio = attacked["metric"] / quiet["metric"]
         rss_q = max(quiet["rss"].values() or [0])
         rss_a = max(attacked["rss"].values() or [0])
-        print("attacked / quiet: time %.3f, peak RSS %.3f; strangers accepted: %d of %d; the attack %s"
-              % (ratio, rss_a / max(rss_q, 1), accepted, made,
-                 "ended while the job ran" if attacked.get("attack_ended_in_job") else
+        print("attacked / quiet: %s %.3f, peak RSS %.3f; strangers accepted: %d of %d; the attack %s"
+              % ("time" if work.lower_is_better else "goodput", ratio, rss_a / max(rss_q, 1), accepted,
+                 made, "ended while the job ran" if attacked.get("attack_ended_in_job") else
                  "was cut short by the job's end"), flush=True)
     ok = ok and accepted == 0 and made >= args.connections and attacked.get("attack_ended_in_job", False)
     sys.exit(0 if ok else 1)
