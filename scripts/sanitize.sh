@@ -12,7 +12,8 @@
 #
 # Both leave out the consumer test (label consumer): it builds a separate, uninstrumented project
 # against the instrumented library, which the sanitizer runtime refuses ("ASan runtime does not
-# come first in initial library list").
+# come first in initial library list"); asan leaves out the preload tests for the same reason and
+# runs the plugin's tests without the leak check (see below).
 #
 # Environment: XSITE_BUILD_JOBS (build parallelism, default nproc), XSITE_BUILD_TARGETS (build only
 # these targets, space-separated: a quick check of a few tests; the others then show as NOT_BUILT,
@@ -58,4 +59,17 @@ export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:history_size=4"
 
 cd "$build"
 # Sanitized code runs several times slower: a longer per-test limit than run_tests.sh's.
-ctest --output-on-failure --timeout 1800 -LE "$exclude" "$@"
+if [ "$kind" = tsan ]; then
+  ctest --output-on-failure --timeout 1800 -LE "$exclude" "$@"
+  exit
+fi
+# ASan: the programs that load the plugin run apart. LeakSanitizer's tracer crashes at exit in a
+# process where UCX's threads, started through the dlopen'd plugin, still run ("Tracer caught
+# signal 11"; the same tests pass their leak check with XSITE_SITE_TRANSPORT=tcp), so those keep
+# ASan and UBSan but not the leak check; preload.* LD_PRELOADs the instrumented library into
+# programs that are not, which ASan refuses (as for the consumer test).
+status=0
+ctest --output-on-failure --timeout 1800 -LE "$exclude|plugin|c_abi" "$@" || status=$?
+ASAN_OPTIONS="${ASAN_OPTIONS/detect_leaks=1/detect_leaks=0}" \
+  ctest --output-on-failure --timeout 1800 -L "plugin|c_abi" -E '^preload[.]' "$@" || status=$?
+exit "$status"

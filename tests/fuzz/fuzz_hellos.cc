@@ -38,6 +38,14 @@ constexpr uint64_t kJob = 0x6a6f622d66757a7aull;
 constexpr int kPeer = 3, kChannel = 0;
 constexpr uint32_t kStreams = 2;
 
+// A hello of the job's format naming a link the acceptor does not have: answered "no such link".
+bool unknownLink(const std::string& b) {
+  if (b.size() < sizeof(ResumeHello)) return false;
+  ResumeHello h;
+  memcpy(&h, b.data(), sizeof h);
+  return h.magic == ResumeHello::kMagic && (h.job != kJob || h.rank != kPeer || h.channel != kChannel);
+}
+
 bool validHello(const std::string& b) {
   if (b.size() < sizeof(ResumeHello)) return false;
   ResumeHello h;
@@ -195,14 +203,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool firstValid = true;
   for (auto& c : callers) {
     ResumeReply rep{};
-    const bool adopted = c.got.size() >= sizeof(rep) &&
-                         (memcpy(&rep, c.got.data(), sizeof rep), rep.magic == ResumeReply::kMagic);
+    const bool answered = c.got.size() >= sizeof(rep) &&
+                          (memcpy(&rep, c.got.data(), sizeof rep), rep.magic == ResumeReply::kMagic);
+    const bool gone = answered && (rep.flags & ResumeReply::kNoSuchLink) != 0;
+    const bool adopted = answered && !gone;
     if (!c.authed) {
       // Nothing but the challenge may reach a caller that did not prove the secret.
       if (c.got.size() > sizeof(bootstrap::AuthChallenge)) fail("an unauthenticated caller got an answer");
       continue;
     }
     if (adopted && !validHello(c.sent)) fail("adopted a caller with an invalid hello");
+    if (gone && !unknownLink(c.sent)) fail("told a caller whose link exists (or whose hello is garbage) that it is gone");
     if (validHello(c.sent)) {
       // The first valid caller, if it was still there to be answered, is adopted.
       if (firstValid && !adopted && c.fd.valid() && c.got.empty()) fail("a valid hello was not adopted");

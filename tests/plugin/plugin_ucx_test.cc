@@ -274,7 +274,7 @@ int rankMain(int rank, const std::string& dir) {
       if (!op.recv) continue;
       const size_t n = msgSize(op.peer, rank, op.m);
       if (static_cast<size_t>(size) != n) return 40 + op.peer;
-      if (std::memcmp(op.buf.data(), pattern(n, seedOf(op.peer, rank, op.m)).data(), n) != 0)
+      if (!sameBytes(op.buf.data(), pattern(n, seedOf(op.peer, rank, op.m)).data(), n))
         return 50 + op.peer;
     }
   }
