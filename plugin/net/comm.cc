@@ -78,11 +78,13 @@ struct Connecting {
   std::string label;
   SockAddr resume{};  // kWanStreams: the receiver's resume listener (port 0: none)
   uint64_t key = 0;   // kWanStreams: the handle's nonce, which names the link when it heals
-  // kUcx: the receiver's UcxReply, then its worker address.
   std::shared_ptr<UcxWorker> ucx;
+#if XSITE_HAVE_UCX
+  // kUcx: the receiver's UcxReply, then its worker address.
   UcxReply reply{};
   std::vector<char> address;
   size_t replyGot = 0;
+#endif
 };
 
 // Advances one socket's greeting as far as its bytes allow (g.done once the listener proved the
