@@ -310,11 +310,11 @@ Communicator Communicator::fromEnvironment(const Config& config) {
              topology.place(me.rank).local, impl->rendezvous->listenIp().c_str());
   impl->ctx = std::make_unique<coll::Context>(me.rank, std::move(topology), std::move(fabric), settings);
   impl->store = store;
-  if (heartbeats) {
+  if (auto connection = heartbeats ? impl->rendezvous->connect(2 * settings.heartbeat) : nullptr) {
     Impl* self = impl.get();
     impl->heartbeat = std::make_unique<bootstrap::Heartbeat>(
-        impl->rendezvous->connect(2 * settings.heartbeat), me.rank, me.worldSize, settings.heartbeat,
-        impl->names, [self](const Error& e) { self->failFromHeartbeat(e); });
+        std::move(connection), me.rank, me.worldSize, settings.heartbeat, impl->names,
+        [self](const Error& e) { self->failFromHeartbeat(e); });
   }
   return Communicator(std::move(impl));
 }
