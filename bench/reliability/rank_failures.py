@@ -32,6 +32,8 @@ import tempfile
 import threading
 import time
 
+from job_ranks import rank_processes
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RANKS = 8
 HEADER = re.compile(rb"^\[0\] #  +\(B\)")  # the table's last header line: iterations begin
@@ -93,21 +95,8 @@ class Job:
 
     def rank_pid(self, rank):
         """The pid of rank `rank`'s benchmark process (in one of the job's namespaces)."""
-        tag = "xs%d-" % self.proc.pid
-        names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
-        for ns in [n for n in names if n.startswith(tag)]:
-            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
-            for pid in pids:
-                try:
-                    with open("/proc/%s/environ" % pid, "rb") as f:
-                        env = f.read().split(b"\0")
-                    with open("/proc/%s/cmdline" % pid, "rb") as f:
-                        exe = f.read().split(b"\0")[0]
-                except OSError:
-                    continue
-                if b"XSITE_RANK=%d" % rank in env and exe.endswith(b"xsite_allreduce_perf"):
-                    return int(pid)
-        return None
+        found = rank_processes(self.proc.pid, b"xsite_allreduce_perf").get(rank)
+        return found[0] if found else None
 
     def end(self, deadline):
         try:

@@ -55,6 +55,8 @@ import tempfile
 import threading
 import time
 
+from job_ranks import rank_processes
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 CHALLENGE_MAGIC = 0x58534131  # bootstrap/auth.h: AuthChallenge "XSA1"
 KINDS = ("garbage", "forged", "replay", "silent")
@@ -163,24 +165,6 @@ def attack_main(argv):
 
 
 # ---- the driver ----------------------------------------------------------------------------
-
-def rank_pids(tag, exe_name):
-    """rank -> (pid, environment, namespace) of the job's `exe_name` processes (namespaces tag*)."""
-    out = {}
-    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
-    for ns in [n for n in names if n.startswith(tag)]:
-        for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split():
-            try:
-                with open("/proc/%s/environ" % pid, "rb") as f:
-                    env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
-                with open("/proc/%s/cmdline" % pid, "rb") as f:
-                    exe = f.read().split(b"\0")[0]
-            except OSError:
-                continue
-            if exe.endswith(exe_name) and b"XSITE_RANK" in env:
-                out[int(env[b"XSITE_RANK"])] = (int(pid), env, ns)
-    return out
-
 
 class LibraryJob:
     """2x2x2 ranks of the hierarchical all-reduce, every element checked."""
@@ -297,7 +281,7 @@ def run_job(args, work, attack):
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     work.wait_started(tmp, started)
-    pids = rank_pids("xs%d-" % job.pid, work.exe)
+    pids = rank_processes(job.pid, work.exe)
     attacker = None
     stop_file = os.path.join(tmp, "stop")
     if attack and len(pids) != work.ranks:

@@ -17,28 +17,27 @@ std::string seconds(Clock::duration d) {
   return buf;
 }
 
+// The failure record: "<reporter> <message>".
+Failure parseFailure(const std::string& record) {
+  Failure f;
+  const size_t space = record.find(' ');
+  f.reporter = space == std::string::npos ? -1 : std::atoi(record.substr(0, space).c_str());
+  f.message = space == std::string::npos ? record : record.substr(space + 1);
+  return f;
+}
+
 }  // namespace
 
 std::string heartbeatKey(int rank) { return "hb/" + std::to_string(rank); }
 
-// The record: "<reporter> <message>".
 Failure reportFailure(Store& store, int rank, const std::string& message) {
-  const std::string first = store.setIfAbsent(kFailureKey, std::to_string(rank) + " " + message);
-  Failure f;
-  const size_t space = first.find(' ');
-  f.reporter = space == std::string::npos ? -1 : std::atoi(first.substr(0, space).c_str());
-  f.message = space == std::string::npos ? first : first.substr(space + 1);
-  return f;
+  return parseFailure(store.setIfAbsent(kFailureKey, std::to_string(rank) + " " + message));
 }
 
 std::optional<Failure> findFailure(Store& store) {
   std::vector<std::string> out;
   if (!store.waitFor({kFailureKey}, Duration(0), out)) return std::nullopt;
-  Failure f;
-  const size_t space = out[0].find(' ');
-  f.reporter = space == std::string::npos ? -1 : std::atoi(out[0].substr(0, space).c_str());
-  f.message = space == std::string::npos ? out[0] : out[0].substr(space + 1);
-  return f;
+  return parseFailure(out[0]);
 }
 
 std::string describeFailure(const Failure& f) {

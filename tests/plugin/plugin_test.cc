@@ -408,6 +408,25 @@ TEST(PluginNet, TwoRanksAsProcessesAcrossSites) {
   EXPECT_EQ(net().finalize(ctx), ncclSuccess);
 }
 
+// Starts this program again as a receiver in site 1 (`mode`: --wan-receiver, --heal-receiver)
+// and reads the connect handle it publishes.
+void startSite1Receiver(const char* mode, char (&handle)[NCCL_NET_HANDLE_MAXSIZE], pid_t* pid) {
+  int handlePipe[2];
+  ASSERT_EQ(pipe(handlePipe), 0);
+  *pid = fork();
+  ASSERT_GE(*pid, 0);
+  if (*pid == 0) {
+    close(handlePipe[0]);
+    setenv("XSITE_SITE", "1", 1);
+    std::string h = std::to_string(handlePipe[1]);
+    execl(gSelf, gSelf, mode, h.c_str(), static_cast<char*>(nullptr));
+    _exit(99);
+  }
+  close(handlePipe[1]);
+  ASSERT_EQ(read(handlePipe[0], handle, sizeof(handle)), static_cast<ssize_t>(sizeof(handle)));
+  close(handlePipe[0]);
+}
+
 // Healing over WAN streams: rank 1 (site 1) receives kHealMessages of kHealBytes while rank 0
 // (site 0) sends them; after a quarter of them the kernel resets every stream of the comm
 // (`ss -K`, both ends see it) and then, later, one more: every request still completes with the
@@ -440,21 +459,9 @@ bool ssCanKill() { return std::system("ss -K -tn '( sport = :1 )' >/dev/null 2>&
 
 TEST(PluginNet, WanStreamsHealAfterTheirSocketsAreReset) {
   if (!ssCanKill()) GTEST_SKIP() << "this kernel cannot destroy sockets (ss -K: CONFIG_INET_DIAG_DESTROY)";
-  int handlePipe[2];
-  ASSERT_EQ(pipe(handlePipe), 0);
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    close(handlePipe[0]);
-    setenv("XSITE_SITE", "1", 1);
-    std::string h = std::to_string(handlePipe[1]);
-    execl(gSelf, gSelf, "--heal-receiver", h.c_str(), static_cast<char*>(nullptr));
-    _exit(99);
-  }
-  close(handlePipe[1]);
   char handle[NCCL_NET_HANDLE_MAXSIZE];
-  ASSERT_EQ(read(handlePipe[0], handle, sizeof(handle)), static_cast<ssize_t>(sizeof(handle)));
-  close(handlePipe[0]);
+  pid_t pid = -1;
+  ASSERT_NO_FATAL_FAILURE(startSite1Receiver("--heal-receiver", handle, &pid));
   uint16_t listenPort = 0, resumePort = 0;
   std::memcpy(&listenPort, handle + 6, 2);   // ConnectHandle::port (plugin/net/comm.h)
   std::memcpy(&resumePort, handle + 36, 2);  // ConnectHandle::resumePort
@@ -578,21 +585,9 @@ int wanReceiverMain(int handleFd) {
 }
 
 TEST(PluginNet, WanStreamsAcrossSitesWhileTheSenderCloses) {
-  int handlePipe[2];
-  ASSERT_EQ(pipe(handlePipe), 0);
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    close(handlePipe[0]);
-    setenv("XSITE_SITE", "1", 1);
-    std::string h = std::to_string(handlePipe[1]);
-    execl(gSelf, gSelf, "--wan-receiver", h.c_str(), static_cast<char*>(nullptr));
-    _exit(99);
-  }
-  close(handlePipe[1]);
   char handle[NCCL_NET_HANDLE_MAXSIZE];
-  ASSERT_EQ(read(handlePipe[0], handle, sizeof(handle)), static_cast<ssize_t>(sizeof(handle)));
-  close(handlePipe[0]);
+  pid_t pid = -1;
+  ASSERT_NO_FATAL_FAILURE(startSite1Receiver("--wan-receiver", handle, &pid));
   void* ctx = initCtx();  // site 0 (XSITE_SITE unset): the peer is in another site
   void* s = nullptr;
   for (int i = 0; i < 1000000 && s == nullptr; ++i) {
