@@ -106,6 +106,7 @@ struct LinkSettings {
   transport::wan::WanSizing wanSizing{1 << 20, 4 << 20};  // from XSITE_WAN_RATE_MBIT, _LATENCY_US
   compress::CodecId wanCodec = compress::CodecId::kNone;   // XSITE_NET_CODEC (lossless only)
   bootstrap::JobSecret secret;  // XSITE_JOB_SECRET: every socket proves it before its hello
+  std::shared_ptr<const transport::wan::TlsContext> wanTls;  // XSITE_WAN_TLS=1 (null: plain)
   std::chrono::milliseconds tcpUserTimeout{30000};  // XSITE_TCP_USER_TIMEOUT (setKeepAlive)
   std::chrono::milliseconds timeout{300000};         // XSITE_TIMEOUT (Comm::test)
   std::chrono::milliseconds reconnectTimeout{120000};  // XSITE_WAN_RECONNECT_TIMEOUT (0: no healing)

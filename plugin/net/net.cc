@@ -72,6 +72,13 @@ Status init(void** ctx, uint64_t commId, const ncclNetCommConfig_v11_t* config,
       s.siteUcx = sameSiteOverUcx(p);  // throws kInvalidUsage on a bad value
       s.wanFrameBytes = static_cast<size_t>(p.integer(params::Id::kWanFrameSize));
       s.secret = bootstrap::JobSecret::fromParams(p);
+      if (p.integer(params::Id::kWanTls) != 0) {
+        if (s.wanStreams == 0)
+          throw Error(ErrorCategory::kInvalidUsage,
+                      "XSITE_WAN_TLS=1 secures WAN streams, and XSITE_WAN_TRANSPORT=tcp has none: "
+                      "use XSITE_WAN_TRANSPORT=streams");
+        s.wanTls = std::make_shared<const transport::wan::TlsContext>(s.secret);  // needs the secret
+      }
       s.tcpUserTimeout = params::fromSeconds(p.real(params::Id::kTcpUserTimeout));
       s.timeout = params::fromSeconds(p.real(params::Id::kTimeout));
       s.reconnectTimeout = params::fromSeconds(p.real(params::Id::kWanReconnectTimeout));
@@ -91,10 +98,10 @@ Status init(void** ctx, uint64_t commId, const ncclNetCommConfig_v11_t* config,
       if (s.wanStreams > 0)
         XSITE_INFO(kInit,
                    "net plugin '%s': %zu device(s), site %d; %s for same-site peers, %d WAN "
-                   "streams for cross-site peers (socket buffers %d bytes, window %zu bytes, "
+                   "streams%s for cross-site peers (socket buffers %d bytes, window %zu bytes, "
                    "codec %s)",
                    kNetName, g.devices.size(), s.site, s.siteUcx ? "UCX" : "TCP", s.wanStreams,
-                   s.wanSizing.socketBytes, s.wanSizing.windowBytes,
+                   s.wanTls ? " (TLS)" : "", s.wanSizing.socketBytes, s.wanSizing.windowBytes,
                    std::string(codecName(s.wanCodec)).c_str());
       else
         XSITE_INFO(kInit,

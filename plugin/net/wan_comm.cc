@@ -81,11 +81,14 @@ void detach(WanLink* l) {
   last.reset();  // joins the thread outside the lock
 }
 
+// `sender`: the side that dialed the streams (and dials again to heal them), the TLS client.
 std::unique_ptr<WanConnection> makeConnection(std::vector<Fd> streams, const std::string& label,
-                                              const LinkSettings& settings) {
+                                              const LinkSettings& settings, bool sender) {
   transport::wan::WanOptions o;
   o.frameBytes = settings.wanFrameBytes;
   o.windowBytes = settings.wanSizing.windowBytes;
+  o.tls = settings.wanTls;
+  o.tlsClient = sender;
   return std::make_unique<WanConnection>(0, label, std::move(streams), o);
 }
 
@@ -111,7 +114,7 @@ uint16_t resumePort(const std::string& ip, const LinkSettings& settings) {
 
 WanSendComm::WanSendComm(std::vector<Fd> streams, std::string label, const LinkSettings& settings,
                          const SockAddr& resume, uint64_t key)
-    : SendComm(std::move(label)), conn_(makeConnection(std::move(streams), label_, settings)) {
+    : SendComm(std::move(label)), conn_(makeConnection(std::move(streams), label_, settings, true)) {
   if (settings.wanCodec != compress::CodecId::kNone) codec_ = compress::makeCodec(settings.wanCodec);
   if (settings.reconnectTimeout.count() > 0 && resume.addr.sin_port != 0)
     conn_->link().enableResume(resumeFor(settings, true, resume, key));
@@ -175,7 +178,7 @@ Status WanSendComm::progress() {
 
 WanRecvComm::WanRecvComm(std::vector<Fd> streams, std::string label, const LinkSettings& settings,
                          const std::string& ip, uint64_t key)
-    : RecvComm(std::move(label)), conn_(makeConnection(std::move(streams), label_, settings)) {
+    : RecvComm(std::move(label)), conn_(makeConnection(std::move(streams), label_, settings, false)) {
   if (settings.reconnectTimeout.count() > 0) {
     acceptor_ = acceptorFor(ip);
     if (acceptor_ != nullptr && acceptor_->add(key, 0, 0, &conn_->link())) {

@@ -62,21 +62,29 @@ AuthChallenge JobSecret::challenge() const {
   return c;
 }
 
+std::array<uint8_t, 32> JobSecret::hmac(const void* msg, size_t bytes) const {
+  std::array<uint8_t, 32> out{};
+  unsigned len = 0;
+  static const uint8_t kNoKey = 0;
+  const void* key = key_.empty() ? static_cast<const void*>(&kNoKey) : key_.data();
+  if (HMAC(EVP_sha256(), key, static_cast<int>(key_.size()), static_cast<const uint8_t*>(msg),
+           bytes, out.data(), &len) == nullptr ||
+      len != out.size())
+    throw Error(ErrorCategory::kSystem, "OpenSSL's HMAC-SHA256 failed");
+  return out;
+}
+
 std::array<uint8_t, 32> JobSecret::mac(char role, const AuthChallenge& c,
                                        const uint8_t* callerNonce) const {
   uint8_t msg[1 + 16 + 16];
   msg[0] = static_cast<uint8_t>(role);
   memcpy(msg + 1, c.nonce, 16);
   memcpy(msg + 17, callerNonce, 16);
-  std::array<uint8_t, 32> out{};
-  unsigned len = 0;
-  static const uint8_t kNoKey = 0;
-  const void* key = key_.empty() ? static_cast<const void*>(&kNoKey) : key_.data();
-  if (HMAC(EVP_sha256(), key, static_cast<int>(key_.size()), msg, sizeof(msg), out.data(), &len) ==
-          nullptr ||
-      len != out.size())
-    throw Error(ErrorCategory::kSystem, "OpenSSL's HMAC-SHA256 failed");
-  return out;
+  return hmac(msg, sizeof(msg));
+}
+
+std::array<uint8_t, 32> JobSecret::derive(const std::string& purpose) const {
+  return hmac(purpose.data(), purpose.size());
 }
 
 Status JobSecret::respond(const AuthChallenge& c, AuthResponse& out, const std::string& who) const {

@@ -57,9 +57,13 @@ class JobSecret {
   bool check(const AuthChallenge& c, const AuthResponse& r, AuthProof& out) const;
   // The caller's side: the listener proved the secret too.
   bool check(const AuthChallenge& c, const AuthResponse& r, const AuthProof& p) const;
+  // A key for another purpose (e.g. the WAN streams' TLS pre-shared key), HMAC(secret, purpose):
+  // knowing it reveals nothing of the secret or of keys for other purposes.
+  std::array<uint8_t, 32> derive(const std::string& purpose) const;
 
  private:
   std::array<uint8_t, 32> mac(char role, const AuthChallenge& c, const uint8_t* callerNonce) const;
+  std::array<uint8_t, 32> hmac(const void* msg, size_t bytes) const;
   std::string key_;
 };
 

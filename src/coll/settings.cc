@@ -45,7 +45,8 @@ std::string scheduleSignature(const Settings& s, const LinkSetup& links) {
          " XSITE_SITE_TRANSPORT=" + backendName(links.backends.sameSite) + " XSITE_WAN_TRANSPORT=" +
          (links.backends.otherSite == transport::Backend::kWan ? "streams" : "tcp") +
          " XSITE_WAN_STREAMS=" + std::to_string(fo.wan.streams) +
-         " XSITE_WAN_FRAME_SIZE=" + std::to_string(fo.wan.frameBytes);
+         " XSITE_WAN_FRAME_SIZE=" + std::to_string(fo.wan.frameBytes) +
+         " XSITE_WAN_TLS=" + (fo.wan.tls ? "1" : "0");
 }
 
 namespace {
@@ -146,6 +147,7 @@ LinkSetup linkSetupFromParams(const params::Params& p) {
   fo.wan.latencyUs = p.real(Id::kWanLatencyUs);
   fo.wan.rateMbit = p.real(Id::kWanRateMbit);
   fo.wan.reconnectTimeout = params::fromSeconds(p.real(Id::kWanReconnectTimeout));
+  fo.wan.tls = p.integer(Id::kWanTls) != 0;
   fo.tcpUserTimeout = params::fromSeconds(p.real(Id::kTcpUserTimeout));
   if (fo.wan.streams < 1 || fo.wan.streams > 64)
     bad("XSITE_WAN_STREAMS=" + std::to_string(fo.wan.streams) + " is outside 1..64");
@@ -165,6 +167,9 @@ LinkSetup linkSetupFromParams(const params::Params& p) {
   const std::string& wan = p.string(Id::kWanTransport);
   if (wan != "streams" && wan != "tcp") bad("XSITE_WAN_TRANSPORT='" + wan + "' is not streams or tcp");
   out.backends.otherSite = wan == "streams" ? Backend::kWan : Backend::kTcp;
+  if (fo.wan.tls && out.backends.otherSite != Backend::kWan)
+    bad("XSITE_WAN_TLS=1 secures WAN streams, and XSITE_WAN_TRANSPORT=tcp has none: use "
+        "XSITE_WAN_TRANSPORT=streams");
   return out;
 }
 

@@ -43,7 +43,10 @@ std::shared_ptr<RingMemory> LoopbackHub::ring(int from, int to, int channel) {
 }
 
 Fabric::Fabric(int rank, int size, bootstrap::Store& store, FabricOptions options)
-    : rank_(rank), size_(size), store_(store), opt_(std::move(options)) {}
+    : rank_(rank), size_(size), store_(store), opt_(std::move(options)) {
+  // Without the job's secret this throws, before any connection is made.
+  if (opt_.wan.tls) wanTls_ = std::make_shared<const wan::TlsContext>(opt_.secret);
+}
 
 Fabric::~Fabric() {
   // Deliver what is staged before the sockets close, and wait for the peer to acknowledge it
@@ -163,6 +166,10 @@ void Fabric::addSocketConnections(const SocketGroup& g, std::vector<Fd> fds, con
   wan::WanOptions wo;
   wo.frameBytes = opt_.wan.frameBytes;
   wo.windowBytes = wanWindowBytes_;
+  if (opt_.wan.tls) {
+    wo.tls = wanTls_;
+    wo.tlsClient = rank_ < first.peer;  // the side that dialed
+  }
   auto link = std::make_shared<wan::WanLink>(g.label, std::move(fds), wo);
   wanLinks_.push_back(link.get());  // owned by its connections
   if (opt_.wan.reconnectTimeout.count() > 0) {

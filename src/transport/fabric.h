@@ -19,6 +19,7 @@ namespace xsite::transport {
 
 namespace wan {
 class WanLink;
+class TlsContext;
 class WanProxy;
 class ResumeAcceptor;
 }
@@ -54,6 +55,7 @@ struct WanLinkOptions {
   double rateMbit = 1000;
   // A broken stream is re-established within this, else its link fails (0: fail at once).
   std::chrono::milliseconds reconnectTimeout{120000};
+  bool tls = false;  // TLS 1.3 on every stream, keyed by FabricOptions::secret (wan/tls.h)
 };
 
 struct FabricOptions {
@@ -101,6 +103,7 @@ class Fabric {
   std::unique_ptr<wan::ResumeAcceptor> resumeAcceptor_;  // until the proxy takes it
   std::unique_ptr<wan::WanProxy> wanProxy_;  // keeps staged WAN bytes flowing, heals links
   int wanSocketBytes_ = 0;     // derived in establishSockets()
+  std::shared_ptr<const wan::TlsContext> wanTls_;  // WanLinkOptions::tls, for every WAN link
   size_t wanWindowBytes_ = 0;
   bool warnedCongestion_ = false;
   std::atomic<bool> abandoned_{false};

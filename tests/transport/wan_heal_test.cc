@@ -21,6 +21,7 @@
 #include "transport/wan/proxy.h"
 #include "transport/wan/resume.h"
 #include "transport/wan/wan.h"
+#include "wan_exchange.h"
 
 namespace xsite::transport::wan {
 namespace {
@@ -80,7 +81,9 @@ std::unique_ptr<HealPair> makePair(int streams, WanOptions opt, milliseconds tim
   }
   auto side = [&](Side& s, const std::string& label, std::vector<Fd> fds, bool dialer,
                   const SockAddr& peer, int rank) {
-    s.link = std::make_shared<WanLink>(label, std::move(fds), opt);
+    WanOptions o = opt;
+    o.tlsClient = dialer;  // with opt.tls: the side that dialed starts the handshake
+    s.link = std::make_shared<WanLink>(label, std::move(fds), o);
     WanResume r;
     r.dialer = dialer;
     r.peer = peer;
@@ -106,51 +109,6 @@ std::unique_ptr<HealPair> makePair(int streams, WanOptions opt, milliseconds tim
   return p;
 }
 
-uint8_t pattern(int from, int message, size_t i) {
-  return static_cast<uint8_t>(from * 131 + message * 31 + i * 7 + (i >> 12));
-}
-
-// Sends `messages` messages of `bytes` and receives as many, checking every byte; returns the
-// first error (or a mismatch) as a status.
-Status exchange(WanConnection& c, int self, int messages, size_t bytes, milliseconds limit) {
-  std::vector<std::vector<uint8_t>> out(messages, std::vector<uint8_t>(bytes));
-  std::vector<std::vector<uint8_t>> in(messages, std::vector<uint8_t>(bytes));
-  uint64_t lastSend = 0, lastRecv = 0;
-  for (int m = 0; m < messages; ++m) {
-    for (size_t i = 0; i < bytes; ++i) out[m][i] = pattern(self, m, i);
-    lastSend = c.postSend(out[m].data(), bytes);
-    lastRecv = c.postRecv(in[m].data(), bytes);
-  }
-  const auto deadline = Clock::now() + limit;
-  while (c.sendsDone() < lastSend || c.recvsDone() < lastRecv) {
-    bool moved = false;
-    XSITE_RETURN_IF_ERROR(c.progress(moved));
-    if (Clock::now() > deadline) return Status(ErrorCategory::kTimeout, "test: exchange stalled");
-    if (!moved) std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
-  for (int m = 0; m < messages; ++m)
-    for (size_t i = 0; i < bytes; ++i)
-      if (in[m][i] != pattern(1 - self, m, i))
-        return Status(ErrorCategory::kInternal, "test: message " + std::to_string(m) +
-                                                    " differs at byte " + std::to_string(i));
-  // Both sides stay until what they sent is acknowledged.
-  if (!c.link().drain(Clock::now() + std::chrono::seconds(10)))
-    return Status(ErrorCategory::kTimeout, "test: drain");
-  return Status::ok();
-}
-
-// Progresses `c` until its receive `ticket` fails (or 10 s pass); the failure.
-Status waitFailed(WanConnection& c, uint64_t ticket) {
-  const auto t0 = Clock::now();
-  Status s;
-  while (s.isOk() && c.recvsDone() < ticket && Clock::now() - t0 < std::chrono::seconds(10)) {
-    bool moved = false;
-    s = c.progress(moved);
-    std::this_thread::sleep_for(milliseconds(1));
-  }
-  return s;
-}
-
 bool ssCanKill() {
   static const bool ok = [] {
     Fd l = tcpListen(sockAddrOf("127.0.0.1", 0));
@@ -163,9 +121,8 @@ bool ssCanKill() {
   return ok;
 }
 
-TEST(WanHeal, ResetStreamsHealAndEveryByteArrivesOnceInPlace) {
-  if (!ssCanKill()) GTEST_SKIP() << "this kernel cannot destroy sockets (ss -K: CONFIG_INET_DIAG_DESTROY)";
-  WanOptions opt;
+// Resets random streams of a busy link, a dozen times; every byte must arrive once, in place.
+void resetStreamsUnderAnExchange(WanOptions opt) {
   opt.frameBytes = 16 << 10;
   opt.windowBytes = 512 << 10;  // many frames in flight and unacknowledged at every kill
   auto p = makePair(4, opt, milliseconds(20000));
@@ -187,6 +144,19 @@ TEST(WanHeal, ResetStreamsHealAndEveryByteArrivesOnceInPlace) {
   EXPECT_TRUE(sa.isOk()) << sa.message();
   EXPECT_TRUE(sb.isOk()) << sb.message();
   EXPECT_GE(kills, 3) << "the exchange ended before the streams were reset often enough";
+}
+
+TEST(WanHeal, ResetStreamsHealAndEveryByteArrivesOnceInPlace) {
+  if (!ssCanKill()) GTEST_SKIP() << "this kernel cannot destroy sockets (ss -K: CONFIG_INET_DIAG_DESTROY)";
+  resetStreamsUnderAnExchange(WanOptions{});
+}
+
+// XSITE_WAN_TLS: a re-opened stream runs a fresh TLS handshake before it carries frames again.
+TEST(WanHeal, TlsStreamsHealToo) {
+  if (!ssCanKill()) GTEST_SKIP() << "this kernel cannot destroy sockets (ss -K: CONFIG_INET_DIAG_DESTROY)";
+  WanOptions opt;
+  opt.tls = std::make_shared<const TlsContext>(kSecret);
+  resetStreamsUnderAnExchange(opt);
 }
 
 TEST(WanHeal, EveryStreamResetAtOnceHeals) {

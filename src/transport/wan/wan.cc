@@ -34,6 +34,7 @@ constexpr auto kTryLimit = std::chrono::seconds(3);             // one dial, hel
 constexpr auto kRedialPause = std::chrono::milliseconds(200);   // between failed dials
 constexpr auto kProbePeriod = std::chrono::seconds(1);          // waiting side: is the peer alive?
 constexpr auto kWatchPeriod = std::chrono::milliseconds(100);   // idle links' sockets looked at
+constexpr auto kSecureLimit = std::chrono::seconds(30);         // a stream's TLS handshake
 
 bool peerClosed(int fd) noexcept {
   tcp_info info{};
@@ -80,6 +81,7 @@ WanLink::WanLink(std::string label, std::vector<Fd> fds, WanOptions options)
     setNonBlocking(fds[i].get(), true);
     setNoDelay(fds[i].get());  // a frame is a whole unit: never wait for more (Nagle)
     streams_[i].fd = std::move(fds[i]);
+    if (opt_.tls) startTls(streams_[i], opt_.tlsClient, Clock::now());
   }
 }
 
@@ -195,6 +197,7 @@ Status WanLink::writeStreams(bool& moved) noexcept {
 }
 
 Status WanLink::writeStream(Stream& s, bool& moved) noexcept {
+  if (s.tls) XSITE_RETURN_IF_ERROR(s.tls->flush(s.fd.get()));
   while (true) {
     const bool midFrame = s.writeIdx < s.inflight.size() && s.inflight[s.writeIdx]->written > 0;
     if (!s.ackActive && s.ackWant > s.ackSent && !midFrame) {
@@ -211,7 +214,7 @@ Status WanLink::writeStream(Stream& s, bool& moved) noexcept {
     }
     if (s.ackActive) {
       iovec iov{reinterpret_cast<char*>(&s.ackOut) + s.ackWritten, kHdr - s.ackWritten};
-      Result<size_t> w = socketSend(label_, s.fd.get(), &iov, 1);
+      Result<size_t> w = sendOn(s, &iov, 1);
       if (!w) return w.status();
       if (w.value() == 0) return Status::ok();  // socket full
       moved = true;
@@ -237,7 +240,7 @@ Status WanLink::writeStream(Stream& s, bool& moved) noexcept {
       iov[n++] = {staging_.get() + pos, first};
       if (first < len - done) iov[n++] = {staging_.get(), len - done - first};
     }
-    Result<size_t> w = socketSend(label_, s.fd.get(), iov, n);
+    Result<size_t> w = sendOn(s, iov, n);
     if (!w) return w.status();
     if (w.value() == 0) return Status::ok();  // socket full
     moved = true;
@@ -245,6 +248,14 @@ Status WanLink::writeStream(Stream& s, bool& moved) noexcept {
     if (f.written < kHdr + len) return Status::ok();  // socket full
     ++s.writeIdx;
   }
+}
+
+Result<size_t> WanLink::sendOn(Stream& s, const iovec* iov, int iovcnt) noexcept {
+  return s.tls ? s.tls->send(s.fd.get(), iov, iovcnt) : socketSend(label_, s.fd.get(), iov, iovcnt);
+}
+
+Result<size_t> WanLink::recvOn(Stream& s, void* data, size_t bytes) noexcept {
+  return s.tls ? s.tls->recv(s.fd.get(), data, bytes) : socketRecv(label_, s.fd.get(), data, bytes);
 }
 
 // The peer has every frame of `s` numbered below `below`: they leave the window.
@@ -342,7 +353,7 @@ Status WanLink::frameDone(Stream& s) noexcept {
 Status WanLink::readStream(Stream& s, bool& moved) noexcept {
   while (!s.ended && s.state == StreamState::kUp) {
     if (s.inGot < kHdr) {
-      Result<size_t> r = socketRecv(label_, s.fd.get(), reinterpret_cast<char*>(&s.in) + s.inGot, kHdr - s.inGot);
+      Result<size_t> r = recvOn(s, reinterpret_cast<char*>(&s.in) + s.inGot, kHdr - s.inGot);
       if (!r) {
         // A peer that sent its last frames and closed ends each stream between frames, and a
         // stream may end while the others still carry the rest: only a stream cut inside a
@@ -363,6 +374,11 @@ Status WanLink::readStream(Stream& s, bool& moved) noexcept {
       if (s.inGot < kHdr) continue;
       const FrameHeader& h = s.in;
       if (h.magic != FrameHeader::kMagic || h.version != FrameHeader::kVersion) {
+        const auto* b = reinterpret_cast<const uint8_t*>(&h);
+        if (!s.tls && b[0] == 0x16 && b[1] == 0x03)  // a TLS handshake record
+          return Status(ErrorCategory::kInvalidUsage,
+                        label_ + " speaks TLS on its WAN streams and this rank does not: set "
+                                 "XSITE_WAN_TLS the same on every rank");
         char m[16];
         snprintf(m, sizeof(m), "%08x", h.magic);
         return badFrame(std::string("bad magic 0x") + m + " or version " + std::to_string(h.version));
@@ -390,7 +406,7 @@ Status WanLink::readStream(Stream& s, bool& moved) noexcept {
     const FrameHeader& h = s.in;
     if (s.payloadGot < h.length) {
       char* dst = s.dst + s.payloadGot;
-      Result<size_t> r = socketRecv(label_, s.fd.get(), dst, h.length - s.payloadGot);
+      Result<size_t> r = recvOn(s, dst, h.length - s.payloadGot);
       if (!r) return streamFailed(s, r.status());
       if (r.value() == 0) return Status::ok();
       moved = true;
@@ -449,6 +465,12 @@ bool WanLink::appendPollFds(std::vector<pollfd>& out) const noexcept {
     // A stream whose frame waits for room to be buffered has nothing to read until one is taken.
     const bool parked = s.ended || (s.inGot == kHdr && !s.routed);
     short e = static_cast<short>(parked ? (events & ~POLLIN) : events);
+    if (s.tls) {
+      // Bytes TLS holds are invisible to poll(): the caller polls by time until they are read.
+      if (!parked && (e & POLLIN) && s.tls->inBuffered()) return false;
+      std::lock_guard<std::mutex> lk(sendMu_);
+      if (s.tls->outPending()) e |= POLLOUT;
+    }
     if (e != 0) out.push_back({s.fd.get(), e, 0});
   }
   return true;
@@ -466,6 +488,13 @@ Status WanLink::progress(bool& moved) noexcept {
   Status st;
   {
     std::lock_guard<std::mutex> lk(sendMu_);
+    if (healing()) {  // TLS handshakes move with the owner's progress too (links without healing)
+      const auto now = Clock::now();
+      for (Stream& s : streams_)
+        if (s.state == StreamState::kSecuring) secureStream(s, now);
+      updateHealing();
+      XSITE_RETURN_IF_ERROR(error_);
+    }
     st = flushLocked(moved);
     if (st && resume_) breakFailedSends();
   }
@@ -531,7 +560,8 @@ void WanLink::updateHealing() noexcept {
 }
 
 Status WanLink::streamFailed(Stream& s, const Status& why) noexcept {
-  if (!resume_) return why;
+  // Bytes changed on the path (TLS refused them) end the link, like a garbled frame.
+  if (!resume_ || (s.tls && s.tls->rejected())) return why;
   std::lock_guard<std::mutex> lk(sendMu_);
   breakStream(s, why);
   return Status::ok();
@@ -540,7 +570,8 @@ Status WanLink::streamFailed(Stream& s, const Status& why) noexcept {
 // Closes the stream's socket and forgets the frame it was reading (it comes again), so that the
 // stream can resume on a new socket from the last whole frame either side has.
 void WanLink::breakStream(Stream& s, Status why) noexcept {
-  if (s.state != StreamState::kUp) return;
+  if (s.state != StreamState::kUp && s.state != StreamState::kSecuring) return;
+  s.tls.reset();
   if (s.routed) {
     if (s.buffered)
       earlyHeld_ -= earlyCost(s.in);
@@ -579,6 +610,7 @@ void WanLink::resumeStream(Stream& s, Fd fd, uint64_t peerRecvBelow) noexcept {
   s.fd = std::move(fd);
   s.trying.reset();
   s.state = StreamState::kUp;
+  if (opt_.tls) startTls(s, resume_->dialer, Clock::now());
   s.ackSent = s.ackWant = s.recvBelow;  // the peer learnt it in the handshake
   XSITE_INFO(kNet, "%s: WAN stream %d healed after %.2f s; %zu frames resent, %zu were already there",
              label_.c_str(), indexOf(s), secondsOf(Clock::now() - s.brokenAt), s.inflight.size(),
@@ -633,6 +665,10 @@ void WanLink::startTry(Stream& s, Clock::time_point now) noexcept {
 }
 
 void WanLink::healStream(Stream& s, Clock::time_point now) noexcept {
+  if (s.state == StreamState::kSecuring) {
+    secureStream(s, now);
+    return;
+  }
   if (now - s.brokenAt > resume_->timeout) {
     char t[32];
     snprintf(t, sizeof(t), "%.0f", secondsOf(resume_->timeout));
@@ -727,6 +763,34 @@ void WanLink::healStream(Stream& s, Clock::time_point now) noexcept {
   resumeStream(s, std::move(s.trying), s.answer.reply.recvBelow);
 }
 
+void WanLink::startTls(Stream& s, bool client, Clock::time_point now) {
+  s.tls = opt_.tls->open(client, label_ + ", stream " + std::to_string(indexOf(s)));
+  s.state = StreamState::kSecuring;
+  s.securingSince = now;
+  healing_.store(true, std::memory_order_release);
+}
+
+void WanLink::secureStream(Stream& s, Clock::time_point now) noexcept {
+  Result<bool> done = s.tls->handshake(s.fd.get());
+  if (done && done.value()) {
+    s.state = StreamState::kUp;
+    XSITE_DEBUG(kNet, "%s: WAN stream %d secured (TLS 1.3) in %.3f s", label_.c_str(), indexOf(s),
+                secondsOf(now - s.securingSince));
+    return;
+  }
+  if (done && now - s.securingSince <= kSecureLimit) return;  // waits for the peer
+  Status why = done ? Status(ErrorCategory::kTimeout,
+                             label_ + ": WAN stream " + std::to_string(indexOf(s)) +
+                                 ": the peer did not complete the TLS handshake within 30 s "
+                                 "(does it run with XSITE_WAN_TLS=1?)")
+                    : done.status();
+  if (resume_ && !s.tls->rejected() && done.status().category() != ErrorCategory::kTimeout) {
+    breakStream(s, why);  // the socket failed: heal it like any broken stream
+    return;
+  }
+  failLink(why);  // a peer that rejects the handshake would reject it on any socket
+}
+
 // A stream of a link nobody uses breaks unseen (nothing reads or writes it): look at the sockets
 // now and then, so that it heals before it is needed and its timeout counts from the break.
 void WanLink::watchIdle(Clock::time_point now) noexcept {
@@ -768,7 +832,7 @@ void WanLink::adopt(uint32_t index, Fd fd, uint64_t peerRecvBelow) noexcept {
   std::lock_guard<std::mutex> lk(sendMu_);
   if (!resume_ || !error_.isOk() || index >= streams_.size()) return;
   Stream& s = streams_[index];
-  if (s.state == StreamState::kUp)  // the peer saw the break first
+  if (s.state == StreamState::kUp || s.state == StreamState::kSecuring)  // the peer saw the break first
     breakStream(s, Status(ErrorCategory::kRemote, "the peer re-opened it"));
   if (resume_->prepare) resume_->prepare(fd.get());
   const ResumeReply reply{ResumeReply::kMagic, 0, s.recvBelow};

@@ -18,6 +18,10 @@
 // lost and nothing arrives twice. The other streams carry on meanwhile. A link fails only when a
 // stream cannot be re-established within WanResume::timeout (XSITE_WAN_RECONNECT_TIMEOUT), or at
 // once when the peer's listener refuses (its process is gone).
+//
+// With WanOptions::tls (XSITE_WAN_TLS) every stream runs TLS 1.3 keyed by the job's secret
+// (tls.h): a stream starts, and restarts after a heal, with a handshake, and carries the same
+// frames encrypted. The frames keep their checksums; TLS adds secrecy and tamper-proofing.
 #pragma once
 
 #include <atomic>
@@ -33,6 +37,7 @@
 
 #include "bootstrap/auth.h"
 #include "transport/transport.h"
+#include "transport/wan/tls.h"
 #include "util/socket.h"
 
 namespace xsite::transport::wan {
@@ -111,6 +116,10 @@ struct WanOptions {
   size_t windowBytes = 4 << 20;   // staging: bytes accepted from callers, not yet acknowledged
   size_t earlyBytes = 256u << 20; // frames that arrived before their receive was posted; beyond
                                   // this a stream waits (TCP flow control) until some are taken
+  // TLS on every stream (null: plain TCP). The side that dialed the sockets is the TLS client;
+  // after a heal, the side that dials again (WanResume::dialer).
+  std::shared_ptr<const TlsContext> tls;
+  bool tlsClient = false;
 };
 
 class WanConnection;
@@ -156,10 +165,12 @@ class WanLink {
     bool acked = false;
   };
   // Re-opening: kDialing (connect) -> kChallenge (the listener's) -> kHandshake (its proof and
-  // how far it received) -> kUp.
-  enum class StreamState { kUp, kBroken, kDialing, kChallenge, kHandshake };
+  // how far it received) -> kUp. With TLS, kSecuring (its handshake) comes before kUp, at the
+  // start too.
+  enum class StreamState { kUp, kBroken, kDialing, kChallenge, kHandshake, kSecuring };
   struct Stream {
     Fd fd;
+    std::unique_ptr<TlsStream> tls;  // XSITE_WAN_TLS: between the stream and fd
     // Send side (sendMu_): the frames given to this stream, oldest first, until acknowledged;
     // inflight[writeIdx] is the one being written (== size: none).
     std::deque<OutFrame*> inflight;
@@ -173,7 +184,7 @@ class WanLink {
     // Healing (both locks).
     StreamState state = StreamState::kUp;
     Status why;                 // what broke it
-    Clock::time_point brokenAt, nextTry, tryDeadline;
+    Clock::time_point brokenAt, nextTry, tryDeadline, securingSince;
     Fd trying;                  // a dial (or, waiting side, a probe) in progress
     bool probe = false;
     bootstrap::AuthChallenge challenge{};
@@ -201,8 +212,15 @@ class WanLink {
   // An up stream with bytes to write: a frame given to it, or an acknowledgement (which a
   // flush starts as soon as no frame is half written).
   bool writing(const Stream& s) const noexcept {
-    return up(s) && (s.writeIdx < s.inflight.size() || s.ackActive || s.ackWant > s.ackSent);
+    return up(s) && (s.writeIdx < s.inflight.size() || s.ackActive || s.ackWant > s.ackSent ||
+                     (s.tls && s.tls->outPending()));
   }
+  // A stream's bytes, through TLS when it has it (like socketSend / socketRecv).
+  Result<size_t> sendOn(Stream& s, const iovec* iov, int iovcnt) noexcept;
+  Result<size_t> recvOn(Stream& s, void* data, size_t bytes) noexcept;
+  // kSecuring: starts TLS on the stream's socket (both locks).
+  void startTls(Stream& s, bool client, Clock::time_point now);
+  void secureStream(Stream& s, Clock::time_point now) noexcept;
   void attach(WanConnection* c, int channel);
   void detach(int channel) noexcept;
   uint64_t postSend(WanConnection* c, const void* data, size_t bytes) noexcept;
