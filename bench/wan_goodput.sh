@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# WAN goodput between two sites, in one run per emulated link: xsite's WAN streams, xsite over
-# one plain socket, and single-stream iperf3 with default socket buffers, all through the same
-# emulated link (tools/xsite-run, 2 sites x 1 domain x 1 rank). Needs root and a build.
-# Usage: bench/wan_goodput.sh [--size 256M] [--presets "default transatlantic"]
+# WAN goodput between two sites, in one run per emulated link: xsite's WAN streams, the same
+# streams under TLS 1.3 (XSITE_WAN_TLS=1), xsite over one plain socket, and single-stream iperf3
+# with default socket buffers, all through the same emulated link (tools/xsite-run, 2 sites x
+# 1 domain x 1 rank). Needs root and a build.
+# Preset `none` is a plain veth pair (no delay, no rate limit): what the CPUs allow, where TLS's
+# cost shows.
+# Usage: bench/wan_goodput.sh [--size 256M] [--presets "default transatlantic none"]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/lib.sh"
-SIZE=256M PRESETS="default transatlantic"
+SIZE=256M PRESETS="default transatlantic none"
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) SIZE="$2"; shift 2 ;;
@@ -31,12 +34,13 @@ iperf() {  # iperf PRESET: single-stream iperf3, default buffers, site 0 -> site
     awk '/^\[0\]/ { print $2 }'
 }
 
-printf "%-14s %-40s %14s %14s %16s\n" preset link "xsite streams" "xsite 1 socket" "iperf3 1 stream"
+printf "%-14s %-40s %14s %14s %14s %16s\n" preset link "xsite streams" "streams + TLS" "xsite 1 socket" "iperf3 1 stream"
 for p in $PRESETS; do
   link=$("$ROOT/tools/xsite-run" --preset "$p" --print-wan)
   rate=$(echo "$link" | sed -n 's/.* \([0-9.]*\) Mbit\/s.*/\1/p')
-  s=$(goodput "$p"); t=$(goodput "$p" -t tcp); i=$(iperf "$p")
-  pct() { awk -v g="$1" -v r="$rate" 'BEGIN { if (g == "") print "-"; else printf "%.0f (%.1f%%)", g, 100 * g / r }'; }
-  printf "%-14s %-40s %14s %14s %16s\n" "$p" "$(echo "$link" | cut -c1-40)" "$(pct "$s")" "$(pct "$t")" "$(pct "$i")"
+  s=$(goodput "$p"); e=$(goodput "$p" -T); t=$(goodput "$p" -t tcp); i=$(iperf "$p")
+  pct() { awk -v g="$1" -v r="$rate" 'BEGIN { if (g == "") print "-"; else if (r == "") printf "%.0f", g;
+                                              else printf "%.0f (%.1f%%)", g, 100 * g / r }'; }
+  printf "%-14s %-40s %14s %14s %14s %16s\n" "$p" "$(echo "$link" | cut -c1-40)" "$(pct "$s")" "$(pct "$e")" "$(pct "$t")" "$(pct "$i")"
 done
 echo "# goodput in Mbit/s (percent of the emulated rate); $SIZE per xsite message; $(nproc) cores"

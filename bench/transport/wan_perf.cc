@@ -28,12 +28,13 @@ using Clock = std::chrono::steady_clock;
   if (error) fprintf(stderr, "xsite_wan_perf: %s\n", error);
   fprintf(stderr,
           "usage: xsite_wan_perf [-b MIN] [-e MAX] [-f FACTOR] [-n ITERS] [-w WARMUP]\n"
-          "                      [-s STREAMS] [-W WINDOW] [-F FRAME] [-t streams|tcp|ucx] [-r MBIT]\n"
+          "                      [-s STREAMS] [-W WINDOW] [-F FRAME] [-t streams|tcp|ucx] [-r MBIT] [-T]\n"
           "  -b/-e  sizes (K/M/G), default 64K..1G    -f  step factor, default 4\n"
           "  -n     messages per size (at least 64M of data), default 4   -w warm-up messages, 1\n"
           "  -s     WAN streams (XSITE_WAN_STREAMS)    -W  staging window (XSITE_WAN_WINDOW)\n"
           "  -F     frame size (XSITE_WAN_FRAME_SIZE)  -t  transport: streams, tcp (one socket) or ucx\n"
           "  -r     the link's rate in Mbit/s for the '%% of link' column (XSITE_WAN_RATE_MBIT)\n"
+          "  -T     TLS 1.3 on the WAN streams (XSITE_WAN_TLS=1; needs the job's secret)\n"
           "Two ranks, one per site (e.g. under xsite-run --sites 2 --domains 1 --ranks-per-domain 1).\n");
   exit(error ? 2 : 0);
 }
@@ -69,9 +70,10 @@ int main(int argc, char** argv) {
     wan.congestion = p.string(params::Id::kWanCongestion);
     wan.latencyUs = p.real(params::Id::kWanLatencyUs);
     wan.rateMbit = rate;
+    wan.tls = p.integer(params::Id::kWanTls) != 0;
     std::string kind = p.string(params::Id::kWanTransport);
     int ch;
-    while ((ch = getopt(argc, argv, "b:e:f:n:w:s:W:F:t:r:h")) != -1) {
+    while ((ch = getopt(argc, argv, "b:e:f:n:w:s:W:F:t:r:Th")) != -1) {
       switch (ch) {
         case 'b': minBytes = bytesArg(optarg); break;
         case 'e': maxBytes = bytesArg(optarg); break;
@@ -86,6 +88,7 @@ int main(int argc, char** argv) {
           if (kind != "streams" && kind != "tcp" && kind != "ucx") usage("-t takes streams, tcp or ucx");
           break;
         case 'r': rate = atof(optarg); break;
+        case 'T': wan.tls = true; break;
         case 'h': usage(nullptr);
         default: usage("unknown flag");
       }
@@ -101,6 +104,7 @@ int main(int argc, char** argv) {
     fo.prefix = "wan-perf";
     fo.listenIp = rv.listenIp();
     fo.job = rv.job();
+    fo.secret = rv.secret();
     fo.timeout = timeout;
     fo.wan = wan;
     transport::Fabric fabric(rank, world, rv.store(), fo);
@@ -112,9 +116,10 @@ int main(int argc, char** argv) {
     transport::Connection& c = fabric.connection(1 - rank, 0);
 
     if (rank == 0)
-      printf("# xsite_wan_perf: %s, %d stream%s, frame %zu B, window %s, link %.0f Mbit/s\n"
+      printf("# xsite_wan_perf: %s%s, %d stream%s, frame %zu B, window %s, link %.0f Mbit/s\n"
              "# %12s %10s %12s %12s %10s\n",
-             kind.c_str(), kind != "streams" ? 1 : wan.streams, (kind != "streams" || wan.streams == 1) ? "" : "s",
+             kind.c_str(), kind == "streams" && wan.tls ? " (TLS)" : "",
+             kind != "streams" ? 1 : wan.streams, (kind != "streams" || wan.streams == 1) ? "" : "s",
              wan.frameBytes, wan.windowBytes ? std::to_string(wan.windowBytes).c_str() : "auto (2 BDP)",
              rate, "size (B)", "messages", "time (ms)", "goodput Mb/s", "% of link");
     std::vector<char> buf(maxBytes, static_cast<char>(rank + 1));
