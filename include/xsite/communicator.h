@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "xsite/error.h"
+#include "xsite/store.h"
 #include "xsite/types.h"
 
 namespace xsite {
@@ -69,6 +70,12 @@ class Communicator {
   // torchrun / Open MPI / Slurm variables) and meets the other ranks at the rendezvous store
   // (XSITE_STORE_ADDR, else MASTER_ADDR:MASTER_PORT+1; rank 0 serves it). Collective.
   static Communicator fromEnvironment(const Config& config = {});
+  // Rank `rank` of `size`, meeting the others at `store`, which the caller owns (a framework's
+  // own, such as torch.distributed's, so that the job binds no second port; it must outlive the
+  // communicator). The placement and settings come from the environment as for
+  // fromEnvironment. No heartbeats: a rank that dies is still named, one that stops is noticed
+  // after XSITE_TIMEOUT. Collective.
+  static Communicator fromStore(Store& store, int rank, int size, const Config& config = {});
   // Rank `rank` of a group of threads in this process. Collective over the group's threads.
   static Communicator fromLocalGroup(LocalGroup& group, int rank);
 
@@ -118,6 +125,7 @@ class Communicator {
  private:
   struct Impl;
   explicit Communicator(std::unique_ptr<Impl> impl);
+  static Communicator fromRendezvous(Store* external, int rank, int size, const Config& config);
   std::unique_ptr<Impl> impl_;
 };
 

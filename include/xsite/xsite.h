@@ -3,5 +3,6 @@
 
 #include "xsite/communicator.h"
 #include "xsite/error.h"
+#include "xsite/store.h"
 #include "xsite/types.h"
 #include "xsite/version.h"

@@ -232,16 +232,36 @@ Communicator Communicator::fromLocalGroup(LocalGroup& group, int rank) {
 }
 
 Communicator Communicator::fromEnvironment(const Config& config) {
+  return fromRendezvous(nullptr, -1, -1, config);
+}
+
+Communicator Communicator::fromStore(Store& store, int rank, int size, const Config& config) {
+  if (size < 1 || rank < 0 || rank >= size)
+    throw Error(ErrorCategory::kInvalidUsage, "fromStore: rank " + std::to_string(rank) +
+                                                  " is not in a world of " + std::to_string(size));
+  return fromRendezvous(&store, rank, size, config);
+}
+
+Communicator Communicator::fromRendezvous(Store* external, int rank, int size, const Config& config) {
   const auto& p = params::Params::global();
   auto impl = std::make_unique<Impl>();
   coll::Settings settings = coll::settingsFromParams(p, config);
   const Ms bootstrapTimeout =
       params::fromSeconds(config.bootstrapTimeoutSeconds.value_or(p.real(Id::kBootstrapTimeout)));
   topo::RankRecord me = topo::recordFromParams(p, hostName());
+  // A framework's subgroup: its ranks are not the job's, so neither the local ranks the
+  // environment claims nor a topology file (indexed by the job's ranks) apply to it.
+  const bool subgroup = external && size != me.worldSize;
+  if (external) {  // the caller's rank and size over the environment's
+    me.rank = rank;
+    me.worldSize = size;
+    me.source = "the caller's store (rank " + std::to_string(rank) + " of " + std::to_string(size) + ")";
+  }
+  if (subgroup) me.localRank = me.localSize = -1;
   log::setRank(me.rank);
 
   std::vector<topo::RankRecord> fileRecords;
-  if (p.isSet(Id::kTopoFile)) {
+  if (p.isSet(Id::kTopoFile) && !subgroup) {
     const std::string& path = p.string(Id::kTopoFile);
     fileRecords = topo::readTopologyFile(path);
     if (static_cast<int>(fileRecords.size()) != me.worldSize)
@@ -251,7 +271,10 @@ Communicator Communicator::fromEnvironment(const Config& config) {
                       me.source + ")");
   }
 
-  impl->rendezvous = std::make_unique<bootstrap::Rendezvous>(p, me.rank, me.worldSize, bootstrapTimeout);
+  impl->rendezvous = external ? std::make_unique<bootstrap::Rendezvous>(*external, p, me.rank,
+                                                                        me.worldSize, bootstrapTimeout)
+                             : std::make_unique<bootstrap::Rendezvous>(p, me.rank, me.worldSize,
+                                                                        bootstrapTimeout);
   // A rank that fails from here on says so as it unwinds, so that rank 0 stops serving the store
   // once every rank has left or failed (after leave() it is a no-op).
   struct AbandonUnlessLeft {

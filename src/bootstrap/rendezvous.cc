@@ -97,12 +97,32 @@ Rendezvous::Rendezvous(const params::Params& p, int rank, int worldSize, Duratio
     store_ = client_.get();
     if (listenIp_.empty()) listenIp_ = routeSourceIp(sa);
   }
-  const std::string where = addr.empty() ? std::string("in-process store") : "store at " + addr;
-  claimRank(*store_, where, rank, worldSize);
-  if (rank == 0)
+  meet(addr.empty() ? std::string("in-process store") : "store at " + addr);
+}
+
+Rendezvous::Rendezvous(Store& external, const params::Params& p, int rank, int worldSize,
+                       Duration timeout)
+    : rank_(rank), worldSize_(worldSize), timeout_(timeout), store_(&external), external_(true) {
+  secret_ = JobSecret::fromParams(p);
+  listenIp_ = p.string(Id::kListenAddr);
+  if (listenIp_.empty() && p.isSet(Id::kMasterAddr))  // the address that reaches the job's master
+    listenIp_ = routeSourceIp(parseSockAddr(p.string(Id::kMasterAddr), 1));
+  if (listenIp_.empty()) {
+    if (worldSize > 1)
+      throw Error(ErrorCategory::kInvalidUsage,
+                  "rank " + std::to_string(rank) + " of " + std::to_string(worldSize) +
+                      ": no address to listen on; set XSITE_LISTEN_ADDR (or MASTER_ADDR)");
+    listenIp_ = "127.0.0.1";
+  }
+  meet("caller's store");
+}
+
+void Rendezvous::meet(const std::string& where) {
+  claimRank(*store_, where, rank_, worldSize_);
+  if (rank_ == 0)
     store_->set("job", std::to_string(randomNonce() ^ static_cast<uint64_t>(getpid())) + " " +
-                           std::to_string(worldSize));
-  job_ = parseJob(store_->get("job", timeout), where, rank, worldSize);
+                           std::to_string(worldSize_));
+  job_ = parseJob(store_->get("job", timeout_), where, rank_, worldSize_);
 }
 
 void Rendezvous::leave() {
@@ -136,6 +156,22 @@ std::vector<std::string> Rendezvous::processes() {
 }
 
 Rendezvous::~Rendezvous() {
+  if (external_) {
+    // The caller's store usually lives in rank 0's process (torch's TCPStore): rank 0 stays
+    // until every rank has closed (bounded), so that a rank still failing can read and write
+    // the job's failure record there instead of finding the store gone.
+    try {
+      if (rank_ != 0) {
+        store_->set("closed/" + std::to_string(rank_), "");
+      } else {
+        std::vector<std::string> keys, out;
+        for (int r = 1; r < worldSize_; ++r) keys.push_back("closed/" + std::to_string(r));
+        store_->waitFor(keys, std::min(timeout_, Duration(10000)), out);
+      }
+    } catch (...) {  // the store is gone already
+    }
+    return;
+  }
   if (!server_ || !client_) return;
   try {  // serve until every rank has left the set-up (bounded)
     std::vector<std::string> keys, out;

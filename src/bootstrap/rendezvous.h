@@ -20,6 +20,9 @@ class Rendezvous {
   // a rank that reached another job's store (its rank taken, another world size, a "job" key
   // that is not one) fails at once saying that the store belongs to another job.
   Rendezvous(const params::Params& p, int rank, int worldSize, Duration timeout);
+  // The same over a store the caller owns (a framework's; it must outlive this): nothing to
+  // serve, no connection of its own (connect() gives nullptr, so no heartbeats).
+  Rendezvous(Store& external, const params::Params& p, int rank, int worldSize, Duration timeout);
   ~Rendezvous();
 
   Store& store() { return *store_; }
@@ -40,6 +43,8 @@ class Rendezvous {
   void abandon() noexcept;
 
  private:
+  void meet(const std::string& where);  // claims the rank, learns the job
+
   int rank_, worldSize_;
   Duration timeout_;
   JobSecret secret_;
@@ -50,6 +55,7 @@ class Rendezvous {
   uint64_t job_ = 0;
   std::string listenIp_;
   bool left_ = false;  // leave() or abandon() ran
+  bool external_ = false;  // the caller's store
   SockAddr storeAddr_{};
   size_t maxReply_ = 0;
 };

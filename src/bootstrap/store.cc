@@ -71,11 +71,20 @@ std::string missingMessage(const std::vector<std::string>& missing, Duration tim
 
 }  // namespace
 
+}  // namespace xsite::bootstrap
+
+namespace xsite {
+
 std::vector<std::string> Store::get(const std::vector<std::string>& keys, Duration timeout) {
+  using bootstrap::missingMessage;
   std::vector<std::string> out;
   if (!waitFor(keys, timeout, out)) throw Error(ErrorCategory::kTimeout, missingMessage(out, timeout));
   return out;
 }
+
+}  // namespace xsite
+
+namespace xsite::bootstrap {
 
 std::vector<std::string> allGather(Store& store, const std::string& prefix, int rank, int size,
                                    const std::string& mine, Duration timeout) {

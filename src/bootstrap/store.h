@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bootstrap/auth.h"
+#include "xsite/store.h"
 #include "util/params.h"
 #include "util/socket.h"
 
@@ -20,21 +21,8 @@ namespace xsite::bootstrap {
 
 using Duration = std::chrono::milliseconds;
 
-class Store {
- public:
-  virtual ~Store() = default;
-  virtual void set(const std::string& key, const std::string& value) = 0;
-  // Sets `key` to `value` unless it exists; returns what `key` holds afterwards (`value` when this
-  // call set it). One step at the store: of several callers, exactly one sees its own value.
-  virtual std::string setIfAbsent(const std::string& key, const std::string& value) = 0;
-  // Waits until every key exists. True: `out` holds their values in order. False (the timeout
-  // ran out): `out` holds the keys still missing.
-  virtual bool waitFor(const std::vector<std::string>& keys, Duration timeout,
-                       std::vector<std::string>& out) = 0;
-  // waitFor that throws Error(kTimeout) naming the missing keys.
-  std::vector<std::string> get(const std::vector<std::string>& keys, Duration timeout);
-  std::string get(const std::string& key, Duration timeout) { return get(std::vector{key}, timeout)[0]; }
-};
+// The interface is public (xsite/store.h): frameworks hand theirs to Communicator::fromStore.
+using Store = xsite::Store;
 
 // Every rank publishes `mine` under prefix/<rank> and receives everyone's, in rank order. On
 // timeout the error names the ranks that never arrived.
