@@ -41,7 +41,8 @@ for preset in $PRESETS; do
       --out "$OUT/$preset.$name.jsonl" >"$log" 2>&1 ||
       { echo "ddp_compare.sh: $preset $name failed:" >&2; tail -20 "$log" >&2; exit 1; }
     # The emulator's counters (xsite-run -v): bytes it delivered, both directions.
-    wan=$(sed -n 's/^xsite-wanem: .* tx [0-9]* packets \([0-9]*\) bytes.*/\1/p' "$log" | awk '{ s += $1 } END { print s + 0 }')
+    wan=$(sed -n 's/^xsite-wanem: .* tx [0-9]* packets \([0-9]*\) bytes.*/\1/p' "$log" |
+          awk '{ s += $1 } END { printf "%.0f\n", s }')
     printf "%s\t%s\t%s\n" "$preset" "$name" "$wan" >>"$OUT/wan.tsv"
     echo "ddp_compare.sh: $preset $name done" >&2
   done

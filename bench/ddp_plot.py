@@ -50,7 +50,7 @@ def main():
                 continue
             axes[row][0].plot([r["step"] for r in recs], [r["loss"] for r in recs], label=config)
             axes[row][1].plot([r["step"] for r in recs], [r["seconds"] for r in recs], label=config)
-        axes[row][0].set_title("%s: training loss (rank 0's batch)" % preset)
+        axes[row][0].set_title("%s: training loss (mean over the ranks' batches)" % preset)
         axes[row][1].set_title("%s: step time (s)" % preset)
         for ax in axes[row]:
             ax.set_xlabel("step")
