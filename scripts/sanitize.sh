@@ -13,7 +13,8 @@
 # Both leave out the consumer test (label consumer): it builds a separate, uninstrumented project
 # against the instrumented library, which the sanitizer runtime refuses ("ASan runtime does not
 # come first in initial library list"); asan leaves out the preload tests for the same reason and
-# runs the plugin's tests without the leak check (see below).
+# runs the plugin's tests without the leak check (see below). The PyTorch backend (label python)
+# is not built: its module would load the instrumented library into an uninstrumented Python.
 #
 # Environment: XSITE_BUILD_JOBS (build parallelism, default nproc), XSITE_BUILD_TARGETS (build only
 # these targets, space-separated: a quick check of a few tests; the others then show as NOT_BUILT,
@@ -29,14 +30,14 @@ esac
 
 ensure_build_deps
 build="${XSITE_SANITIZE_BUILD:-$XSITE_ROOT/build-$kind}"
-extra=()
-exclude="gpu|consumer"
+extra=(-DXSITE_WITH_TORCH=OFF)
+exclude="gpu|consumer|python"
 if [ "$kind" = asan ]; then
   flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
 else
   flags="-fsanitize=thread -fno-omit-frame-pointer -g"
   extra+=(-DXSITE_WITH_UCX=OFF)
-  exclude="gpu|consumer|ucx"
+  exclude="gpu|consumer|python|ucx"
 fi
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$XSITE_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
