@@ -34,7 +34,7 @@ void printNics(const xsite::params::Params& p) {
   if (d.branch == nic::NicInfo::Kind::kRdma)
     printf("NICs: RDMA devices from libibverbs\n");
   else
-    printf("NICs: no RDMA devices (libibverbs: %s): IP interfaces from /sys/class/net\n",
+    printf("NICs: no RDMA devices (libibverbs: %s): IP interfaces (the kernel's, this network namespace)\n",
            d.rdmaNote.c_str());
   printf("  %-10s %-4s %-18s %-4s %-12s %-11s %-10s %-4s %-15s %s\n", "name", "kind", "guid",
          "port", "state", "speed", "link", "numa", "use", "pci path");

@@ -10,7 +10,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/wait.h>
+
+#include <cstring>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <map>
 #include <string>
@@ -146,7 +155,8 @@ TEST(NicRecords, LinkSpeedTable) {
   EXPECT_EQ(ibLinkSpeedMbps(2, 5), 0);          // not a speed code
 }
 
-// ---- the sysfs branch: a /sys tree in a temporary directory ----
+// ---- the IP branch's details: a /sys tree in a temporary directory, with the kernel's flags of
+// each interface as getifaddrs would give them (the interfaces themselves are real further down)
 
 class SysfsTree : public ::testing::Test {
  protected:
@@ -188,17 +198,26 @@ class SysfsTree : public ::testing::Test {
   void link(const std::string& name, const std::string& target) {
     fs::create_directory_symlink(target, root_ + "/class/net/" + name + "/device");
   }
+  // What the kernel says of the tree's interfaces: eth1 has no carrier, tun0 is held open.
+  std::vector<LinkState> links() const {
+    return {{"eth0", IFF_UP | IFF_RUNNING | IFF_BROADCAST, true},
+            {"eth1", IFF_UP | IFF_BROADCAST, false},
+            {"lo", IFF_UP | IFF_RUNNING | IFF_LOOPBACK, true},
+            {"tun0", IFF_UP | IFF_RUNNING | IFF_POINTOPOINT, true},
+            {"veth0", IFF_UP | IFF_RUNNING | IFF_BROADCAST, true}};
+  }
+  std::vector<NicInfo> scan() const { return scanNetInterfaces(links(), root_); }
 
   std::string root_;
 };
 
 TEST_F(SysfsTree, ListsInterfacesButLoopback) {
-  auto nics = scanNetInterfaces(root_);
+  auto nics = scan();
   EXPECT_THAT(labels(nics), ElementsAre("eth0", "eth1", "tun0", "veth0"));
 }
 
 TEST_F(SysfsTree, PhysicalInterfaceHasPciPathSpeedAndNuma) {
-  auto eth0 = scanNetInterfaces(root_).at(0);
+  auto eth0 = scan().at(0);
   EXPECT_EQ(eth0.kind, NicInfo::Kind::kIp);
   EXPECT_TRUE(eth0.up);
   EXPECT_EQ(eth0.state, "up");
@@ -212,7 +231,7 @@ TEST_F(SysfsTree, PhysicalInterfaceHasPciPathSpeedAndNuma) {
 }
 
 TEST_F(SysfsTree, VirtualInterfaceHasNoPciPathAndUnknownSpeed) {
-  auto nics = scanNetInterfaces(root_);
+  auto nics = scan();
   const auto& veth = nics.at(3);
   ASSERT_EQ(veth.name, "veth0");
   EXPECT_TRUE(veth.up);
@@ -220,26 +239,35 @@ TEST_F(SysfsTree, VirtualInterfaceHasNoPciPathAndUnknownSpeed) {
   EXPECT_EQ(veth.pciPath, "");
   EXPECT_EQ(veth.numaNode, -1);
   file("class/net/veth0/speed", "-1");  // what a veth reports where the read succeeds
-  EXPECT_EQ(scanNetInterfaces(root_).at(3).speedMbps, 0);
+  EXPECT_EQ(scan().at(3).speedMbps, 0);
 }
 
-TEST_F(SysfsTree, UpMeansOperstateUpOrUnknownAndRunning) {
-  auto nics = scanNetInterfaces(root_);
-  EXPECT_FALSE(nics.at(1).up);  // eth1 down
+TEST_F(SysfsTree, UpMeansTheKernelsUpAndRunningWhateverTheOperstate) {
+  auto nics = scan();
+  EXPECT_FALSE(nics.at(1).up);  // eth1: no carrier
   EXPECT_EQ(nics.at(1).numaNode, -1);
-  EXPECT_TRUE(nics.at(2).up);              // tun0
-  file("class/net/tun0/flags", "0x1091");  // UP but not RUNNING
-  EXPECT_FALSE(scanNetInterfaces(root_).at(2).up);
+  EXPECT_TRUE(nics.at(2).up);  // tun0, operstate "unknown"
+  EXPECT_EQ(nics.at(2).state, "unknown");
+  auto l = links();
+  l[3].flags &= ~IFF_RUNNING;  // nobody holds the tun open
+  EXPECT_FALSE(scanNetInterfaces(l, root_).at(2).up);
 }
 
 TEST_F(SysfsTree, DefaultSelectionIsEveryNicThatIsUp) {
-  auto sel = selectNics(scanNetInterfaces(root_), "");
+  auto sel = selectNics(scan(), "");
   EXPECT_THAT(labels(sel.nics), ElementsAre("eth0", "tun0", "veth0"));
   EXPECT_THAT(sel.unmatched, IsEmpty());
 }
 
-TEST_F(SysfsTree, MissingRootFindsNothing) {
-  EXPECT_THAT(scanNetInterfaces(root_ + "/nonexistent"), IsEmpty());
+TEST_F(SysfsTree, WithoutSysfsTheInterfacesStayAndTheirDetailsAreUnknown) {
+  // sysfs shows the namespace it was mounted in: a process that entered another one may not
+  // find its interfaces there.
+  auto nics = scanNetInterfaces(links(), root_ + "/nonexistent");
+  EXPECT_THAT(labels(nics), ElementsAre("eth0", "eth1", "tun0", "veth0"));
+  EXPECT_EQ(nics.at(0).speedMbps, 0);
+  EXPECT_EQ(nics.at(0).pciPath, "");
+  EXPECT_EQ(nics.at(0).state, "up");
+  EXPECT_EQ(nics.at(1).state, "down");
 }
 
 TEST_F(SysfsTree, DiscoverUsesXsiteNicsAndLogsTheIpBranch) {
@@ -248,7 +276,7 @@ TEST_F(SysfsTree, DiscoverUsesXsiteNicsAndLogsTheIpBranch) {
   log::setSink([](log::Level, uint32_t, const char* line) { lines.emplace_back(line); });
   log::configure(log::Level::kDebug, log::kNet);  // the INFO line is DEBUG after the first call
 
-  auto d = discoverNics(paramsWith({{"XSITE_NICS", "^veth0"}}), {root_, /*useVerbs=*/false});
+  auto d = discoverNics(paramsWith({{"XSITE_NICS", "^veth0"}}), {root_, /*useVerbs=*/false, links()});
   log::setSink(nullptr);
   log::configure(log::Level::kWarn, log::kAll);
 
@@ -298,6 +326,95 @@ TEST(NicSelection, DownNicsNeverSelectedAndUnknownNamesReported) {
   EXPECT_THAT(selectNics(all, "^mlx5_7").unmatched, ElementsAre("mlx5_7"));
 }
 
+TEST(NicSelection, NamesArePrefixesUnlessExactAsInNcclSocketIfname) {
+  auto all = rdmaHost();
+  EXPECT_THAT(labels(selectNics(all, "mlx5").nics), ElementsAre("mlx5_0:1", "mlx5_1:1"));
+  EXPECT_THAT(labels(selectNics(all, "ib").nics), ElementsAre("mlx5_0:1", "mlx5_1:1"));
+  EXPECT_THAT(labels(selectNics(all, "=mlx5").nics), IsEmpty());
+  EXPECT_THAT(labels(selectNics(all, "=mlx5_1").nics), ElementsAre("mlx5_1:1"));
+  EXPECT_THAT(labels(selectNics(all, "^=mlx5_1").nics), ElementsAre("mlx5_0:1"));
+  EXPECT_THAT(labels(selectNics(all, "^mlx").nics), IsEmpty());
+}
+
+TEST_F(SysfsTree, NcclSocketIfnameChoosesInterfacesWhenXsiteNicsIsUnset) {
+  DiscoverOptions o{root_, /*useVerbs=*/false, links()};
+  EXPECT_THAT(labels(discoverNics(paramsWith({{"NCCL_SOCKET_IFNAME", "tun"}}), o).selected.nics),
+              ElementsAre("tun0"));
+  EXPECT_THAT(labels(discoverNics(paramsWith({{"NCCL_SOCKET_IFNAME", "^=tun0,veth0"}}), o).selected.nics),
+              ElementsAre("eth0"));
+  EXPECT_THAT(labels(discoverNics(paramsWith({{"NCCL_SOCKET_IFNAME", "tun"}, {"XSITE_NICS", "veth"}}), o)
+                         .selected.nics),
+              ElementsAre("veth0"));  // XSITE_NICS wins
+}
+
+// ---- real interfaces, in a network namespace of their own (needs root) ----
+
+// Runs `body` in a child process in a new network namespace; its exit status (0: passed).
+int inNewNetns(const std::function<int()>& body) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    if (unshare(CLONE_NEWNET) != 0) _exit(100);
+    _exit(body());
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 200;
+}
+
+bool canMakeNamespaces() {
+  return geteuid() == 0 && inNewNetns([] { return 0; }) == 0 &&
+         std::system("ip -V >/dev/null 2>&1") == 0;
+}
+
+int openTun(const char* name) {
+  const int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ifreq req{};
+  req.ifr_flags = IFF_TUN | IFF_NO_PI;
+  strncpy(req.ifr_name, name, IFNAMSIZ - 1);
+  if (::ioctl(fd, TUNSETIFF, &req) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+const NicInfo* find(const std::vector<NicInfo>& nics, const std::string& name) {
+  for (const auto& n : nics)
+    if (n.name == name) return &n;
+  return nullptr;
+}
+
+// A TUN device with an address, held open (what WireGuard, GRE or a tunnel daemon give a host):
+// up, though its operstate stays "unknown" and sysfs's flags never say RUNNING; a veth whose peer
+// is down and a TUN nobody holds open are not; loopback is never listed.
+TEST(NicInterfacesHere, TunnelsAndVethsInANamespaceAreSeenAsTheKernelSeesThem) {
+  if (!canMakeNamespaces()) GTEST_SKIP() << "needs root, network namespaces and iproute2";
+  const int rc = inNewNetns([] {
+    const int tun = openTun("xt0");
+    if (tun < 0) return 1;
+    if (std::system("ip link set lo up && ip link set xt0 up && ip addr add 10.77.0.1/24 dev xt0 &&"
+                    " ip tuntap add xt1 mode tun && ip link set xt1 up &&"
+                    " ip link add xv0 type veth peer name xv1 && ip link set xv0 up") != 0)
+      return 2;
+    const auto nics = scanNetInterfaces(liveLinks());
+    const NicInfo* t0 = find(nics, "xt0");
+    const NicInfo* t1 = find(nics, "xt1");
+    const NicInfo* v0 = find(nics, "xv0");
+    if (!t0 || !t0->up) return 3;           // held open: running
+    if (!t1 || t1->up) return 4;            // nobody holds it: no carrier
+    if (!v0 || v0->up) return 5;            // its peer is down
+    if (find(nics, "lo")) return 6;
+    if (std::system("ip link set xv1 up") != 0) return 7;
+    const auto after = scanNetInterfaces(liveLinks());
+    if (!find(after, "xv0") || !find(after, "xv0")->up) return 8;
+    if (selectNics(after, "xt").nics.size() != 1) return 9;  // NCCL_SOCKET_IFNAME-style prefix
+    ::close(tun);
+    return 0;
+  });
+  EXPECT_EQ(rc, 0) << "the child's step that failed (see the test)";
+}
+
 // ---- this machine ----
 
 TEST(NicDiscoveryHere, ReportsOneBranchConsistently) {
@@ -312,7 +429,7 @@ TEST(NicDiscoveryHere, ReportsOneBranchConsistently) {
     // No RDMA device (as on the CI machine): the IP branch, with the reason.
     EXPECT_EQ(d.branch, NicInfo::Kind::kIp);
     EXPECT_FALSE(d.rdmaNote.empty());
-    EXPECT_EQ(labels(d.all), labels(scanNetInterfaces("/sys")));
+    EXPECT_EQ(labels(d.all), labels(scanNetInterfaces(liveLinks())));
   } else {
     EXPECT_EQ(d.branch, NicInfo::Kind::kRdma);
     EXPECT_EQ(d.rdmaNote, "");

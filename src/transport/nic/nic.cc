@@ -1,8 +1,11 @@
-// NIC discovery: the pure conversion of verbs records, the /sys/class/net branch, XSITE_NICS.
+// NIC discovery: the pure conversion of verbs records, the IP branch (the kernel's interfaces, sysfs details), XSITE_NICS.
 // The libibverbs scan itself is verbs.cc.
 #include "transport/nic/nic.h"
 
 #include <dirent.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <sys/socket.h>
 #include <endian.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include <cctype>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "transport/nic/sysfs.h"
@@ -78,8 +82,22 @@ std::vector<std::string> splitList(const std::string& text) {
   return out;
 }
 
-bool matches(const NicInfo& nic, const std::string& name) {
-  return name == nic.name || name == nic.label() || (!nic.netdev.empty() && name == nic.netdev);
+// NCCL_SOCKET_IFNAME's rule: `name` is a prefix of the NIC's name, its "name:port" label or its
+// netdev, or (exact) equal to one of them.
+bool matches(const NicInfo& nic, const std::string& name, bool exact) {
+  for (const std::string* s : {&nic.name, &nic.netdev}) {
+    if (s->empty()) continue;
+    if (exact ? *s == name : s->compare(0, name.size(), name) == 0) return true;
+  }
+  const std::string label = nic.label();
+  return exact ? label == name : label.compare(0, name.size(), name) == 0;
+}
+
+// "eth0 up, tun0 down (not running)": what a warning shows of every NIC found.
+std::string describeStates(const std::vector<NicInfo>& nics) {
+  std::string out;
+  for (const auto& n : nics) out += (out.empty() ? "" : ", ") + n.label() + (n.up ? " up" : " down");
+  return out.empty() ? "none" : out;
 }
 
 std::string describeList(const std::vector<NicInfo>& nics) {
@@ -179,25 +197,36 @@ std::string pciFunctionPath(const std::string& devicePath) {
   return "";
 }
 
-std::vector<NicInfo> scanNetInterfaces(const std::string& sysfsRoot) {
+std::vector<LinkState> liveLinks() {
+  std::map<std::string, LinkState> byName;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return {};
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    LinkState& l = byName[a->ifa_name];
+    l.name = a->ifa_name;
+    l.flags = a->ifa_flags;
+    if (a->ifa_addr && (a->ifa_addr->sa_family == AF_INET || a->ifa_addr->sa_family == AF_INET6))
+      l.hasAddress = true;
+  }
+  ::freeifaddrs(list);
+  std::vector<LinkState> out;
+  for (auto& [name, l] : byName) out.push_back(std::move(l));
+  return out;
+}
+
+std::vector<NicInfo> scanNetInterfaces(const std::vector<LinkState>& links,
+                                       const std::string& sysfsRoot) {
   std::vector<NicInfo> out;
-  const std::string base = sysfsRoot + "/class/net/";
-  for (const auto& name : sysfs::list(base)) {
-    const std::string dir = base + name;
-    if (name == "lo") continue;
-    // a plain file (bonding_masters) is no interface
-    const std::string state = sysfs::line(dir + "/operstate");
-    if (state.empty() && sysfs::list(dir).empty()) continue;
-    const int flags = parseIntOr(sysfs::line(dir + "/flags"), 0);
-    if (flags & 0x8) continue;  // IFF_LOOPBACK, whatever its name
+  for (const LinkState& l : links) {
+    if (l.flags & IFF_LOOPBACK) continue;
+    const std::string dir = sysfsRoot + "/class/net/" + l.name;
     NicInfo n;
-    n.name = name;
+    n.name = l.name;
     n.kind = NicInfo::Kind::kIp;
-    n.netdev = name;
-    n.state = state;
-    // Some working interfaces (tun, some virtual NICs) never leave "unknown": trust the
-    // IFF_UP | IFF_RUNNING flags for them.
-    n.up = n.state == "up" || (n.state == "unknown" && (flags & 0x41) == 0x41);
+    n.netdev = l.name;
+    n.up = (l.flags & IFF_UP) && (l.flags & IFF_RUNNING);
+    n.state = sysfs::line(dir + "/operstate");
+    if (n.state.empty()) n.state = n.up ? "up" : "down";
     // virtio, tun, ifb (and veth on older kernels) report -1 or fail the read: unknown.
     n.speedMbps = std::max(0, parseIntOr(sysfs::line(dir + "/speed"), 0));
     const std::string device = sysfs::realPath(dir + "/device");
@@ -215,6 +244,7 @@ std::vector<NicInfo> scanNetInterfaces(const std::string& sysfsRoot) {
     }
     out.push_back(std::move(n));
   }
+  std::sort(out.begin(), out.end(), [](const NicInfo& a, const NicInfo& b) { return a.name < b.name; });
   return out;
 }
 
@@ -223,13 +253,15 @@ NicSelection selectNics(const std::vector<NicInfo>& all, const std::string& spec
   std::string list = spec;
   const bool exclude = !list.empty() && list[0] == '^';
   if (exclude) list.erase(0, 1);
+  const bool exact = !list.empty() && list[0] == '=';
+  if (exact) list.erase(0, 1);
   const auto names = splitList(list);
   std::vector<bool> used(names.size(), false);
   for (const auto& nic : all) {
     if (!nic.up) continue;
     bool named = false;
     for (size_t i = 0; i < names.size(); ++i) {
-      if (matches(nic, names[i])) named = used[i] = true;
+      if (matches(nic, names[i], exact)) named = used[i] = true;
     }
     if (names.empty() || named != exclude) sel.nics.push_back(nic);
   }
@@ -249,7 +281,8 @@ NicDiscovery discoverNics(const params::Params& params, const DiscoverOptions& o
     scan = scanVerbs(options.sysfsRoot);
   else
     scan.note = "not asked";
-  const std::string spec = params.string(params::Id::kNics);
+  std::string spec = params.string(params::Id::kNics);
+  std::string specName = "XSITE_NICS";
   if (!scan.records.empty()) {
     d.branch = NicInfo::Kind::kRdma;
     d.all = nicsFromRecords(scan.records);
@@ -260,7 +293,11 @@ NicDiscovery discoverNics(const params::Params& params, const DiscoverOptions& o
   } else {
     d.branch = NicInfo::Kind::kIp;
     d.rdmaNote = scan.note;
-    d.all = scanNetInterfaces(options.sysfsRoot);
+    if (!params.isSet(params::Id::kNics) && params.isSet(params::Id::kNcclSocketIfname)) {
+      spec = params.string(params::Id::kNcclSocketIfname);  // NCCL users' habit
+      specName = "NCCL_SOCKET_IFNAME";
+    }
+    d.all = scanNetInterfaces(options.links ? *options.links : liveLinks(), options.sysfsRoot);
     d.selected = selectNics(d.all, spec);
     if (log::enabled(level, log::kNet))
       log::write(level, log::kNet, "no RDMA devices (libibverbs: %s): using IP interfaces %s",
@@ -268,11 +305,12 @@ NicDiscovery discoverNics(const params::Params& params, const DiscoverOptions& o
   }
   if (first) {
     for (const auto& name : d.selected.unmatched)
-      XSITE_WARN(kNet, "XSITE_NICS names '%s', which matches no %s NIC that is up", name.c_str(),
-                 kindName(d.branch));
+      XSITE_WARN(kNet, "%s names '%s', which matches no %s NIC that is up", specName.c_str(),
+                 name.c_str(), kindName(d.branch));
     if (d.selected.nics.empty())
-      XSITE_WARN(kNet, "no usable NIC: %zu found, none up%s", d.all.size(),
-                 spec.empty() ? "" : " and allowed by XSITE_NICS");
+      XSITE_WARN(kNet, "no usable NIC: %zu found (%s), none up%s", d.all.size(),
+                 describeStates(d.all).c_str(),
+                 spec.empty() ? "" : (" and allowed by " + specName).c_str());
   }
   return d;
 }

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -71,18 +72,32 @@ struct VerbsScan {
 };
 VerbsScan scanVerbs(const std::string& sysfsRoot = "/sys");
 
-// The sysfs branch: every interface under <sysfsRoot>/class/net except lo, up or not, sorted by
-// name.
-std::vector<NicInfo> scanNetInterfaces(const std::string& sysfsRoot = "/sys");
+// An interface as the kernel reports it now, in this process's network namespace (getifaddrs:
+// netlink). Its flags are the ones `ip link` shows, IFF_RUNNING included (carrier: a TUN device
+// runs while a process holds it open), which sysfs's `flags` file never holds.
+struct LinkState {
+  std::string name;
+  unsigned flags = 0;       // IFF_*
+  bool hasAddress = false;  // an IPv4 or IPv6 address
+};
+std::vector<LinkState> liveLinks();  // sorted by name
+
+// The IP branch: every interface of `links` but loopback, up or not, sorted by name. Up means
+// IFF_UP and IFF_RUNNING, whatever the operstate (tun, wireguard, gre and ipip devices stay in
+// "unknown"). Speed, PCI function, NUMA node and link layer come from <sysfsRoot>/class/net when
+// it has the interface (sysfs shows the namespace it was mounted in, so it may not).
+std::vector<NicInfo> scanNetInterfaces(const std::vector<LinkState>& links,
+                                       const std::string& sysfsRoot = "/sys");
 
 // The PCI function a sysfs device path lies under: the deepest component named like
 // "0000:00:03.0" ("/sys/devices/pci0000:00/0000:00:03.0/virtio2" -> ".../0000:00:03.0"); "" if
 // none.
 std::string pciFunctionPath(const std::string& devicePath);
 
-// XSITE_NICS: "" selects every NIC that is up; "a,b" the named ones that are up; "^a,b" every NIC
-// that is up except the named ones. A name matches a NIC's name, its "name:port" label or its
-// netdev.
+// XSITE_NICS (or, for IP interfaces, NCCL_SOCKET_IFNAME when XSITE_NICS is unset), in
+// NCCL_SOCKET_IFNAME's syntax: "" selects every NIC that is up; "a,b" the ones that are up whose
+// name, "name:port" label or netdev starts with a or b; "=a,b" exact names only; "^..." every NIC
+// that is up except those ("^=..." exact).
 struct NicSelection {
   std::vector<NicInfo> nics;           // the usable NICs, in discovery order
   std::vector<std::string> unmatched;  // names of the list that matched no NIC that is up
@@ -91,7 +106,8 @@ NicSelection selectNics(const std::vector<NicInfo>& all, const std::string& spec
 
 struct DiscoverOptions {
   std::string sysfsRoot = "/sys";
-  bool useVerbs = true;  // false: go straight to the sysfs branch
+  bool useVerbs = true;  // false: go straight to the IP branch
+  std::optional<std::vector<LinkState>> links;  // the IP branch's interfaces (unset: liveLinks())
 };
 
 struct NicDiscovery {
@@ -101,8 +117,9 @@ struct NicDiscovery {
   NicSelection selected;                      // after XSITE_NICS and the up filter
 };
 
-// Both branches plus XSITE_NICS. Logs (NET, INFO) which branch it used and why, once per process;
-// warns about XSITE_NICS names that match nothing and when no NIC is usable.
+// Both branches plus XSITE_NICS / NCCL_SOCKET_IFNAME. Logs (NET, INFO) which branch it used and
+// why, once per process; warns about names that match nothing and, naming every NIC found and
+// its state, when no NIC is usable.
 NicDiscovery discoverNics(const params::Params& params, const DiscoverOptions& options = {});
 
 // The UCX_NET_DEVICES entry that pins UCX to `nic`: "mlx5_0:1" for an RDMA port; "" for an IP
