@@ -1,4 +1,5 @@
-// NIC discovery: the pure conversion of verbs records, the IP branch (the kernel's interfaces, sysfs details), XSITE_NICS.
+// NIC discovery: the pure conversion of verbs records, the IP branch (the kernel's interfaces,
+// details from sysfs), XSITE_NICS.
 // The libibverbs scan itself is verbs.cc.
 #include "transport/nic/nic.h"
 
