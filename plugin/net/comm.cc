@@ -372,6 +372,7 @@ Status listen(const Device& device, const LinkSettings& settings, ConnectHandle*
   handle->site = settings.site;
   handle->nonce = nonce;
   handle->pending = nullptr;
+  if (device.fallback) handle->flags |= ConnectHandle::kNoInterface;
   if (settings.wanStreams > 0 && settings.reconnectTimeout.count() > 0)
     handle->resumePort = resumePort(device.ip, settings);  // throws Error(kSystem) naming it
   std::shared_ptr<UcxWorker> ucx;
@@ -539,6 +540,16 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
     to.addr.sin_family = AF_INET;
     to.addr.sin_port = handle->port;
     to.addr.sin_addr.s_addr = handle->ip;
+    // A listener that found no usable interface fell back to loopback: from another site that
+    // can only ever be refused (or reach the wrong process), so say why at once.
+    if (handle->site != settings.site && (handle->flags & ConnectHandle::kNoInterface))
+      return Status(ErrorCategory::kInvalidUsage,
+                    "net connect: the listener in " + siteText(handle->site) + " offers " +
+                        to.toString() + ", a loopback address, to this rank in " +
+                        siteText(settings.site) +
+                        ": it found no usable network interface (its log's WARN names the ones "
+                        "it saw); set XSITE_NICS or NCCL_SOCKET_IFNAME there to the interface "
+                        "that reaches this site");
     auto owned = std::make_unique<Connecting>();
     const bool wan = wantWan(settings, handle->site);
     const int n = wan ? std::min(settings.wanStreams, kMaxWanStreams) : 1;

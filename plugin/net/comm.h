@@ -63,6 +63,8 @@ struct ConnectHandle {
   void* pending;
   uint32_t flags;  // kTakesUcx: the listener accepts same-site comms over UCX
   static constexpr uint32_t kTakesUcx = 1;
+  // kNoInterface: the listener found no usable interface and listens on loopback instead
+  static constexpr uint32_t kNoInterface = 2;
   // The port (network byte order) of the listener's resume listener, where a cross-site sender
   // dials a broken stream again (wan_comm.h); 0: the listener's comms do not heal.
   uint16_t resumePort;

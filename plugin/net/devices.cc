@@ -110,11 +110,15 @@ std::vector<Device> discoverDevices(const params::Params& params) {
       Device d;
       d.name = "lo";
       d.ip = "127.0.0.1";
+      d.fallback = true;
       devices.push_back(d);
       XSITE_WARN(kNet,
-                 "net: no usable network interface with an IPv4 address (XSITE_NICS='%s'); "
-                 "using loopback, which reaches this host only",
-                 params.string(params::Id::kNics).c_str());
+                 "net: no usable network interface with an IPv4 address (found: %s; XSITE_NICS='%s', "
+                 "NCCL_SOCKET_IFNAME='%s'); using loopback, which reaches this host only: peers "
+                 "in other sites will refuse its handles",
+                 transport::nic::describeStates(found.all).c_str(),
+                 params.string(params::Id::kNics).c_str(),
+                 params.string(params::Id::kNcclSocketIfname).c_str());
     }
   }
   for (size_t i = 0; i < devices.size(); ++i) {

@@ -32,6 +32,7 @@ struct Device {
   int speedMbps = 0;    // 0: unknown (kDefaultSpeedMbps is reported)
   uint64_t guid = 0;
   std::string ucxNetDevice;  // "mlx5_0:1": UCX comms of this device are pinned to it; "" for IP
+  bool fallback = false;     // loopback, because no interface was usable (not a choice)
 };
 
 // With same-site comms over UCX (sameSiteOverUcx): RDMA ports that NIC discovery finds through libibverbs are

@@ -619,6 +619,44 @@ TEST(PluginNet, WanStreamsAcrossSitesWhileTheSenderCloses) {
   EXPECT_EQ(WEXITSTATUS(status), 0) << "receiver's exit code locates its failure";
 }
 
+// A rank in site 1 that finds no usable interface (XSITE_NICS names none) listens on loopback
+// and says so in its handle: the sender in site 0 fails its connect at once, saying why,
+// instead of dialing 127.0.0.1 (its own host) and getting "Connection refused" later.
+int noInterfaceListenerMain(int handleFd) {
+  unsetenv("XSITE_LISTEN_ADDR");
+  setenv("XSITE_NICS", "=no-such-interface", 1);
+  void* ctx = nullptr;
+  if (net().init(&ctx, 1, nullptr, recordLog, nullptr) != ncclSuccess) return 10;
+  char handle[NCCL_NET_HANDLE_MAXSIZE];
+  void* l = nullptr;
+  if (net().listen(ctx, 0, handle, &l) != ncclSuccess) return 11;
+  if (!logHas("using loopback")) return 12;
+  if (write(handleFd, handle, sizeof(handle)) != static_cast<ssize_t>(sizeof(handle))) return 13;
+  close(handleFd);
+  usleep(2000000);  // listening while the sender tries
+  net().closeListen(l);
+  net().finalize(ctx);
+  return 0;
+}
+
+TEST(PluginNet, AHandleOnLoopbackForLackOfAnInterfaceFailsAcrossSitesAtOnce) {
+  char handle[NCCL_NET_HANDLE_MAXSIZE];
+  pid_t pid = -1;
+  ASSERT_NO_FATAL_FAILURE(startSite1Receiver("--no-interface-listener", handle, &pid));
+  void* ctx = initCtx();  // site 0
+  void* s = nullptr;
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_NE(net().connect(ctx, 0, handle, &s, nullptr), ncclSuccess);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1));
+  EXPECT_EQ(s, nullptr);
+  EXPECT_TRUE(logHas("a loopback address, to this rank in site 0: it found no usable network interface"));
+  EXPECT_EQ(net().finalize(ctx), ncclSuccess);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "listener's exit code locates its failure";
+}
+
 // ---- tuner ----------------------------------------------------------------------------------
 
 constexpr int kA = NCCL_NUM_ALGORITHMS, kP = NCCL_NUM_PROTOCOLS;
@@ -741,6 +779,8 @@ int main(int argc, char** argv) {
     return healReceiverMain(std::atoi(argv[2]));
   if (argc == 3 && std::strcmp(argv[1], "--wan-receiver") == 0)
     return wanReceiverMain(std::atoi(argv[2]));
+  if (argc == 3 && std::strcmp(argv[1], "--no-interface-listener") == 0)
+    return noInterfaceListenerMain(std::atoi(argv[2]));
   char path[] = "/tmp/xsite_plugin_topo_XXXXXX";
   int fd = mkstemp(path);
   const char text[] =

@@ -94,13 +94,6 @@ bool matches(const NicInfo& nic, const std::string& name, bool exact) {
   return exact ? label == name : label.compare(0, name.size(), name) == 0;
 }
 
-// "eth0 up, tun0 down (not running)": what a warning shows of every NIC found.
-std::string describeStates(const std::vector<NicInfo>& nics) {
-  std::string out;
-  for (const auto& n : nics) out += (out.empty() ? "" : ", ") + n.label() + (n.up ? " up" : " down");
-  return out.empty() ? "none" : out;
-}
-
 std::string describeList(const std::vector<NicInfo>& nics) {
   if (nics.empty()) return "(none)";
   std::string out;
@@ -247,6 +240,12 @@ std::vector<NicInfo> scanNetInterfaces(const std::vector<LinkState>& links,
   }
   std::sort(out.begin(), out.end(), [](const NicInfo& a, const NicInfo& b) { return a.name < b.name; });
   return out;
+}
+
+std::string describeStates(const std::vector<NicInfo>& nics) {
+  std::string out;
+  for (const auto& n : nics) out += (out.empty() ? "" : ", ") + n.label() + (n.up ? " up" : " down");
+  return out.empty() ? "none" : out;
 }
 
 NicSelection selectNics(const std::vector<NicInfo>& all, const std::string& spec) {

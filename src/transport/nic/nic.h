@@ -98,6 +98,9 @@ std::string pciFunctionPath(const std::string& devicePath);
 // NCCL_SOCKET_IFNAME's syntax: "" selects every NIC that is up; "a,b" the ones that are up whose
 // name, "name:port" label or netdev starts with a or b; "=a,b" exact names only; "^..." every NIC
 // that is up except those ("^=..." exact).
+// "eth0 up, tun0 down": every NIC of the list and whether it is up ("none" for none).
+std::string describeStates(const std::vector<NicInfo>& nics);
+
 struct NicSelection {
   std::vector<NicInfo> nics;           // the usable NICs, in discovery order
   std::vector<std::string> unmatched;  // names of the list that matched no NIC that is up
