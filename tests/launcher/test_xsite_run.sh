@@ -12,7 +12,20 @@ RSH="$ROOT/tools/xsite-netns-rsh"
 ALLPAIRS="$ROOT/tests/launcher/allpairs.py"
 PY="$(command -v python3)"
 TMP="$(mktemp -d)"
-trap 'rm -rf "$TMP"' EXIT
+# Launchers started in the background: if a check fails before one is waited for, the EXIT trap
+# stops it (SIGTERM: xsite-run stops its ranks and removes its namespaces; SIGKILL after 15 s),
+# so that a failing test leaves nothing running.
+BG=()
+cleanup() {
+  local p t
+  for p in ${BG[@]+"${BG[@]}"}; do kill -TERM "$p" 2>/dev/null; done
+  for p in ${BG[@]+"${BG[@]}"}; do
+    for t in $(seq 150); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
 PASSED=0
 
 fail() { echo "FAIL: $*" >&2; echo "--- stdout" >&2; cat "$TMP/out" >&2 2>/dev/null;
@@ -117,6 +130,7 @@ EOF
   # SIGINT (Ctrl-C) to the launcher: forwarded, everything gone, exit 130
   "$RUN" "${X[@]}" -- sh -c "sleep $MARK & sleep $MARK.75" >"$TMP/out" 2>"$TMP/err" &
   local LPID=$!
+  BG+=("$LPID")
   sleep 1.5
   pgrep -f "sleep $MARK" >/dev/null || fail "$M SIGINT: ranks did not start"
   if [ "$M" = netns ]; then
@@ -137,6 +151,7 @@ EOF
   # SIGTERM likewise
   "$RUN" "${X[@]}" -- sh -c "sleep $MARK" >"$TMP/out" 2>"$TMP/err" &
   LPID=$!
+  BG+=("$LPID")
   sleep 1.5
   kill -TERM $LPID
   wait $LPID; RC=$?
@@ -205,6 +220,7 @@ else
   MARK=$((RANDOM + 40000))
   "$RUN" --sites 20 --domains 1 --ranks-per-domain 1 -- sleep $MARK >"$TMP/out" 2>"$TMP/err" &
   LPID=$!
+  BG+=("$LPID")
   sleep 0.6
   kill -INT $LPID
   wait $LPID; RC=$?
