@@ -81,6 +81,15 @@ bad 1 "xsite-nonexistent-ns" --a xsite-nonexistent-ns:t0 --b xsite-nonexistent-n
 "$RUN" --wan-loss 100 -- true >"$TMP/out" 2>"$TMP/err" && fail "xsite-run --wan-loss 100 accepted"
 "$RUN" --preset none --wan-delay 5 -- true >"$TMP/out" 2>"$TMP/err" && fail "xsite-run: --preset none --wan-delay accepted"
 "$RUN" --preset nowhere -- true >"$TMP/out" 2>"$TMP/err" && fail "xsite-run --preset nowhere accepted"
+"$RUN" --wan-queue 1x -- true >"$TMP/out" 2>"$TMP/err" && fail "xsite-run --wan-queue 1x accepted"
+"$RUN" --wan-rate 0 --wan-queue 1bdp -- true >"$TMP/out" 2>"$TMP/err" &&
+  fail "xsite-run --wan-queue 1bdp accepted on a link without a rate"
+# Shallow queues as multiples of the bandwidth-delay product (1000 Mbit/s x 11 ms = 1375 KB).
+for q in "0.5bdp 687.5" "1bdp 1375" "2bdp 2750"; do
+  set -- $q
+  "$RUN" --wan-queue "$1" --print-wan | grep -q "queue $2 KB per direction" ||
+    fail "xsite-run --wan-queue $1: expected a queue of $2 KB"
+done
 pass "bad arguments are rejected with a message (emulator and launcher)"
 
 # ---------------------------------------------------------------- delay
