@@ -66,6 +66,27 @@ void sameShape(const at::Tensor& a, const at::Tensor& b, const char* what) {
                 c10::toString(a.scalar_type()) + " were expected");
 }
 
+// The list torch passes per rank (all-gather's outputs, reduce-scatter's inputs): one CPU tensor
+// per rank, each like `like`.
+const std::vector<at::Tensor>& perRank(const std::vector<std::vector<at::Tensor>>& lists,
+                                       const at::Tensor& like, int size, const char* what) {
+  if (lists.size() != 1 || static_cast<int>(lists[0].size()) != size)
+    unsupported(std::string(what) + ": the list must hold one tensor per rank (" +
+                std::to_string(size) + ")");
+  for (const auto& t : lists[0]) {
+    checkTensor(t, "a tensor of the list");
+    sameShape(like, t, what);
+  }
+  return lists[0];
+}
+
+// The tensors' elements one after the other, in one new tensor.
+at::Tensor concatenated(const std::vector<at::Tensor>& tensors) {
+  std::vector<at::Tensor> rows;
+  for (const auto& t : tensors) rows.push_back(t.reshape({-1}));
+  return at::cat(rows);
+}
+
 }  // namespace
 
 // ---- store --------------------------------------------------------------------------------
@@ -239,9 +260,7 @@ c10::intrusive_ptr<c10d::Work> ProcessGroupXsite::allreduce_coalesced(
   const xsite::ReduceOp op = reduceOpOf(opts.reduceOp);
   return enqueue(c10d::OpType::ALLREDUCE_COALESCED, "xsite:all_reduce_coalesced", ts,
                  [ts, op](Communicator& c) {
-                   std::vector<at::Tensor> rows;
-                   for (const auto& t : ts) rows.push_back(t.reshape({-1}));
-                   at::Tensor flat = at::cat(rows);
+                   at::Tensor flat = concatenated(ts);
                    c.allReduce(flat.data_ptr(), flat.data_ptr(), flat.numel(), dataTypeOf(flat), op);
                    int64_t at = 0;
                    for (const auto& t : ts) {
@@ -255,14 +274,7 @@ c10::intrusive_ptr<c10d::Work> ProcessGroupXsite::allgather(
     std::vector<std::vector<at::Tensor>>& outputs, std::vector<at::Tensor>& inputs,
     const c10d::AllgatherOptions&) {
   at::Tensor in = single(inputs, "allgather");
-  if (outputs.size() != 1 || static_cast<int>(outputs[0].size()) != getSize())
-    unsupported("allgather: the output list must hold one tensor per rank (" +
-                std::to_string(getSize()) + ")");
-  for (const auto& o : outputs[0]) {
-    checkTensor(o, "an output tensor");
-    sameShape(in, o, "allgather's output");
-  }
-  std::vector<at::Tensor> outs = outputs[0];
+  std::vector<at::Tensor> outs = perRank(outputs, in, getSize(), "allgather's outputs");
   return enqueue(c10d::OpType::ALLGATHER, "xsite:all_gather", outs, [in, outs](Communicator& c) {
     at::Tensor flat = at::empty({static_cast<int64_t>(outs.size()) * in.numel()}, in.options());
     c.allGather(in.data_ptr(), flat.data_ptr(), in.numel(), dataTypeOf(in));
@@ -289,19 +301,10 @@ c10::intrusive_ptr<c10d::Work> ProcessGroupXsite::reduce_scatter(
     std::vector<at::Tensor>& outputs, std::vector<std::vector<at::Tensor>>& inputs,
     const c10d::ReduceScatterOptions& opts) {
   at::Tensor out = single(outputs, "reduce_scatter");
-  if (inputs.size() != 1 || static_cast<int>(inputs[0].size()) != getSize())
-    unsupported("reduce_scatter: the input list must hold one tensor per rank (" +
-                std::to_string(getSize()) + ")");
-  for (const auto& i : inputs[0]) {
-    checkTensor(i, "an input tensor");
-    sameShape(out, i, "reduce_scatter's input");
-  }
-  std::vector<at::Tensor> ins = inputs[0];
+  std::vector<at::Tensor> ins = perRank(inputs, out, getSize(), "reduce_scatter's inputs");
   const xsite::ReduceOp op = reduceOpOf(opts.reduceOp);
   return enqueue(c10d::OpType::REDUCE_SCATTER, "xsite:reduce_scatter", {out}, [out, ins, op](Communicator& c) {
-    std::vector<at::Tensor> flat;
-    for (const auto& t : ins) flat.push_back(t.reshape({-1}));
-    at::Tensor send = at::cat(flat);
+    at::Tensor send = concatenated(ins);
     c.reduceScatter(send.data_ptr(), out.data_ptr(), out.numel(), dataTypeOf(out), op);
   });
 }
