@@ -367,6 +367,20 @@ int receiverMain(int handleFd, int count) {
   return 0;
 }
 
+// NCCL's connect to a peer process's handle, called again until the comm is ready (the peer
+// accepts when it gets to it); nullptr if a call fails or it never gets ready.
+void* connectToPeer(void* ctx, char* handle) {
+  void* s = nullptr;
+  for (int i = 0; i < 1000000 && s == nullptr; ++i) {
+    if (net().connect(ctx, 0, handle, &s, nullptr) != ncclSuccess) {
+      ADD_FAILURE() << "connect failed";
+      return nullptr;
+    }
+    if (s == nullptr) usleep(50);
+  }
+  return s;
+}
+
 TEST(PluginNet, TwoRanksAsProcessesAcrossSites) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
@@ -388,11 +402,7 @@ TEST(PluginNet, TwoRanksAsProcessesAcrossSites) {
   std::memcpy(&site, handle + 12, sizeof(site));  // ConnectHandle::site (plugin/net/comm.h)
   EXPECT_EQ(site, 1) << "the handle carries the listener's site";
   void* ctx = initCtx();
-  void* s = nullptr;
-  for (int i = 0; i < 1000000 && s == nullptr; ++i) {
-    ASSERT_EQ(net().connect(ctx, 0, handle, &s, nullptr), ncclSuccess);
-    if (s == nullptr) usleep(50);
-  }
+  void* s = connectToPeer(ctx, handle);
   ASSERT_NE(s, nullptr);
   for (int m = 0; m < kCount; ++m) {
     const size_t n = (size_t{1} << (2 * m)) + static_cast<size_t>(m);
@@ -467,11 +477,7 @@ TEST(PluginNet, WanStreamsHealAfterTheirSocketsAreReset) {
   std::memcpy(&resumePort, handle + 36, 2);  // ConnectHandle::resumePort
   ASSERT_NE(resumePort, 0) << "the handle names a resume listener";
   void* ctx = initCtx();
-  void* s = nullptr;
-  for (int i = 0; i < 1000000 && s == nullptr; ++i) {
-    ASSERT_EQ(net().connect(ctx, 0, handle, &s, nullptr), ncclSuccess);
-    if (s == nullptr) usleep(50);
-  }
+  void* s = connectToPeer(ctx, handle);
   ASSERT_NE(s, nullptr);
   const std::string first = "ss -K -tn '( dport = :" + std::to_string(ntohs(listenPort)) + " )' >/dev/null 2>&1";
   const std::string again = "ss -K -tn '( dport = :" + std::to_string(ntohs(resumePort)) + " )' >/dev/null 2>&1";
@@ -589,11 +595,7 @@ TEST(PluginNet, WanStreamsAcrossSitesWhileTheSenderCloses) {
   pid_t pid = -1;
   ASSERT_NO_FATAL_FAILURE(startSite1Receiver("--wan-receiver", handle, &pid));
   void* ctx = initCtx();  // site 0 (XSITE_SITE unset): the peer is in another site
-  void* s = nullptr;
-  for (int i = 0; i < 1000000 && s == nullptr; ++i) {
-    ASSERT_EQ(net().connect(ctx, 0, handle, &s, nullptr), ncclSuccess);
-    if (s == nullptr) usleep(50);
-  }
+  void* s = connectToPeer(ctx, handle);
   ASSERT_NE(s, nullptr);
   std::vector<std::vector<char>> src;
   int m = 0;
