@@ -197,7 +197,10 @@ Status WanLink::writeStreams(bool& moved) noexcept {
 }
 
 Status WanLink::writeStream(Stream& s, bool& moved) noexcept {
-  if (s.tls) XSITE_RETURN_IF_ERROR(s.tls->flush(s.fd.get()));
+  if (s.tls) {  // ciphertext of earlier writes first; while it waits, the socket is full
+    XSITE_RETURN_IF_ERROR(s.tls->flush(s.fd.get()));
+    if (s.tls->outPending()) return Status::ok();
+  }
   while (true) {
     const bool midFrame = s.writeIdx < s.inflight.size() && s.inflight[s.writeIdx]->written > 0;
     if (!s.ackActive && s.ackWant > s.ackSent && !midFrame) {
