@@ -1,35 +1,11 @@
 #include "plugin/net/devices.h"
 
-#include <arpa/inet.h>
-#include <ifaddrs.h>
-#include <netinet/in.h>
-
-#include <map>
-
 #include "transport/nic/nic.h"
 #include "util/log.h"
 #include "util/params.h"
 #include "util/status.h"
 
 namespace xsite::plugin::net {
-namespace {
-
-// Interface name -> first IPv4 address.
-std::map<std::string, std::string> ipv4ByInterface() {
-  std::map<std::string, std::string> out;
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return out;
-  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
-    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
-    char text[INET_ADDRSTRLEN] = {0};
-    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, text, sizeof(text));
-    out.emplace(a->ifa_name, text);
-  }
-  freeifaddrs(list);
-  return out;
-}
-
-}  // namespace
 
 bool sameSiteOverUcx(const params::Params& params) {
   const std::string& t = params.string(params::Id::kSiteTransport);
@@ -54,7 +30,7 @@ const std::vector<Device>& processDevices() {
 
 std::vector<Device> discoverDevices(const params::Params& params) {
   const bool rdma = sameSiteOverUcx(params);
-  const auto addrs = ipv4ByInterface();
+  const auto addrs = transport::nic::ipv4ByInterface();
   transport::nic::DiscoverOptions options;
   options.useVerbs = rdma;  // RDMA ports are devices only where UCX carries same-site comms
   const auto found = transport::nic::discoverNics(params, options);
@@ -113,12 +89,10 @@ std::vector<Device> discoverDevices(const params::Params& params) {
       d.fallback = true;
       devices.push_back(d);
       XSITE_WARN(kNet,
-                 "net: no usable network interface with an IPv4 address (found: %s; XSITE_NICS='%s', "
-                 "NCCL_SOCKET_IFNAME='%s'); using loopback, which reaches this host only: peers "
-                 "in other sites will refuse its handles",
-                 transport::nic::describeStates(found.all).c_str(),
-                 params.string(params::Id::kNics).c_str(),
-                 params.string(params::Id::kNcclSocketIfname).c_str());
+                 "net: no usable network interface with an IPv4 address (this host has: %s); "
+                 "using loopback, which reaches this host only: peers in other sites will refuse "
+                 "its handles",
+                 transport::nic::describeCandidates(params).c_str());
     }
   }
   for (size_t i = 0; i < devices.size(); ++i) {

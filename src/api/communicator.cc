@@ -62,6 +62,35 @@ std::optional<transport::nic::NicInfo> railNic(const params::Params& p, const to
   return nic;
 }
 
+bool isLoopback(const std::string& ip) { return ip.rfind("127.", 0) == 0 || ip == "::1"; }
+
+// A data listener on loopback reaches only the processes of its own network namespace on its own
+// host (`loopbackScope()`). Every rank sees the same table ("ip scope" per rank), so all of them
+// fail at once with the same names instead of timing out on connects; the loopback rank adds the
+// interfaces it saw.
+void checkReachable(const params::Params& p, const topo::Topology& t, int me,
+                    const std::vector<std::string>& table) {
+  auto ip = [&](int r) { return table[r].substr(0, table[r].find(' ')); };
+  auto scope = [&](int r) { return table[r].substr(table[r].find(' ') + 1); };
+  auto where = [&](int r) {
+    return "rank " + std::to_string(r) + " (site " + std::to_string(t.place(r).site) + ", " + ip(r) + ")";
+  };
+  for (int a = 0; a < static_cast<int>(table.size()); ++a) {
+    if (!isLoopback(ip(a))) continue;
+    for (int b = 0; b < static_cast<int>(table.size()); ++b) {
+      if (scope(b) == scope(a)) continue;
+      throw Error(ErrorCategory::kInvalidUsage,
+                  where(a) + " listens on loopback, which " + where(b) +
+                      " cannot reach from its host or network namespace" +
+                      (a == me ? "; the interfaces rank " + std::to_string(a) +
+                                     " saw: " + transport::nic::describeCandidates(p)
+                               : "") +
+                      ". Give that rank an interface that reaches its peers: XSITE_NICS or "
+                      "NCCL_SOCKET_IFNAME (interface names), or XSITE_LISTEN_ADDR (an address)");
+    }
+  }
+}
+
 void checkCount(const char* what, size_t count, DataType type, const void* send, const void* recv,
                 size_t multiple = 1) {
   if (static_cast<int>(type) < 0 || static_cast<int>(type) >= kNumDataTypes)
@@ -306,6 +335,12 @@ Communicator Communicator::fromRendezvous(Store* external, int rank, int size, c
   transport::FabricOptions& fo = links.fabric;
   fo.prefix = "fabric";
   fo.listenIp = impl->rendezvous->listenIp();
+  if (!p.isSet(Id::kListenAddr) && me.worldSize > 1)  // interfaces the user named (NCCL's habit)
+    if (std::string ip = transport::nic::listenIpFromNics(p); !ip.empty()) fo.listenIp = ip;
+  if (me.worldSize > 1)
+    checkReachable(p, topology, me.rank,
+                   bootstrap::allGather(*store, "listen-ip", me.rank, me.worldSize,
+                                        fo.listenIp + " " + loopbackScope(), bootstrapTimeout));
   fo.job = impl->rendezvous->job();
   fo.secret = impl->rendezvous->secret();
   fo.timeout = bootstrapTimeout;
@@ -330,7 +365,7 @@ Communicator Communicator::fromRendezvous(Store* external, int rank, int size, c
                           std::to_string(topology.place(r).site) + ", " + processes[r] + ")");
   XSITE_INFO(kInit, "rank %d ready: site %d domain %d local %d, listening on %s", me.rank,
              topology.place(me.rank).site, topology.place(me.rank).domain,
-             topology.place(me.rank).local, impl->rendezvous->listenIp().c_str());
+             topology.place(me.rank).local, fo.listenIp.c_str());
   impl->ctx = std::make_unique<coll::Context>(me.rank, std::move(topology), std::move(fabric), settings);
   impl->store = store;
   if (auto connection = heartbeats ? impl->rendezvous->connect(2 * settings.heartbeat) : nullptr) {

@@ -6,9 +6,11 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -254,6 +256,19 @@ std::string hostName() {
   char h[256] = {0};
   gethostname(h, sizeof(h) - 1);
   return h;
+}
+
+std::string loopbackScope() {
+  std::string boot;
+  if (FILE* f = std::fopen("/proc/sys/kernel/random/boot_id", "r")) {
+    char buf[64] = {0};
+    if (std::fgets(buf, sizeof buf, f)) boot = buf;
+    std::fclose(f);
+  }
+  while (!boot.empty() && (boot.back() == '\n' || boot.back() == ' ')) boot.pop_back();
+  struct stat st {};
+  const unsigned long long ns = ::stat("/proc/self/ns/net", &st) == 0 ? st.st_ino : 0;
+  return (boot.empty() ? hostName() : boot) + "/netns:" + std::to_string(ns);
 }
 
 uint64_t randomNonce() {

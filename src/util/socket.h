@@ -79,6 +79,9 @@ Status readAll(int fd, void* data, size_t n, std::chrono::steady_clock::time_poi
 std::string errnoString(int err);
 // This machine's host name ("" when unknown).
 std::string hostName();
+// Who shares this process's loopback interface: the same string in every process of this
+// network namespace on this boot of this machine ("<boot id>/netns:<inode>").
+std::string loopbackScope();
 // 64 random bits from the operating system (job ids, connection nonces).
 uint64_t randomNonce();
 

@@ -3,9 +3,11 @@
 // The libibverbs scan itself is verbs.cc.
 #include "transport/nic/nic.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <ifaddrs.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <endian.h>
 #include <limits.h>
@@ -22,6 +24,7 @@
 #include "transport/nic/sysfs.h"
 #include "util/log.h"
 #include "util/params.h"
+#include "util/status.h"
 
 namespace xsite::transport::nic {
 
@@ -208,6 +211,20 @@ std::vector<LinkState> liveLinks() {
   return out;
 }
 
+std::map<std::string, std::string> ipv4ByInterface() {
+  std::map<std::string, std::string> out;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return out;
+  for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    char text[INET_ADDRSTRLEN] = {0};
+    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, text, sizeof(text));
+    out.emplace(a->ifa_name, text);
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
 std::vector<NicInfo> scanNetInterfaces(const std::vector<LinkState>& links,
                                        const std::string& sysfsRoot) {
   std::vector<NicInfo> out;
@@ -303,7 +320,7 @@ NicDiscovery discoverNics(const params::Params& params, const DiscoverOptions& o
       log::write(level, log::kNet, "no RDMA devices (libibverbs: %s): using IP interfaces %s",
                  scan.note.c_str(), describeList(d.selected.nics).c_str());
   }
-  if (first) {
+  if (first && (spec.empty() || spec[0] != '^')) {  // "^lo,docker": absent ones are fine
     for (const auto& name : d.selected.unmatched)
       XSITE_WARN(kNet, "%s names '%s', which matches no %s NIC that is up", specName.c_str(),
                  name.c_str(), kindName(d.branch));
@@ -313,6 +330,56 @@ NicDiscovery discoverNics(const params::Params& params, const DiscoverOptions& o
                  spec.empty() ? "" : (" and allowed by " + specName).c_str());
   }
   return d;
+}
+
+namespace {
+
+// The list the IP branch applies: XSITE_NICS, else NCCL_SOCKET_IFNAME; {name, value}.
+std::pair<std::string, std::string> ipSelection(const params::Params& params) {
+  if (!params.isSet(params::Id::kNics) && params.isSet(params::Id::kNcclSocketIfname))
+    return {"NCCL_SOCKET_IFNAME", params.string(params::Id::kNcclSocketIfname)};
+  return {"XSITE_NICS", params.string(params::Id::kNics)};
+}
+
+}  // namespace
+
+std::string describeCandidates(const params::Params& params) {
+  const auto [specName, spec] = ipSelection(params);
+  const auto all = scanNetInterfaces(liveLinks());
+  const auto selected = selectNics(all, spec).nics;
+  const auto addrs = ipv4ByInterface();
+  std::string out;
+  for (const NicInfo& nic : all) {
+    auto it = addrs.find(nic.name);
+    std::string why;
+    if (!nic.up)
+      why = "down";
+    else if (std::none_of(selected.begin(), selected.end(),
+                          [&](const NicInfo& s) { return s.name == nic.name; }))
+      why = "not selected by " + specName + "='" + spec + "'";
+    else if (it == addrs.end())
+      why = "no IPv4 address";
+    out += (out.empty() ? "" : ", ") + nic.name + (it == addrs.end() ? "" : " " + it->second) +
+           (why.empty() ? " (usable)" : " (" + why + ")");
+  }
+  return out.empty() ? "none but loopback" : out;
+}
+
+std::string listenIpFromNics(const params::Params& params) {
+  if (!params.isSet(params::Id::kNics) && !params.isSet(params::Id::kNcclSocketIfname)) return "";
+  const NicDiscovery d = discoverNics(params);
+  const auto addrs = ipv4ByInterface();
+  for (const NicInfo& nic : d.selected.nics)
+    if (auto it = addrs.find(nic.netdev); !nic.netdev.empty() && it != addrs.end()) return it->second;
+  if (d.branch == NicInfo::Kind::kRdma) return "";
+  const auto [specName, spec] = ipSelection(params);
+  NicInfo lo;  // discovery never lists loopback; a list that names it asks for it (one host)
+  lo.name = lo.netdev = "lo";
+  lo.up = true;
+  if (!spec.empty() && spec[0] != '^' && !selectNics({lo}, spec).nics.empty()) return "127.0.0.1";
+  throw Error(ErrorCategory::kInvalidUsage,
+              specName + "='" + spec + "' selects no interface that is up and has an IPv4 "
+              "address; this host has: " + describeCandidates(params));
 }
 
 }  // namespace xsite::transport::nic

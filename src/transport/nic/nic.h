@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -124,6 +125,22 @@ struct NicDiscovery {
 // why, once per process; warns about names that match nothing and, naming every NIC found and
 // its state, when no NIC is usable.
 NicDiscovery discoverNics(const params::Params& params, const DiscoverOptions& options = {});
+
+// Interface name -> its first IPv4 address, in this process's network namespace (getifaddrs).
+std::map<std::string, std::string> ipv4ByInterface();
+
+// Every interface but loopback, its IPv4 address and whether it is usable or why not (down, not
+// selected by XSITE_NICS / NCCL_SOCKET_IFNAME, no IPv4 address): for error messages.
+std::string describeCandidates(const params::Params& params);
+
+// Where the library's data listener goes when the user named interfaces (XSITE_NICS, else
+// NCCL_SOCKET_IFNAME) and not an address (XSITE_LISTEN_ADDR): the IPv4 address of the first
+// selected interface that has one (for an RDMA port, its netdev's), or 127.0.0.1 when the list
+// names loopback (a job on one host). "" when neither list is set,
+// or when XSITE_NICS selects RDMA ports without an IPv4 netdev: the caller keeps its own choice.
+// Throws kInvalidUsage, naming every interface it saw and its state, when the list selects no
+// interface with an IPv4 address.
+std::string listenIpFromNics(const params::Params& params);
 
 // The UCX_NET_DEVICES entry that pins UCX to `nic`: "mlx5_0:1" for an RDMA port; "" for an IP
 // interface (UCX's TCP transport then keeps its own choice, which routes to every peer).
