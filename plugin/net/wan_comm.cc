@@ -86,7 +86,7 @@ std::unique_ptr<WanConnection> makeConnection(std::vector<Fd> streams, const std
                                               const LinkSettings& settings, bool sender) {
   transport::wan::WanOptions o;
   o.frameBytes = settings.wanFrameBytes;
-  o.windowBytes = settings.wanSizing.windowBytes;
+  o.size(settings.wanSizing);
   o.tls = settings.wanTls;
   o.tlsClient = sender;
   return std::make_unique<WanConnection>(0, label, std::move(streams), o);

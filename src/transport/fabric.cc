@@ -143,7 +143,7 @@ void Fabric::establishUcx(const std::vector<LinkRequest>& links) {
 
 void Fabric::prepareWanSocket(int fd, bool bulk) {
   const std::string& cc = bulk ? opt_.wan.congestion : opt_.wan.latencyCongestion;
-  if (wan::prepareWanSocket(fd, wanSocketBytes_, cc)) return;
+  if (wan::prepareWanSocket(fd, wanSizing_.socketBytes, cc)) return;
   if (!warnedCongestion_) {
     XSITE_WARN(kNet, "the kernel refused TCP congestion control '%s' for WAN streams (%s); they use "
                      "'%s'. Load it (modprobe tcp_%s) or choose another with %s",
@@ -165,7 +165,7 @@ void Fabric::addSocketConnections(const SocketGroup& g, std::vector<Fd> fds, con
   }
   wan::WanOptions wo;
   wo.frameBytes = opt_.wan.frameBytes;
-  wo.windowBytes = wanWindowBytes_;
+  wo.size(wanSizing_);
   if (opt_.wan.tls) {
     wo.tls = wanTls_;
     wo.tlsClient = rank_ < first.peer;  // the side that dialed
@@ -205,10 +205,7 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
   // WAN sizing from the bandwidth-delay product (wan::wanSizing, shared with the NCCL net
   // plugin); XSITE_WAN_WINDOW may set the window.
   const int streams = std::max(1, opt_.wan.streams);
-  const wan::WanSizing sizing =
-      wan::wanSizing(opt_.wan.rateMbit, opt_.wan.latencyUs, streams, opt_.wan.windowBytes);
-  wanSocketBytes_ = sizing.socketBytes;
-  wanWindowBytes_ = sizing.windowBytes;
+  wanSizing_ = wan::wanSizing(opt_.wan.rateMbit, opt_.wan.latencyUs, streams, opt_.wan.windowBytes);
   std::map<std::pair<int, int>, SocketGroup> groups;  // by (peer, lowest channel)
   {
     std::map<std::pair<int, bool>, std::vector<const LinkRequest*>> wanByPeer;
@@ -227,7 +224,7 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
   Fd listener = tcpListen(sockAddrOf(opt_.listenIp, 0));
   // Accepted WAN sockets inherit the listener's buffer sizes (set before listen()).
   Fd wanListener = tcpListen(sockAddrOf(opt_.listenIp, 0), 1024,
-                             [&](int fd) { setBufferSizes(fd, wanSocketBytes_); });
+                             [&](int fd) { setBufferSizes(fd, wanSizing_.socketBytes); });
   std::vector<std::string> addrs = bootstrap::allGather(
       store_, opt_.prefix + "/tcp-addr", rank_, size_, localAddr(listener.get()).toString() + " " +
       localAddr(wanListener.get()).toString(), opt_.timeout);
@@ -265,7 +262,7 @@ void Fabric::establishSockets(const std::vector<LinkRequest>& links) {
                          "buffers %d bytes, %s",
                    g.label.c_str(), n, g.links.size(),
                    std::chrono::duration<double, std::milli>(Clock::now() - t0).count(),
-                   wanSocketBytes_, congestionControl(fd.get()).c_str());
+                   wanSizing_.socketBytes, congestionControl(fd.get()).c_str());
       throwIfError(bootstrap::authenticateToListener(fd.get(), opt_.secret, deadline,
                                                      "the listener of " + g.label));
       tcp::Hello hello{tcp::Hello::kMagic, rank_, l.channel, static_cast<uint32_t>(s), opt_.job};

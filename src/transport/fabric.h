@@ -14,6 +14,7 @@
 
 #include "bootstrap/store.h"
 #include "transport/ring_buffer.h"
+#include "transport/wan/sizing.h"
 
 namespace xsite::transport {
 
@@ -102,9 +103,8 @@ class Fabric {
   std::vector<wan::WanLink*> wanLinks_;       // every WAN link of conns_ (shared by channels)
   std::unique_ptr<wan::ResumeAcceptor> resumeAcceptor_;  // until the proxy takes it
   std::unique_ptr<wan::WanProxy> wanProxy_;  // keeps staged WAN bytes flowing, heals links
-  int wanSocketBytes_ = 0;     // derived in establishSockets()
+  wan::WanSizing wanSizing_{};  // derived in establishSockets()
   std::shared_ptr<const wan::TlsContext> wanTls_;  // WanLinkOptions::tls, for every WAN link
-  size_t wanWindowBytes_ = 0;
   bool warnedCongestion_ = false;
   std::atomic<bool> abandoned_{false};
 };

@@ -24,6 +24,7 @@ bool WanProxy::flushAll(bool& moved) {
   bool pending = false;
   for (WanLink* l : links_) {
     l->heal();
+    l->adapt();
     l->flush(moved, pending);
   }
   return pending;

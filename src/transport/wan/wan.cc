@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <iterator>
 #include <new>
@@ -15,6 +16,7 @@
 #include "util/crc32c.h"
 #include "util/log.h"
 #include "util/status.h"
+#include "util/tcp_path.h"
 
 namespace xsite::transport::wan {
 namespace {
@@ -34,6 +36,10 @@ constexpr auto kTryLimit = std::chrono::seconds(3);             // one dial, hel
 constexpr auto kRedialPause = std::chrono::milliseconds(200);   // between failed dials
 constexpr auto kProbePeriod = std::chrono::seconds(1);          // waiting side: is the peer alive?
 constexpr auto kWatchPeriod = std::chrono::milliseconds(100);   // idle links' sockets looked at
+constexpr auto kAdaptPeriod = std::chrono::milliseconds(50);   // the path sampled (TCP_INFO)
+constexpr double kRateRtts = 10;    // the path's rate is measured over this many round trips
+constexpr auto kRateSpan = std::chrono::milliseconds(500);  // ... and at least this long (bursts)
+constexpr double kWindowBdps = 8;   // staging window: bandwidth-delay products (see wanSizing)
 constexpr auto kSecureLimit = std::chrono::seconds(30);         // a stream's TLS handshake
 
 bool peerClosed(int fd) noexcept {
@@ -41,6 +47,32 @@ bool peerClosed(int fd) noexcept {
   socklen_t len = sizeof(info);
   if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return true;  // not TCP
   return info.tcpi_state == TCP_CLOSE_WAIT;
+}
+
+// SO_*BUFFORCE (root, past net.core.*mem_max), else the capped SO_*BUF.
+bool setSocketBuffer(int fd, int force, int plain, int bytes) noexcept {
+  return ::setsockopt(fd, SOL_SOCKET, force, &bytes, sizeof(bytes)) == 0 ||
+         ::setsockopt(fd, SOL_SOCKET, plain, &bytes, sizeof(bytes)) == 0;
+}
+
+// The most the kernel's buffer autotuning gives a TCP socket (the third field of
+// net.ipv4.tcp_wmem and tcp_rmem, read once); 0 when unknown.
+struct AutotuneLimits {
+  int send = 0, receive = 0;
+};
+const AutotuneLimits& autotuneLimits() noexcept {
+  static const AutotuneLimits limits = [] {
+    auto third = [](const char* path) -> int {
+      long a = 0, b = 0, c = 0;
+      FILE* f = std::fopen(path, "r");
+      if (!f) return 0;
+      const int n = std::fscanf(f, "%ld %ld %ld", &a, &b, &c);
+      std::fclose(f);
+      return n == 3 ? static_cast<int>(std::min<long>(c, INT32_MAX)) : 0;
+    };
+    return AutotuneLimits{third("/proc/sys/net/ipv4/tcp_wmem"), third("/proc/sys/net/ipv4/tcp_rmem")};
+  }();
+  return limits;
 }
 
 double secondsOf(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -58,10 +90,13 @@ void resetAndClose(Fd& fd) noexcept {
 WanSizing wanSizing(double rateMbit, double latencyUs, int streams, size_t windowBytes) noexcept {
   const double bdp = rateMbit / 8.0 * 2.0 * latencyUs;  // bytes per round trip
   WanSizing z;
-  z.socketBytes = static_cast<int>(
-      std::clamp(4.0 * bdp / std::max(1, streams), 1.0 * (1 << 20), 64.0 * (1 << 20)));
+  const double perStream = 4.0 * bdp / std::max(1, streams);
+  z.socketBytes = perStream <= std::min(autotuneLimits().send, autotuneLimits().receive)
+                      ? 0  // the kernel's autotuning reaches it: leave it on
+                      : static_cast<int>(std::clamp(perStream, 1.0 * (1 << 20), 64.0 * (1 << 20)));
   z.windowBytes =
-      windowBytes > 0 ? windowBytes : std::max<size_t>(4u << 20, static_cast<size_t>(8 * bdp));
+      windowBytes > 0 ? windowBytes : std::max<size_t>(4u << 20, static_cast<size_t>(kWindowBdps * bdp));
+  z.fixedWindow = windowBytes > 0;
   return z;
 }
 
@@ -78,6 +113,7 @@ WanLink::WanLink(std::string label, std::vector<Fd> fds, WanOptions options)
   staging_.reset(new char[stagingBytes_]);
   streams_.resize(fds.size());
   for (size_t i = 0; i < fds.size(); ++i) {
+    streams_[i].sndLocked = streams_[i].rcvLocked = opt_.socketBytes > 0;
     setNonBlocking(fds[i].get(), true);
     setNoDelay(fds[i].get());  // a frame is a whole unit: never wait for more (Nagle)
     streams_[i].fd = std::move(fds[i]);
@@ -268,6 +304,7 @@ Status WanLink::acknowledge(Stream& s, uint64_t below) noexcept {
       return badFrame("acknowledged frame " + std::to_string(s.inflight.front()->hdr.seq) +
                       ", which was never sent whole");
     s.inflight.front()->acked = true;
+    ackedBytes_ += s.inflight.front()->hdr.length;
     s.inflight.pop_front();
     --s.writeIdx;
   }
@@ -345,6 +382,7 @@ Status WanLink::frameDone(Stream& s) noexcept {
     byChannel_[h.channel]->early_[h.message].push_back(WanConnection::EarlyFrame{h, std::move(s.early)});
   else
     byChannel_[h.channel]->delivered(h.length);
+  receivedBytes_.fetch_add(h.length, std::memory_order_relaxed);
   s.inGot = 0;
   s.payloadGot = 0;
   s.routed = false;
@@ -611,6 +649,7 @@ void WanLink::resumeStream(Stream& s, Fd fd, uint64_t peerRecvBelow) noexcept {
   setNonBlocking(fd.get(), true);
   setNoDelay(fd.get());
   s.fd = std::move(fd);
+  s.sndLocked = s.rcvLocked = opt_.socketBytes > 0;  // as set up again (WanResume::prepare)
   s.trying.reset();
   s.state = StreamState::kUp;
   if (opt_.tls) startTls(s, resume_->dialer, Clock::now());
@@ -812,6 +851,108 @@ void WanLink::watchIdle(Clock::time_point now) noexcept {
                           label_ + ": " + (err != 0 ? errnoString(err) : std::string("hung up")) +
                               " (seen while the link was idle)"));
   }
+}
+
+size_t WanLink::windowBytes() const noexcept {
+  std::lock_guard<std::mutex> lk(sendMu_);
+  return opt_.windowBytes;
+}
+
+// Re-lays the live bytes [stageTail_, stageHead_) out in a larger ring; frames keep their
+// (monotonic) staging positions. Nothing holds a pointer into the ring outside sendMu_.
+void WanLink::growWindow(size_t bytes) noexcept {
+  std::lock_guard<std::mutex> lk(sendMu_);
+  growWindowLocked(bytes);
+}
+
+void WanLink::growWindowLocked(size_t bytes) noexcept {
+  if (bytes <= opt_.windowBytes) return;
+  if (bytes > stagingBytes_) {
+    std::unique_ptr<char[]> ring(new (std::nothrow) char[bytes]);
+    if (!ring) return;  // stays as it is
+    for (size_t p = stageTail_; p < stageHead_;) {
+      const size_t from = p % stagingBytes_, to = p % bytes;
+      const size_t n = std::min({stageHead_ - p, stagingBytes_ - from, bytes - to});
+      memcpy(ring.get() + to, staging_.get() + from, n);
+      p += n;
+    }
+    staging_ = std::move(ring);
+    stagingBytes_ = bytes;
+  }
+  opt_.windowBytes = bytes;
+}
+
+// The path, not the settings. What the path carries is measured over kRateRtts round trips and
+// at least kRateSpan (what arrives in 200 ms swings by a factor of three): the rate at which the peer acknowledges this side's frames (sending) and at which
+// frames arrive (receiving); times the smallest RTT the kernel saw on a stream (TCP_INFO), each is
+// a bandwidth-delay product as measured. From it, as wanSizing() does from the settings: a
+// staging window of kWindowBdps products and socket buffers of four products over the streams.
+// While they limit, the measured rate is what they let through, so each look grows them again
+// (at most twice over) until the path is the limit. Buffers the kernel's autotuning still covers
+// (net.ipv4.tcp_wmem, tcp_rmem) are left to it. Only ever grows, up to the caps.
+void WanLink::adapt() noexcept {
+  const auto now = Clock::now();
+  if (now < nextAdapt_) return;
+  nextAdapt_ = now + kAdaptPeriod;
+  std::lock_guard<std::mutex> lk(sendMu_);
+  double rtt = 0;
+  int up = 0;
+  for (Stream& s : streams_) {
+    TcpPathSample p;
+    if (s.state != StreamState::kUp || !s.fd.valid() || !sampleTcpPath(s.fd.get(), p) ||
+        p.minRttUs <= 0)
+      continue;
+    ++up;
+    rtt = rtt > 0 ? std::min(rtt, p.minRttUs) : p.minRttUs;
+  }
+  const uint64_t received = receivedBytes_.load(std::memory_order_relaxed);
+  if (rtt <= 0 || up == 0 || rateSince_ == Clock::time_point{}) {
+    rateSince_ = now;
+    rateAcked_ = ackedBytes_;
+    rateReceived_ = received;
+    return;
+  }
+  const auto span = now - rateSince_;
+  if (span < std::max<Clock::duration>(std::chrono::microseconds(static_cast<int64_t>(kRateRtts * rtt)),
+                                       kRateSpan))
+    return;
+  const double seconds = secondsOf(span);
+  const double sendBdp = (ackedBytes_ - rateAcked_) / seconds * rtt / 1e6;
+  const double recvBdp = (received - rateReceived_) / seconds * rtt / 1e6;
+  rateSince_ = now;
+  rateAcked_ = ackedBytes_;
+  rateReceived_ = received;
+
+  auto grow = [&](Stream& s, bool send, double want) {
+    int have = 0;
+    socklen_t len = sizeof(have);
+    if (::getsockopt(s.fd.get(), SOL_SOCKET, send ? SO_SNDBUF : SO_RCVBUF, &have, &len) != 0) return;
+    bool& locked = send ? s.sndLocked : s.rcvLocked;
+    const int limit = send ? autotuneLimits().send : autotuneLimits().receive;
+    want = std::min({want, 2.0 * have, double(opt_.maxSocketBytes)});  // as the kernel counts
+    if (want <= 1.25 * have || (!locked && want <= limit)) return;
+    const int ask = static_cast<int>(want / 2);  // the kernel doubles what it is asked
+    if (!setSocketBuffer(s.fd.get(), send ? SO_SNDBUFFORCE : SO_RCVBUFFORCE,
+                         send ? SO_SNDBUF : SO_RCVBUF, ask))
+      return;
+    locked = true;
+    XSITE_INFO(kNet, "%s stream %d: %s buffer %d -> %d bytes (path: %.1f ms RTT, %.0f Mbit/s)",
+               label_.c_str(), indexOf(s), send ? "send" : "receive", have, 2 * ask, rtt / 1e3,
+               (send ? sendBdp : recvBdp) / rtt * 8);
+  };
+  for (Stream& s : streams_) {
+    if (s.state != StreamState::kUp || !s.fd.valid()) continue;
+    grow(s, true, 2 * 4 * sendBdp / up);  // as the kernel counts: twice the four products
+    grow(s, false, 2 * 4 * recvBdp / up);
+  }
+  if (opt_.fixedWindow || opt_.windowBytes >= opt_.maxWindowBytes) return;
+  const double want = std::min({kWindowBdps * sendBdp, 2.0 * opt_.windowBytes,
+                                double(opt_.maxWindowBytes)});
+  if (want <= 1.25 * opt_.windowBytes) return;  // grow in real steps
+  const size_t bytes = (static_cast<size_t>(want) + 4095) & ~size_t{4095};
+  XSITE_INFO(kNet, "%s: staging window %zu -> %zu bytes (path: %.1f ms RTT, %.0f Mbit/s)",
+             label_.c_str(), opt_.windowBytes, bytes, rtt / 1e3, sendBdp / rtt * 8);
+  growWindowLocked(bytes);
 }
 
 void WanLink::heal() noexcept {

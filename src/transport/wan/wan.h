@@ -37,6 +37,7 @@
 
 #include "bootstrap/auth.h"
 #include "transport/transport.h"
+#include "transport/wan/sizing.h"
 #include "transport/wan/tls.h"
 #include "util/socket.h"
 
@@ -62,21 +63,6 @@ static_assert(sizeof(FrameHeader) == 48);
 
 inline constexpr uint32_t kMaxFrameBytes = 64u << 20;  // a receiver rejects anything larger
 
-// Sizing of a WAN link from its bandwidth-delay product (rate, one-way latency): four BDPs of
-// socket buffer spread over the streams (1..64 MiB each), and a staging window of eight BDPs (at
-// least 4 MiB) unless `windowBytes` > 0 sets it: a frame leaves the window only when it is
-// acknowledged, so the window holds what sits in the socket buffers and what is in flight
-// (with four BDPs, 0.1% loss at 40 ms cut goodput from 89% to 73%). Pages of the window cost
-// memory only once used. Shared by Fabric and the NCCL net plugin.
-struct WanSizing {
-  int socketBytes;
-  size_t windowBytes;
-};
-WanSizing wanSizing(double rateMbit, double latencyUs, int streams, size_t windowBytes) noexcept;
-// Socket set-up of one WAN stream: buffer sizes (before connect(), or on the listener before
-// listen() so accepted sockets inherit them), then congestion control `cc` (empty: the kernel
-// default). False, errno set, when the kernel refused `cc`; the socket is usable either way.
-bool prepareWanSocket(int fd, int socketBytes, const std::string& cc) noexcept;
 
 // The first bytes on a socket that re-opens a broken stream (dialer to the peer's WAN listener),
 // and the answer. `recvBelow`: every frame of that stream numbered below it has arrived here.
@@ -114,6 +100,18 @@ struct WanResume {
 struct WanOptions {
   size_t frameBytes = 64 << 10;
   size_t windowBytes = 4 << 20;   // staging: bytes accepted from callers, not yet acknowledged
+  // Sizes from the path (adapt()): the window grows up to maxWindowBytes unless it is the
+  // user's (fixedWindow); the streams' socket buffers (as the kernel counts them) up to
+  // maxSocketBytes.
+  bool fixedWindow = false;
+  size_t maxWindowBytes = 256u << 20;
+  int maxSocketBytes = 64 << 20;
+  int socketBytes = 0;  // what the streams' buffers were set to at connect (0: autotuning)
+  void size(const WanSizing& z) noexcept {
+    windowBytes = z.windowBytes;
+    fixedWindow = z.fixedWindow;
+    socketBytes = z.socketBytes;
+  }
   size_t earlyBytes = 256u << 20; // frames that arrived before their receive was posted; beyond
                                   // this a stream waits (TCP flow control) until some are taken
   // TLS on every stream (null: plain TCP). The side that dialed the sockets is the TLS client;
@@ -150,6 +148,13 @@ class WanLink {
   void heal() noexcept;
   void adopt(uint32_t index, Fd fd, uint64_t peerRecvBelow) noexcept;
   bool healing() const noexcept { return healing_.load(std::memory_order_acquire); }
+
+  // The proxy's, now and then: sizes the window and the socket buffers from what the kernel
+  // measures of the path (TCP_INFO), so that the rate and latency settings are hints only.
+  void adapt() noexcept;
+  size_t windowBytes() const noexcept;  // the staging window now
+  // Grows the staging window to `bytes` (never shrinks it), keeping what is staged and in flight.
+  void growWindow(size_t bytes) noexcept;
 
   // For a closing owner, on the thread that owns the receive side: progresses until every frame
   // sent is acknowledged, the link fails or the deadline passes; false if frames were left.
@@ -206,6 +211,9 @@ class WanLink {
     bool buffered = false;    // ... and that place is `early`
     bool discard = false;     // ... read only to be dropped: its channel has failed
     bool ended = false;  // the peer closed it between frames (the others may carry the rest)
+    // Buffer sizes set by hand (at connect, or by adapt(): sendMu_), which turns the kernel's
+    // autotuning off.
+    bool sndLocked = false, rcvLocked = false;
   };
 
   bool up(const Stream& s) const noexcept { return s.state == StreamState::kUp && s.sendFailed.isOk(); }
@@ -265,6 +273,12 @@ class WanLink {
   std::unique_ptr<WanResume> resume_;  // null: a broken stream fails the link
   std::atomic<bool> healing_{false};   // some stream is not up
   Clock::time_point nextWatch_{};      // heal()'s (the proxy thread's) alone
+  Clock::time_point nextAdapt_{};      // adapt()'s (the proxy thread's) alone, with:
+  Clock::time_point rateSince_{};      // ... the start of the rate measurement
+  uint64_t rateAcked_ = 0, rateReceived_ = 0;  // ... and the counters then
+  uint64_t ackedBytes_ = 0;            // payload bytes the peer acknowledged (sendMu_)
+  std::atomic<uint64_t> receivedBytes_{0};  // payload bytes that arrived (the receive side's)
+  void growWindowLocked(size_t bytes) noexcept;  // sendMu_ held
   std::vector<WanConnection*> byChannel_;  // 256 entries, by channel id (nullptr: none)
   std::vector<WanConnection*> channels_;   // the attached ones
   std::vector<bool> closed_;               // by channel id: was attached, is no more
