@@ -37,8 +37,9 @@ constexpr auto kRedialPause = std::chrono::milliseconds(200);   // between faile
 constexpr auto kProbePeriod = std::chrono::seconds(1);          // waiting side: is the peer alive?
 constexpr auto kWatchPeriod = std::chrono::milliseconds(100);   // idle links' sockets looked at
 constexpr auto kAdaptPeriod = std::chrono::milliseconds(50);   // the path sampled (TCP_INFO)
-constexpr double kRateRtts = 10;    // the path's rate is measured over this many round trips
+constexpr double kRateRtts = 4;     // the path's rate is measured over this many round trips
 constexpr auto kRateSpan = std::chrono::milliseconds(500);  // ... and at least this long (bursts)
+constexpr double kMaxGrowth = 4;    // adapt(): most a window or buffer grows in one look
 constexpr double kWindowBdps = 8;   // staging window: bandwidth-delay products (see wanSizing)
 constexpr auto kSecureLimit = std::chrono::seconds(30);         // a stream's TLS handshake
 
@@ -883,13 +884,14 @@ void WanLink::growWindowLocked(size_t bytes) noexcept {
 }
 
 // The path, not the settings. What the path carries is measured over kRateRtts round trips and
-// at least kRateSpan (what arrives in 200 ms swings by a factor of three): the rate at which the peer acknowledges this side's frames (sending) and at which
-// frames arrive (receiving); times the smallest RTT the kernel saw on a stream (TCP_INFO), each is
-// a bandwidth-delay product as measured. From it, as wanSizing() does from the settings: a
-// staging window of kWindowBdps products and socket buffers of four products over the streams.
-// While they limit, the measured rate is what they let through, so each look grows them again
-// (at most twice over) until the path is the limit. Buffers the kernel's autotuning still covers
-// (net.ipv4.tcp_wmem, tcp_rmem) are left to it. Only ever grows, up to the caps.
+// at least kRateSpan (what arrives in 200 ms can swing by a factor of three): the rate at which
+// the peer acknowledges this side's frames (sending) and at which frames arrive (receiving). Times
+// the smallest RTT the kernel saw on a stream (TCP_INFO), each is a bandwidth-delay product as
+// measured. From it, as wanSizing() does from the settings: a staging window of kWindowBdps
+// products and socket buffers of four products over the streams. While they limit, the measured
+// rate is what they let through, so each look grows them again (at most kMaxGrowth times over)
+// until the path is the limit. Buffers the kernel's autotuning still covers (net.ipv4.tcp_wmem,
+// tcp_rmem) are left to it. Only ever grows, up to the caps.
 void WanLink::adapt() noexcept {
   const auto now = Clock::now();
   if (now < nextAdapt_) return;
@@ -929,7 +931,7 @@ void WanLink::adapt() noexcept {
     if (::getsockopt(s.fd.get(), SOL_SOCKET, send ? SO_SNDBUF : SO_RCVBUF, &have, &len) != 0) return;
     bool& locked = send ? s.sndLocked : s.rcvLocked;
     const int limit = send ? autotuneLimits().send : autotuneLimits().receive;
-    want = std::min({want, 2.0 * have, double(opt_.maxSocketBytes)});  // as the kernel counts
+    want = std::min({want, kMaxGrowth * have, double(opt_.maxSocketBytes)});  // as the kernel counts
     if (want <= 1.25 * have || (!locked && want <= limit)) return;
     const int ask = static_cast<int>(want / 2);  // the kernel doubles what it is asked
     if (!setSocketBuffer(s.fd.get(), send ? SO_SNDBUFFORCE : SO_RCVBUFFORCE,
@@ -946,7 +948,7 @@ void WanLink::adapt() noexcept {
     grow(s, false, 2 * 4 * recvBdp / up);
   }
   if (opt_.fixedWindow || opt_.windowBytes >= opt_.maxWindowBytes) return;
-  const double want = std::min({kWindowBdps * sendBdp, 2.0 * opt_.windowBytes,
+  const double want = std::min({kWindowBdps * sendBdp, kMaxGrowth * opt_.windowBytes,
                                 double(opt_.maxWindowBytes)});
   if (want <= 1.25 * opt_.windowBytes) return;  // grow in real steps
   const size_t bytes = (static_cast<size_t>(want) + 4095) & ~size_t{4095};
