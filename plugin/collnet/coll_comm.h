@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "bootstrap/store.h"
+#include "util/socket.h"
 #include "coll/context.h"
 #include "util/status.h"
 
@@ -21,11 +22,10 @@ namespace xsite::plugin::collnet {
 // The listen handle NCCL exchanges (at most NCCL_NET_HANDLE_MAXSIZE bytes).
 struct Handle {
   static constexpr uint32_t kMagic = 0x4e435358u;  // "XSCN"
+  static constexpr uint32_t kVersion = 3;          // 3: the store's address may be IPv6
   uint32_t magic;
   uint32_t version;
-  uint32_t storeIp;    // rendezvous store of this listener (network order), used from rank 0
-  uint16_t storePort;  // host order
-  uint16_t reserved;
+  WireAddr store;  // rendezvous store of this listener, used from rank 0
   int32_t site;  // XSITE_SITE of the listening rank
   uint32_t reserved2;
   uint64_t nonce;   // rank 0's becomes the job id of the fabric

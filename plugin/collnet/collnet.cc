@@ -162,9 +162,8 @@ Status listen(void* /*ctx*/, int dev, void* handle, void** listenComm) {
   const SockAddr a = l->server->address();
   Handle h{};
   h.magic = Handle::kMagic;
-  h.version = 2;
-  h.storeIp = a.addr.sin_addr.s_addr;
-  h.storePort = static_cast<uint16_t>(a.port());
+  h.version = Handle::kVersion;
+  h.store = a.wire();
   h.site = ready().site;
   h.domain = ready().domainHash;
   h.nonce = randomNonce();
@@ -191,7 +190,7 @@ Status connect(void* handles[], int nranks, int rank, void* listenComm, void** c
     if (handles[r] == nullptr)
       return Status(ErrorCategory::kInternal, "CollNet connect: null handle");
     std::memcpy(&hs[r], handles[r], sizeof(Handle));
-    if (hs[r].magic != Handle::kMagic || hs[r].version != 2)
+    if (hs[r].magic != Handle::kMagic || hs[r].version != Handle::kVersion)
       return Status(ErrorCategory::kInvalidUsage,
                     "CollNet connect: rank " + std::to_string(r) +
                         "'s handle is not an xsite CollNet handle (mixed plugin versions?)");
@@ -208,10 +207,7 @@ Status connect(void* handles[], int nranks, int rank, void* listenComm, void** c
   }
   topo::Topology topology = topo::Topology::fromRecords(records);
 
-  SockAddr storeAddr{};
-  storeAddr.addr.sin_family = AF_INET;
-  storeAddr.addr.sin_addr.s_addr = hs[0].storeIp;
-  storeAddr.addr.sin_port = htons(hs[0].storePort);
+  const SockAddr storeAddr = SockAddr::fromWire(hs[0].store);
   auto store = std::make_unique<bootstrap::TcpStore>(storeAddr, g.bootstrapTimeout, g.secret,
                                                      g.storeLimits.maxReplyBytes);
   // Every rank must run the same schedule (chunks, lanes, codec, ...): a disagreement is named.

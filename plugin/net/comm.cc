@@ -367,8 +367,7 @@ Status listen(const Device& device, const LinkSettings& settings, ConnectHandle*
   std::memset(handle, 0, sizeof(ConnectHandle));
   handle->magic = ConnectHandle::kMagic;
   handle->version = ConnectHandle::kVersion;
-  handle->port = bound.addr.sin_port;
-  handle->ip = bound.addr.sin_addr.s_addr;
+  handle->addr = bound.wire();
   handle->site = settings.site;
   handle->nonce = nonce;
   handle->pending = nullptr;
@@ -415,7 +414,7 @@ bool ListenComm::place(Accepted& a) {
 Status ListenComm::acceptStep(RecvComm** recvComm) {
   *recvComm = nullptr;
   while (true) {  // take every connection the kernel has queued
-    sockaddr_in peer{};
+    sockaddr_storage peer{};
     socklen_t len = sizeof(peer);
     int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer), &len,
                        SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -427,7 +426,7 @@ Status ListenComm::acceptStep(RecvComm** recvComm) {
     Accepted a;
     a.fd = Fd(fd);
     SockAddr addr;
-    addr.addr = peer;
+    addr.storage = peer;
     a.peer = addr.toString();
     a.auth = std::make_unique<bootstrap::AuthAccept>(settings_.secret);
     a.by = std::chrono::steady_clock::now() + kAcceptLimit;
@@ -536,10 +535,7 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
                   "net connect: the handle is not an xsite net plugin handle (magic/version)");
   auto* c = static_cast<Connecting*>(handle->pending);
   if (c == nullptr) {
-    SockAddr to;
-    to.addr.sin_family = AF_INET;
-    to.addr.sin_port = handle->port;
-    to.addr.sin_addr.s_addr = handle->ip;
+    const SockAddr to = SockAddr::fromWire(handle->addr);
     // A listener that found no usable interface fell back to loopback: from another site that
     // can only ever be refused (or reach the wrong process), so say why at once.
     if (handle->site != settings.site && (handle->flags & ConnectHandle::kNoInterface))
@@ -563,12 +559,12 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
 #endif
     owned->peerSite = handle->site;
     owned->resume = to;
-    owned->resume.addr.sin_port = handle->resumePort;
+    owned->resume.setPort(ntohs(handle->resumePort));
     owned->key = handle->nonce;
     owned->label = "net send to " + to.toString() + " (" + siteText(handle->site) +
                    (wan ? ", " + wanText(n) : ucx ? std::string(", UCX") : std::string()) + ")";
     for (int i = 0; i < n; ++i) {
-      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      int fd = ::socket(to.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
       if (fd < 0)
         return Status(ErrorCategory::kSystem, "net connect: socket: " + errnoString(errno));
       owned->fds.emplace_back(fd);
@@ -578,7 +574,7 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
       } else {
         prepareSocket(fd, settings, handle->site);
       }
-      if (::connect(fd, reinterpret_cast<const sockaddr*>(&to.addr), sizeof(to.addr)) != 0 &&
+      if (::connect(fd, to.get(), to.length()) != 0 &&
           errno != EINPROGRESS && errno != EINTR)
         return Status(ErrorCategory::kRemote, owned->label + ": connect: " + errnoString(errno));
       owned->greetings.emplace_back();

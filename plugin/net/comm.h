@@ -51,11 +51,11 @@ inline constexpr int kSendRequests = NCCL_NET_MAX_REQUESTS * kMaxRecvs;  // NCCL
 // What a listener publishes through NCCL (at most NCCL_NET_HANDLE_MAXSIZE bytes).
 struct ConnectHandle {
   static constexpr uint32_t kMagic = 0x58534e31;  // "XSN1"
-  static constexpr uint16_t kVersion = 2;
+  static constexpr uint16_t kVersion = 3;
   uint32_t magic;
   uint16_t version;
-  uint16_t port;   // network byte order
-  uint32_t ip;     // IPv4, network byte order
+  uint16_t reserved;
+  WireAddr addr;   // the listener's address (IPv4 or IPv6) and port
   int32_t site;    // the listener's site (XSITE_SITE)
   uint64_t nonce;  // echoed by the sender's Hello: a stray connection is dropped
   // The sender's connection in progress: NCCL hands the same handle buffer to every connect()

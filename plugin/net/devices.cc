@@ -1,5 +1,7 @@
 #include "plugin/net/devices.h"
 
+#include <sys/socket.h>
+
 #include "transport/nic/nic.h"
 #include "util/log.h"
 #include "util/params.h"
@@ -30,7 +32,9 @@ const std::vector<Device>& processDevices() {
 
 std::vector<Device> discoverDevices(const params::Params& params) {
   const bool rdma = sameSiteOverUcx(params);
-  const auto addrs = transport::nic::ipv4ByInterface();
+  const auto addrs = transport::nic::addressByInterface(params);
+  const std::string loopbackIp =
+      transport::nic::addressFamily(params) == AF_INET6 ? "::1" : "127.0.0.1";
   transport::nic::DiscoverOptions options;
   options.useVerbs = rdma;  // RDMA ports are devices only where UCX carries same-site comms
   const auto found = transport::nic::discoverNics(params, options);
@@ -45,14 +49,14 @@ std::vector<Device> discoverDevices(const params::Params& params) {
     d.ucxNetDevice = transport::nic::ucxNetDevice(nic);
     return d;
   };
-  // The IPv4 address an RDMA port's setup socket binds to: its own netdev's (IPoIB, RoCE), else
+  // The address an RDMA port's setup socket binds to: its own netdev's (IPoIB, RoCE), else
   // the first other interface that has one (setup only; the bytes go through UCX on the port).
   auto ipFor = [&](const NicInfo& nic) -> std::string {
     if (auto it = addrs.find(nic.netdev); !nic.netdev.empty() && it != addrs.end())
       return it->second;
     for (const auto& [name, ip] : addrs)
       if (name != "lo") return ip;
-    return addrs.count("lo") ? addrs.at("lo") : std::string("127.0.0.1");
+    return addrs.count("lo") ? addrs.at("lo") : loopbackIp;
   };
 
   std::vector<Device> devices;
@@ -77,7 +81,11 @@ std::vector<Device> discoverDevices(const params::Params& params) {
       }
       auto it = addrs.find(nic.name);
       if (it == addrs.end()) {
-        XSITE_INFO(kNet, "net: %s has no IPv4 address; not a device", nic.name.c_str());
+        XSITE_INFO(kNet, "net: %s has no address (NCCL_SOCKET_FAMILY %s); not a device",
+                   nic.name.c_str(),
+                   params.isSet(params::Id::kNcclSocketFamily)
+                       ? params.string(params::Id::kNcclSocketFamily).c_str()
+                       : "unset");
         continue;
       }
       devices.push_back(fromNic(nic, it->second));
@@ -85,11 +93,11 @@ std::vector<Device> discoverDevices(const params::Params& params) {
     if (devices.empty()) {
       Device d;
       d.name = "lo";
-      d.ip = "127.0.0.1";
+      d.ip = loopbackIp;
       d.fallback = true;
       devices.push_back(d);
       XSITE_WARN(kNet,
-                 "net: no usable network interface with an IPv4 address (this host has: %s); "
+                 "net: no usable network interface with an address (this host has: %s); "
                  "using loopback, which reaches this host only: peers in other sites will refuse "
                  "its handles",
                  transport::nic::describeCandidates(params).c_str());

@@ -107,7 +107,7 @@ uint16_t resumePort(const std::string& ip, const LinkSettings& settings) {
     if (h.proxy) h.proxy->attach(a.get());
     XSITE_DEBUG(kNet, "net: resume listener on %s", a->address().toString().c_str());
   }
-  return a->address().addr.sin_port;
+  return htons(static_cast<uint16_t>(a->address().port()));
 }
 
 // ---- send ---------------------------------------------------------------------------------
@@ -116,7 +116,7 @@ WanSendComm::WanSendComm(std::vector<Fd> streams, std::string label, const LinkS
                          const SockAddr& resume, uint64_t key)
     : SendComm(std::move(label)), conn_(makeConnection(std::move(streams), label_, settings, true)) {
   if (settings.wanCodec != compress::CodecId::kNone) codec_ = compress::makeCodec(settings.wanCodec);
-  if (settings.reconnectTimeout.count() > 0 && resume.addr.sin_port != 0)
+  if (settings.reconnectTimeout.count() > 0 && resume.port() != 0)
     conn_->link().enableResume(resumeFor(settings, true, resume, key));
   attach(&conn_->link());
 }

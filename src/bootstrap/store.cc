@@ -145,8 +145,8 @@ namespace {
 
 std::string peerOf(int fd) {
   SockAddr a;
-  socklen_t n = sizeof(a.addr);
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&a.addr), &n) != 0) return "a client";
+  socklen_t n = sizeof(a.storage);
+  if (::getpeername(fd, a.get(), &n) != 0) return "a client";
   return a.toString();
 }
 

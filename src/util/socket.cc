@@ -38,36 +38,112 @@ void Fd::reset() noexcept {
 
 std::string errnoString(int err) { return std::string(strerror(err)); }
 
+socklen_t SockAddr::length() const {
+  return family() == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+}
+
 std::string SockAddr::ip() const {
-  char text[INET_ADDRSTRLEN] = {0};
-  inet_ntop(AF_INET, &addr.sin_addr, text, sizeof(text));
+  char text[INET6_ADDRSTRLEN] = {0};
+  if (family() == AF_INET6)
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, text, sizeof(text));
+  else
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr, text, sizeof(text));
   return text;
 }
-std::string SockAddr::toString() const { return ip() + ":" + std::to_string(ntohs(addr.sin_port)); }
-int SockAddr::port() const { return ntohs(addr.sin_port); }
 
-SockAddr sockAddrOf(const std::string& host, int port) {
+std::string SockAddr::toString() const {
+  return (family() == AF_INET6 ? "[" + ip() + "]" : ip()) + ":" + std::to_string(port());
+}
+
+int SockAddr::port() const {
+  return ntohs(family() == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port
+                                    : reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
+}
+
+void SockAddr::setPort(int port) {
+  const uint16_t p = htons(static_cast<uint16_t>(port));
+  if (family() == AF_INET6)
+    reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port = p;
+  else
+    reinterpret_cast<sockaddr_in*>(&storage)->sin_port = p;
+}
+
+bool SockAddr::loopback() const {
+  if (family() == AF_INET6)
+    return IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr);
+  return (ntohl(reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr.s_addr) >> 24) == 127;
+}
+
+WireAddr SockAddr::wire() const {
+  WireAddr w{};
+  w.family = static_cast<uint16_t>(family());
+  w.port = htons(static_cast<uint16_t>(port()));
+  if (family() == AF_INET6)
+    std::memcpy(w.bytes, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, 16);
+  else
+    std::memcpy(w.bytes, &reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr, 4);
+  return w;
+}
+
+SockAddr SockAddr::fromWire(const WireAddr& w) {
+  SockAddr a;
+  if (w.family == AF_INET6) {
+    auto* s6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = w.port;
+    std::memcpy(&s6->sin6_addr, w.bytes, 16);
+  } else {
+    auto* s4 = reinterpret_cast<sockaddr_in*>(&a.storage);
+    s4->sin_family = AF_INET;
+    s4->sin_port = w.port;
+    std::memcpy(&s4->sin_addr, w.bytes, 4);
+  }
+  return a;
+}
+
+SockAddr sockAddrOf(const std::string& hostText, int port) {
   if (port < 0 || port > 65535)
     throw Error(ErrorCategory::kInvalidUsage, "port " + std::to_string(port) + " out of range");
+  std::string host = hostText;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   SockAddr a;
-  a.addr.sin_family = AF_INET;
-  a.addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, host.c_str(), &a.addr.sin_addr) == 1) return a;
-  addrinfo hints{};
-  hints.ai_family = AF_INET;
-  addrinfo* res = nullptr;
-  int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
-  if (rc != 0 || res == nullptr)
-    throw Error(ErrorCategory::kInvalidUsage,
-                "cannot resolve host '" + host + "': " + gai_strerror(rc));
-  a.addr.sin_addr = reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr;
-  freeaddrinfo(res);
+  auto* s4 = reinterpret_cast<sockaddr_in*>(&a.storage);
+  auto* s6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
+  if (inet_pton(AF_INET, host.c_str(), &s4->sin_addr) == 1) {
+    s4->sin_family = AF_INET;
+  } else if (inet_pton(AF_INET6, host.c_str(), &s6->sin6_addr) == 1) {
+    s6->sin6_family = AF_INET6;
+  } else {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+    if (rc != 0 || res == nullptr)
+      throw Error(ErrorCategory::kInvalidUsage,
+                  "cannot resolve host '" + host + "': " + gai_strerror(rc));
+    const addrinfo* pick = res;  // IPv4 first where the name has both (what the others expect)
+    for (const addrinfo* r = res; r; r = r->ai_next)
+      if (r->ai_family == AF_INET) {
+        pick = r;
+        break;
+      }
+    std::memcpy(&a.storage, pick->ai_addr, pick->ai_addrlen);
+    freeaddrinfo(res);
+  }
+  a.setPort(port);
   return a;
 }
 
 SockAddr parseSockAddr(const std::string& text, int defaultPort) {
   size_t colon = text.rfind(':');
-  if (colon == std::string::npos) {
+  const bool bracketed = !text.empty() && text.front() == '[';
+  const size_t close = text.find(']');
+  // "[v6]:port" and "host:port" have a port; "[v6]" and a bare IPv6 address do not.
+  const bool hasPort = colon != std::string::npos &&
+                       (bracketed ? close != std::string::npos && colon == close + 1
+                                  : text.find(':') == colon);
+  if (!hasPort) {
     if (defaultPort < 0)
       throw Error(ErrorCategory::kInvalidUsage, "address '" + text + "' has no ':port'");
     return sockAddrOf(text, defaultPort);
@@ -81,12 +157,12 @@ SockAddr parseSockAddr(const std::string& text, int defaultPort) {
 }
 
 Fd tcpListen(const SockAddr& bindAddr, int backlog, const std::function<void(int fd)>& prepare) {
-  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  Fd fd(::socket(bindAddr.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) throw Error(ErrorCategory::kSystem, "socket(): " + errnoString(errno));
   if (prepare) prepare(fd.get());
   int one = 1;
   setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&bindAddr.addr), sizeof(bindAddr.addr)) != 0)
+  if (::bind(fd.get(), bindAddr.get(), bindAddr.length()) != 0)
     throw Error(ErrorCategory::kSystem,
                 "cannot bind " + bindAddr.toString() + ": " + errnoString(errno));
   if (::listen(fd.get(), backlog) != 0)
@@ -96,8 +172,8 @@ Fd tcpListen(const SockAddr& bindAddr, int backlog, const std::function<void(int
 
 SockAddr localAddr(int fd) {
   SockAddr a;
-  socklen_t len = sizeof(a.addr);
-  if (getsockname(fd, reinterpret_cast<sockaddr*>(&a.addr), &len) != 0)
+  socklen_t len = sizeof(a.storage);
+  if (getsockname(fd, a.get(), &len) != 0)
     throw Error(ErrorCategory::kSystem, "getsockname(): " + errnoString(errno));
   return a;
 }
@@ -107,10 +183,10 @@ Fd tcpConnect(const SockAddr& to, Clock::time_point deadline,
   int lastErr = 0;
   auto backoff = std::chrono::milliseconds(5);
   while (true) {
-    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    Fd fd(::socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd.valid()) throw Error(ErrorCategory::kSystem, "socket(): " + errnoString(errno));
     if (prepare) prepare(fd.get());
-    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&to.addr), sizeof(to.addr)) == 0) {
+    if (::connect(fd.get(), to.get(), to.length()) == 0) {
       setNoDelay(fd.get());
       return fd;
     }
@@ -130,12 +206,11 @@ Fd tcpConnect(const SockAddr& to, Clock::time_point deadline,
 }
 
 std::string routeSourceIp(const SockAddr& to) {
-  Fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  Fd fd(::socket(to.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) throw Error(ErrorCategory::kSystem, "socket(): " + errnoString(errno));
-  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&to.addr), sizeof(to.addr)) != 0)
+  if (::connect(fd.get(), to.get(), to.length()) != 0)
     throw Error(ErrorCategory::kSystem, "no route to " + to.toString() + ": " + errnoString(errno));
-  std::string s = localAddr(fd.get()).toString();
-  return s.substr(0, s.rfind(':'));
+  return localAddr(fd.get()).ip();
 }
 
 void setNonBlocking(int fd, bool on) {

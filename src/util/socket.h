@@ -3,9 +3,11 @@
 #pragma once
 
 #include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 
@@ -31,14 +33,33 @@ class Fd {
   int fd_ = -1;
 };
 
+// An address in the form it crosses the wire (handles): family, port and address bytes, no
+// pointers, the same on every host.
+struct WireAddr {
+  uint16_t family;    // AF_INET or AF_INET6 (0: none)
+  uint16_t port;      // network byte order
+  uint8_t bytes[16];  // in_addr (first 4 bytes) or in6_addr
+};
+static_assert(sizeof(WireAddr) == 20);
+
+// An IPv4 or IPv6 socket address.
 struct SockAddr {
-  sockaddr_in addr{};
-  std::string toString() const;  // "10.0.0.1:1234"
-  std::string ip() const;        // "10.0.0.1"
+  sockaddr_storage storage{};
+  int family() const { return storage.ss_family; }
+  socklen_t length() const;
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+  sockaddr* get() { return reinterpret_cast<sockaddr*>(&storage); }
+  std::string toString() const;  // "10.0.0.1:1234", "[fd00::1]:1234"
+  std::string ip() const;        // "10.0.0.1", "fd00::1"
   int port() const;
+  void setPort(int port);
+  bool loopback() const;         // 127.0.0.0/8 or ::1
+  WireAddr wire() const;
+  static SockAddr fromWire(const WireAddr& w);
 };
 
-// "host:port" or "host" (then defaultPort); host may be a name or dotted IPv4.
+// "host:port", "[v6]:port", or a host alone (then defaultPort); a host is a name, dotted IPv4
+// or an IPv6 address.
 SockAddr parseSockAddr(const std::string& text, int defaultPort = -1);
 SockAddr sockAddrOf(const std::string& ip, int port);
 

@@ -7,8 +7,11 @@
 #     NCCL_SOCKET_IFNAME=tun0 and with XSITE_NICS='^lo,docker' (NCCL's exclusion habit);
 #   - the NCCL net plugin (xsite_net_plugin_perf: NCCL's proxy through the net table) likewise;
 #   - a rank told to use loopback (NCCL_SOCKET_IFNAME=lo) fails at once, every rank naming it and
-#     the rank itself naming the interfaces it saw; the plugin's loopback handle is refused at once.
-# Needs root (exit 77 = skipped otherwise). About 30 s.
+#     the rank itself naming the interfaces it saw; the plugin's loopback handle is refused at once;
+#   - IPv6 end to end (xsite-run --ipv6): the library's store and data, the plugin's handles under
+#     NCCL_SOCKET_FAMILY=AF_INET6 (AF_INET on the same dual-stack hosts); NCCL_SOCKET_FAMILY
+#     without addresses of that family, or unknown, fails naming why.
+# Needs root (exit 77 = skipped otherwise). About 40 s.
 set -u
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -29,9 +32,10 @@ fail() { echo "FAIL: $*" >&2; echo "--- output" >&2; cat "$TMP/out" >&2; exit 1;
 pass() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
 
 # tun SITES RANKS_PER_DOMAIN CMD...: 1 domain per site, every rank on tun0; output -> $TMP/out
+# ($IPV6, e.g. --ipv6, goes to xsite-run too)
 tun() {
   local s=$1 l=$2; shift 2
-  "$RUN" --nic tun --sites "$s" --domains 1 --ranks-per-domain "$l" --timeout 90 --grace 2 -- "$@" \
+  "$RUN" --nic tun ${IPV6:-} --sites "$s" --domains 1 --ranks-per-domain "$l" --timeout 90 --grace 2 -- "$@" \
     >"$TMP/out" 2>&1
   RC=$?
 }
@@ -78,5 +82,32 @@ grep -q "tun0 10.200.[01].1 (not selected by NCCL_SOCKET_IFNAME='lo')" "$TMP/out
   fail "the plugin's loopback warning did not name tun0 and why it was refused"
 grep -q "^\[1\] .*loopback" "$TMP/out" || fail "the receiver did not refuse the loopback handle"
 pass "net plugin: NCCL_SOCKET_IFNAME=lo across sites fails at once ($((SECONDS - T0)) s), naming tun0"
+
+# IPv6 end to end: xsite-run --ipv6 gives every interface an fd00:200:<s>::<d+1> address too and
+# the ranks the store's IPv6 address.
+IPV6=--ipv6 tun 2 2 env XSITE_DEBUG=INFO XSITE_DEBUG_SUBSYS=INIT "$ALLREDUCE" -b 8 -e 1M -f 16 -n 2 -c 1
+[ $RC = 0 ] || fail "library over IPv6: exit $RC"
+grep -q "Out of bounds values : 0 OK" "$TMP/out" || fail "library over IPv6: results not checked OK"
+[ "$(grep -c 'listening on fd00:200:' "$TMP/out")" = 4 ] || fail "a rank did not listen on its IPv6 address"
+pass "library: 4 ranks over 2 sites, store and data over IPv6"
+
+for fam in AF_INET6 AF_INET; do
+  IPV6=--ipv6 tun 2 1 env NCCL_SOCKET_FAMILY=$fam "$NETPERF" -f "$TMP/handle.$fam" -b 8M -n 1
+  [ $RC = 0 ] || fail "net plugin with NCCL_SOCKET_FAMILY=$fam: exit $RC"
+  # The connect handle's address family (bytes 8-9: AF_INET6 = 10, AF_INET = 2).
+  got=$(od -An -tu2 -j8 -N2 "$TMP/handle.$fam" | tr -d ' ')
+  want=2; [ $fam = AF_INET6 ] && want=10
+  [ "$got" = "$want" ] || fail "NCCL_SOCKET_FAMILY=$fam: the handle's family is $got, not $want"
+  pass "net plugin: NCCL_SOCKET_FAMILY=$fam across sites, the handle's address of that family"
+done
+
+tun 2 2 env NCCL_SOCKET_FAMILY=AF_INET6 "$ALLREDUCE" -b 1M -e 1M -n 2
+[ $RC != 0 ] || fail "NCCL_SOCKET_FAMILY=AF_INET6 without IPv6 addresses succeeded"
+grep -q "tun0 (no global IPv6 address (NCCL_SOCKET_FAMILY))" "$TMP/out" ||
+  fail "NCCL_SOCKET_FAMILY=AF_INET6 without IPv6 addresses: the error does not say why tun0 was refused"
+tun 2 1 env NCCL_SOCKET_FAMILY=IPX "$ALLREDUCE" -b 1M -e 1M -n 2
+[ $RC != 0 ] && grep -q "NCCL_SOCKET_FAMILY='IPX' is not AF_INET or AF_INET6" "$TMP/out" ||
+  fail "a bad NCCL_SOCKET_FAMILY was not refused by name"
+pass "NCCL_SOCKET_FAMILY: no address of that family, or no such family, fails naming it"
 
 echo "$PASSED checks passed"

@@ -127,5 +127,43 @@ TEST(Rendezvous, OneRankNeedsNoAddress) {
   r.leave();
 }
 
+TEST(Addresses, IPv4AndIPv6FormsParse) {
+  EXPECT_EQ(parseSockAddr("10.0.0.1:1234").toString(), "10.0.0.1:1234");
+  EXPECT_EQ(parseSockAddr("[fd00::1]:1234").toString(), "[fd00::1]:1234");
+  EXPECT_EQ(parseSockAddr("[fd00::1]:1234").ip(), "fd00::1");
+  EXPECT_EQ(parseSockAddr("fd00::1", 99).toString(), "[fd00::1]:99");  // no port: a bare IPv6
+  EXPECT_EQ(parseSockAddr("[::1]", 7).port(), 7);
+  EXPECT_EQ(parseSockAddr("10.0.0.1", 5).family(), AF_INET);
+  EXPECT_EQ(parseSockAddr("[::1]:5").family(), AF_INET6);
+  EXPECT_TRUE(parseSockAddr("[::1]:5").loopback());
+  EXPECT_TRUE(parseSockAddr("127.3.0.1:5").loopback());
+  EXPECT_FALSE(parseSockAddr("[fd00::1]:5").loopback());
+  EXPECT_THROW(parseSockAddr("fd00::1"), Error);        // no port and none to default to
+  EXPECT_THROW(parseSockAddr("[fd00::1]:x"), Error);
+  EXPECT_THROW(parseSockAddr("10.0.0.1:70000"), Error);
+  for (const char* text : {"10.1.2.3:4567", "[fd00:200:1::2]:65535"}) {
+    const SockAddr a = parseSockAddr(text);
+    EXPECT_EQ(SockAddr::fromWire(a.wire()).toString(), text) << "through a handle and back";
+  }
+}
+
+// The store and the rendezvous over IPv6 loopback: real sockets, store address in brackets.
+TEST(Addresses, RendezvousOverIPv6) {
+  Fd probe = tcpListen(sockAddrOf("::1", 0));
+  const std::string addr = "[::1]:" + std::to_string(localAddr(probe.get()).port());
+  probe.reset();
+  auto p = paramsWith({{"XSITE_STORE_ADDR", addr}});
+  std::thread other([&] {
+    Rendezvous r(p, 1, 2, kTimeout);
+    EXPECT_EQ(r.listenIp(), "::1") << "the address that routes to the store";
+    r.leave();
+  });
+  Rendezvous r(p, 0, 2, kTimeout);
+  r.store().set("k", "v6");
+  EXPECT_EQ(r.store().get("k", kTimeout), "v6");
+  r.leave();
+  other.join();
+}
+
 }  // namespace
 }  // namespace xsite::bootstrap

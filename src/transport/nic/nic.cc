@@ -211,18 +211,39 @@ std::vector<LinkState> liveLinks() {
   return out;
 }
 
-std::map<std::string, std::string> ipv4ByInterface() {
-  std::map<std::string, std::string> out;
+int addressFamily(const params::Params& params) {
+  if (!params.isSet(params::Id::kNcclSocketFamily)) return AF_UNSPEC;
+  const std::string& f = params.string(params::Id::kNcclSocketFamily);
+  if (f == "AF_INET" || f == "4" || f == "ipv4") return AF_INET;
+  if (f == "AF_INET6" || f == "6" || f == "ipv6") return AF_INET6;
+  throw Error(ErrorCategory::kInvalidUsage,
+              "NCCL_SOCKET_FAMILY='" + f + "' is not AF_INET or AF_INET6");
+}
+
+std::map<std::string, std::string> addressByInterface(int family) {
+  std::map<std::string, std::string> v4, v6;
   ifaddrs* list = nullptr;
-  if (::getifaddrs(&list) != 0) return out;
+  if (::getifaddrs(&list) != 0) return v4;
   for (ifaddrs* a = list; a != nullptr; a = a->ifa_next) {
-    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
-    char text[INET_ADDRSTRLEN] = {0};
-    ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, text, sizeof(text));
-    out.emplace(a->ifa_name, text);
+    if (a->ifa_addr == nullptr) continue;
+    char text[INET6_ADDRSTRLEN] = {0};
+    if (a->ifa_addr->sa_family == AF_INET && family != AF_INET6) {
+      ::inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr, text, sizeof(text));
+      v4.emplace(a->ifa_name, text);
+    } else if (a->ifa_addr->sa_family == AF_INET6 && family != AF_INET) {
+      const in6_addr& x = reinterpret_cast<sockaddr_in6*>(a->ifa_addr)->sin6_addr;
+      if (IN6_IS_ADDR_LINKLOCAL(&x) && !IN6_IS_ADDR_LOOPBACK(&x)) continue;  // needs a scope id
+      ::inet_ntop(AF_INET6, &x, text, sizeof(text));
+      v6.emplace(a->ifa_name, text);
+    }
   }
   ::freeifaddrs(list);
-  return out;
+  for (auto& [name, ip] : v6) v4.emplace(name, ip);  // IPv4 first where an interface has both
+  return v4;
+}
+
+std::map<std::string, std::string> addressByInterface(const params::Params& params) {
+  return addressByInterface(addressFamily(params));
 }
 
 std::vector<NicInfo> scanNetInterfaces(const std::vector<LinkState>& links,
@@ -347,7 +368,7 @@ std::string describeCandidates(const params::Params& params) {
   const auto [specName, spec] = ipSelection(params);
   const auto all = scanNetInterfaces(liveLinks());
   const auto selected = selectNics(all, spec).nics;
-  const auto addrs = ipv4ByInterface();
+  const auto addrs = addressByInterface(params);
   std::string out;
   for (const NicInfo& nic : all) {
     auto it = addrs.find(nic.name);
@@ -358,7 +379,9 @@ std::string describeCandidates(const params::Params& params) {
                           [&](const NicInfo& s) { return s.name == nic.name; }))
       why = "not selected by " + specName + "='" + spec + "'";
     else if (it == addrs.end())
-      why = "no IPv4 address";
+      why = addressFamily(params) == AF_INET6 ? "no global IPv6 address (NCCL_SOCKET_FAMILY)"
+            : addressFamily(params) == AF_INET ? "no IPv4 address (NCCL_SOCKET_FAMILY)"
+                                               : "no address";
     out += (out.empty() ? "" : ", ") + nic.name + (it == addrs.end() ? "" : " " + it->second) +
            (why.empty() ? " (usable)" : " (" + why + ")");
   }
@@ -366,9 +389,11 @@ std::string describeCandidates(const params::Params& params) {
 }
 
 std::string listenIpFromNics(const params::Params& params) {
-  if (!params.isSet(params::Id::kNics) && !params.isSet(params::Id::kNcclSocketIfname)) return "";
+  if (!params.isSet(params::Id::kNics) && !params.isSet(params::Id::kNcclSocketIfname) &&
+      !params.isSet(params::Id::kNcclSocketFamily))
+    return "";
   const NicDiscovery d = discoverNics(params);
-  const auto addrs = ipv4ByInterface();
+  const auto addrs = addressByInterface(params);
   for (const NicInfo& nic : d.selected.nics)
     if (auto it = addrs.find(nic.netdev); !nic.netdev.empty() && it != addrs.end()) return it->second;
   if (d.branch == NicInfo::Kind::kRdma) return "";
@@ -376,10 +401,11 @@ std::string listenIpFromNics(const params::Params& params) {
   NicInfo lo;  // discovery never lists loopback; a list that names it asks for it (one host)
   lo.name = lo.netdev = "lo";
   lo.up = true;
-  if (!spec.empty() && spec[0] != '^' && !selectNics({lo}, spec).nics.empty()) return "127.0.0.1";
+  if (!spec.empty() && spec[0] != '^' && !selectNics({lo}, spec).nics.empty())
+    return addressFamily(params) == AF_INET6 ? "::1" : "127.0.0.1";
   throw Error(ErrorCategory::kInvalidUsage,
-              specName + "='" + spec + "' selects no interface that is up and has an IPv4 "
-              "address; this host has: " + describeCandidates(params));
+              specName + "='" + spec + "' selects no interface that is up and has an address; "
+              "this host has: " + describeCandidates(params));
 }
 
 }  // namespace xsite::transport::nic

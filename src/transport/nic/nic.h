@@ -126,20 +126,29 @@ struct NicDiscovery {
 // its state, when no NIC is usable.
 NicDiscovery discoverNics(const params::Params& params, const DiscoverOptions& options = {});
 
-// Interface name -> its first IPv4 address, in this process's network namespace (getifaddrs).
-std::map<std::string, std::string> ipv4ByInterface();
+// NCCL_SOCKET_FAMILY: AF_INET, AF_INET6, or AF_UNSPEC when unset; throws kInvalidUsage naming a
+// value it does not know.
+int addressFamily(const params::Params& params);
+// Interface name -> its address, in this process's network namespace (getifaddrs): the first
+// IPv4 one, else the first global IPv6 one (link-local addresses need a scope id and are left
+// out); `family` AF_INET or AF_INET6 keeps to that family. The second form takes the family
+// from NCCL_SOCKET_FAMILY.
+std::map<std::string, std::string> addressByInterface(int family);
+std::map<std::string, std::string> addressByInterface(const params::Params& params);
 
-// Every interface but loopback, its IPv4 address and whether it is usable or why not (down, not
-// selected by XSITE_NICS / NCCL_SOCKET_IFNAME, no IPv4 address): for error messages.
+// Every interface but loopback, its address and whether it is usable or why not (down, not
+// selected by XSITE_NICS / NCCL_SOCKET_IFNAME, no address of NCCL_SOCKET_FAMILY): for error
+// messages.
 std::string describeCandidates(const params::Params& params);
 
 // Where the library's data listener goes when the user named interfaces (XSITE_NICS, else
-// NCCL_SOCKET_IFNAME) and not an address (XSITE_LISTEN_ADDR): the IPv4 address of the first
-// selected interface that has one (for an RDMA port, its netdev's), or 127.0.0.1 when the list
-// names loopback (a job on one host). "" when neither list is set,
+// NCCL_SOCKET_IFNAME) or an address family (NCCL_SOCKET_FAMILY), and not an address
+// (XSITE_LISTEN_ADDR): the address (addressByInterface)
+// of the first selected interface that has one (for an RDMA port, its netdev's), or loopback
+// when the list names it (a job on one host). "" when none of the three is set,
 // or when XSITE_NICS selects RDMA ports without an IPv4 netdev: the caller keeps its own choice.
 // Throws kInvalidUsage, naming every interface it saw and its state, when the list selects no
-// interface with an IPv4 address.
+// interface with an address.
 std::string listenIpFromNics(const params::Params& params);
 
 // The UCX_NET_DEVICES entry that pins UCX to `nic`: "mlx5_0:1" for an RDMA port; "" for an IP
