@@ -4,12 +4,14 @@
 # preset "default": 5.5 ms one way, 1000 Mbit/s) with the flat ring, the hierarchical path, the
 # latency path and auto side by side, from 8 B to 64 MiB; then the 64 MiB comparison with Open
 # MPI and Gloo over the same link (bench/compare.sh); then the cross-site codecs side by side on
-# the "thin" preset (5.5 ms, 200 Mbit/s), 64 MiB (bench/codec_compare.sh).
+# the "thin" preset (5.5 ms, 200 Mbit/s), 64 MiB (bench/codec_compare.sh); then WAN goodput with
+# the link settings right, absent and ten times too small beside iperf3, at 5.5 ms and at 40 ms
+# with 0.1% loss (bench/wan_hints.sh).
 # Options: --preset NAME (default|thin|transatlantic), --iters N (default 5), --no-baselines,
-# --no-codecs, and xsite-run's --sites S --domains D --ranks-per-domain L.
+# --no-codecs, --no-wan, and xsite-run's --sites S --domains D --ranks-per-domain L.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-PRESET=default ITERS=5 BASELINES=1 CODECS=1
+PRESET=default ITERS=5 BASELINES=1 CODECS=1 WAN=1
 topo=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -17,13 +19,14 @@ while [ $# -gt 0 ]; do
     --iters) ITERS="$2"; shift 2 ;;
     --no-baselines) BASELINES=0; shift ;;
     --no-codecs) CODECS=0; shift ;;
+    --no-wan) WAN=0; shift ;;
     --sites|--domains|--ranks-per-domain) topo+=("$1" "$2"); shift 2 ;;
     *) echo "run_superfactory.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
 ensure_build_deps
 [ "$BASELINES" = 1 ] && ensure_packages openmpi-bin libopenmpi-dev python3-torch
-build xsite_allreduce_perf xsite-wanem
+build xsite_allreduce_perf xsite_wan_perf xsite-wanem
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 run=("$XSITE_ROOT/tools/xsite-run" "${topo[@]}" --preset "$PRESET" --timeout 1200 --)
@@ -49,4 +52,9 @@ if [ "$CODECS" = 1 ]; then
   echo "== 64 MiB under each cross-site codec, thin link (bench/codec_compare.sh) =="
   "$XSITE_ROOT/bench/codec_compare.sh" --preset thin --size 64M --iters "$ITERS" "${topo[@]}" \
     --perf "$XSITE_BUILD/bin/xsite_allreduce_perf"
+fi
+if [ "$WAN" = 1 ]; then
+  echo
+  echo "== WAN goodput: link settings right, absent, ten times too small; iperf3 (bench/wan_hints.sh) =="
+  "$XSITE_ROOT/bench/wan_hints.sh" --links "5.5 40/0.1"
 fi

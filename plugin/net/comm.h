@@ -28,6 +28,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -71,6 +72,9 @@ struct ConnectHandle {
 };
 static_assert(sizeof(ConnectHandle) <= NCCL_NET_HANDLE_MAXSIZE,
               "the handle must fit NCCL's buffer");
+// Where tests and tools look into a handle (tests/plugin, tests/launcher/test_tun_nic.sh).
+static_assert(offsetof(ConnectHandle, addr) == 8 && offsetof(ConnectHandle, site) == 28 &&
+              offsetof(ConnectHandle, resumePort) == 52);
 
 struct Hello {
   static constexpr uint32_t kMagic = 0x58534832;  // "XSH2"

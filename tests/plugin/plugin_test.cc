@@ -399,7 +399,7 @@ TEST(PluginNet, TwoRanksAsProcessesAcrossSites) {
   ASSERT_EQ(read(fds[0], handle, sizeof(handle)), static_cast<ssize_t>(sizeof(handle)));
   close(fds[0]);
   int32_t site = -1;
-  std::memcpy(&site, handle + 12, sizeof(site));  // ConnectHandle::site (plugin/net/comm.h)
+  std::memcpy(&site, handle + 28, sizeof(site));  // ConnectHandle::site (plugin/net/comm.h)
   EXPECT_EQ(site, 1) << "the handle carries the listener's site";
   void* ctx = initCtx();
   void* s = connectToPeer(ctx, handle);
@@ -473,8 +473,8 @@ TEST(PluginNet, WanStreamsHealAfterTheirSocketsAreReset) {
   pid_t pid = -1;
   ASSERT_NO_FATAL_FAILURE(startSite1Receiver("--heal-receiver", handle, &pid));
   uint16_t listenPort = 0, resumePort = 0;
-  std::memcpy(&listenPort, handle + 6, 2);   // ConnectHandle::port (plugin/net/comm.h)
-  std::memcpy(&resumePort, handle + 36, 2);  // ConnectHandle::resumePort
+  std::memcpy(&listenPort, handle + 10, 2);  // ConnectHandle::addr.port (plugin/net/comm.h)
+  std::memcpy(&resumePort, handle + 52, 2);  // ConnectHandle::resumePort
   ASSERT_NE(resumePort, 0) << "the handle names a resume listener";
   void* ctx = initCtx();
   void* s = connectToPeer(ctx, handle);
