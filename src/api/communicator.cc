@@ -62,8 +62,6 @@ std::optional<transport::nic::NicInfo> railNic(const params::Params& p, const to
   return nic;
 }
 
-bool isLoopback(const std::string& ip) { return ip.rfind("127.", 0) == 0 || ip == "::1"; }
-
 // A data listener on loopback reaches only the processes of its own network namespace on its own
 // host (`loopbackScope()`). Every rank sees the same table ("ip scope" per rank), so all of them
 // fail at once with the same names instead of timing out on connects; the loopback rank adds the
@@ -76,7 +74,7 @@ void checkReachable(const params::Params& p, const topo::Topology& t, int me,
     return "rank " + std::to_string(r) + " (site " + std::to_string(t.place(r).site) + ", " + ip(r) + ")";
   };
   for (int a = 0; a < static_cast<int>(table.size()); ++a) {
-    if (!isLoopback(ip(a))) continue;
+    if (!sockAddrOf(ip(a), 0).loopback()) continue;
     for (int b = 0; b < static_cast<int>(table.size()); ++b) {
       if (scope(b) == scope(a)) continue;
       throw Error(ErrorCategory::kInvalidUsage,
