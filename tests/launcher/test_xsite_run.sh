@@ -40,6 +40,13 @@ expect_rc() { [ "$RC" = "$1" ] || fail "$2: exit code $RC, expected $1"; }
 # Processes whose command line holds MARK (a unique number) still alive?
 no_leftovers() { ! pgrep -f "$1" >/dev/null || fail "$2: processes left: $(pgrep -af "$1")"; }
 
+# Waits (30 s at most) until a process whose command line starts with $1 runs: the ranks
+# themselves, not the launcher, whose own command line holds theirs. On a loaded machine the
+# launcher may take seconds to start them, and a signal sent before it has installed its handlers
+# is lost (a background job of a script starts with SIGINT ignored).
+wait_for() { local t; for t in $(seq 300); do pgrep -f "^$1" >/dev/null && return 0; sleep 0.1; done
+             fail "$2: '$1' never started"; }
+
 # WAN emulators (xsite-wanem) whose launcher, the pid in their namespace names, is gone?
 no_orphan_wanem() {
   local p l
@@ -131,8 +138,7 @@ EOF
   "$RUN" "${X[@]}" -- sh -c "sleep $MARK & sleep $MARK.75" >"$TMP/out" 2>"$TMP/err" &
   local LPID=$!
   BG+=("$LPID")
-  sleep 1.5
-  pgrep -f "sleep $MARK" >/dev/null || fail "$M SIGINT: ranks did not start"
+  wait_for "sleep $MARK" "$M SIGINT: the ranks"
   if [ "$M" = netns ]; then
     pgrep -f "xsite-wanem --a xs$LPID-" >/dev/null || fail "netns: no WAN emulator running"
   fi
@@ -152,7 +158,7 @@ EOF
   "$RUN" "${X[@]}" -- sh -c "sleep $MARK" >"$TMP/out" 2>"$TMP/err" &
   LPID=$!
   BG+=("$LPID")
-  sleep 1.5
+  wait_for "sleep $MARK" "$M SIGTERM: the ranks"
   kill -TERM $LPID
   wait $LPID; RC=$?
   expect_rc 143 "$M SIGTERM"
@@ -221,7 +227,8 @@ else
   "$RUN" --sites 20 --domains 1 --ranks-per-domain 1 -- sleep $MARK >"$TMP/out" 2>"$TMP/err" &
   LPID=$!
   BG+=("$LPID")
-  sleep 0.6
+  for t in $(seq 300); do ip netns list | grep -q "^xs$LPID-" && break; sleep 0.1; done  # building
+  ip netns list | grep -q "^xs$LPID-" || fail "netns SIGINT during setup: no namespace made in 30 s"
   kill -INT $LPID
   wait $LPID; RC=$?
   expect_rc 130 "netns SIGINT during setup"
