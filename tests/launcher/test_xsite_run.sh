@@ -40,12 +40,16 @@ expect_rc() { [ "$RC" = "$1" ] || fail "$2: exit code $RC, expected $1"; }
 # Processes whose command line holds MARK (a unique number) still alive?
 no_leftovers() { ! pgrep -f "$1" >/dev/null || fail "$2: processes left: $(pgrep -af "$1")"; }
 
-# Waits (30 s at most) until a process whose command line starts with $1 runs: the ranks
-# themselves, not the launcher, whose own command line holds theirs. On a loaded machine the
-# launcher may take seconds to start them, and a signal sent before it has installed its handlers
-# is lost (a background job of a script starts with SIGINT ignored).
-wait_for() { local t; for t in $(seq 300); do pgrep -f "^$1" >/dev/null && return 0; sleep 0.1; done
-             fail "$2: '$1' never started"; }
+# wait_for REGEX N WHAT: waits (30 s at most) until N processes whose whole command line matches
+# REGEX run: the ranks themselves, not the launcher, whose own command line holds theirs. On a
+# loaded machine the launcher may take seconds to start them all; a signal sent before it has
+# installed its handlers is lost (a background job of a script starts with SIGINT ignored), and
+# one sent while it still starts ranks interrupts the set-up instead of being forwarded.
+wait_for() {
+  local t
+  for t in $(seq 300); do [ "$(pgrep -fc "^$1\$")" -ge "$2" ] && return 0; sleep 0.1; done
+  fail "$3: $2 processes '$1' never ran"
+}
 
 # WAN emulators (xsite-wanem) whose launcher, the pid in their namespace names, is gone?
 no_orphan_wanem() {
@@ -138,7 +142,7 @@ EOF
   "$RUN" "${X[@]}" -- sh -c "sleep $MARK & sleep $MARK.75" >"$TMP/out" 2>"$TMP/err" &
   local LPID=$!
   BG+=("$LPID")
-  wait_for "sleep $MARK" "$M SIGINT: the ranks"
+  wait_for "sleep $MARK\.75" 8 "$M SIGINT: the ranks"
   if [ "$M" = netns ]; then
     pgrep -f "xsite-wanem --a xs$LPID-" >/dev/null || fail "netns: no WAN emulator running"
   fi
@@ -158,7 +162,7 @@ EOF
   "$RUN" "${X[@]}" -- sh -c "sleep $MARK" >"$TMP/out" 2>"$TMP/err" &
   LPID=$!
   BG+=("$LPID")
-  wait_for "sleep $MARK" "$M SIGTERM: the ranks"
+  wait_for "sleep $MARK" 8 "$M SIGTERM: the ranks"
   kill -TERM $LPID
   wait $LPID; RC=$?
   expect_rc 143 "$M SIGTERM"
