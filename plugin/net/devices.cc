@@ -1,7 +1,5 @@
 #include "plugin/net/devices.h"
 
-#include <sys/socket.h>
-
 #include "transport/nic/nic.h"
 #include "util/log.h"
 #include "util/params.h"
@@ -33,8 +31,7 @@ const std::vector<Device>& processDevices() {
 std::vector<Device> discoverDevices(const params::Params& params) {
   const bool rdma = sameSiteOverUcx(params);
   const auto addrs = transport::nic::addressByInterface(params);
-  const std::string loopbackIp =
-      transport::nic::addressFamily(params) == AF_INET6 ? "::1" : "127.0.0.1";
+  const std::string loopbackIp = transport::nic::loopbackAddress(params);
   transport::nic::DiscoverOptions options;
   options.useVerbs = rdma;  // RDMA ports are devices only where UCX carries same-site comms
   const auto found = transport::nic::discoverNics(params, options);

@@ -45,9 +45,9 @@ socklen_t SockAddr::length() const {
 std::string SockAddr::ip() const {
   char text[INET6_ADDRSTRLEN] = {0};
   if (family() == AF_INET6)
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, text, sizeof(text));
+    inet_ntop(AF_INET6, &in6().sin6_addr, text, sizeof(text));
   else
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr, text, sizeof(text));
+    inet_ntop(AF_INET, &in4().sin_addr, text, sizeof(text));
   return text;
 }
 
@@ -56,22 +56,21 @@ std::string SockAddr::toString() const {
 }
 
 int SockAddr::port() const {
-  return ntohs(family() == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_port
-                                    : reinterpret_cast<const sockaddr_in*>(&storage)->sin_port);
+  return ntohs(family() == AF_INET6 ? in6().sin6_port : in4().sin_port);
 }
 
 void SockAddr::setPort(int port) {
   const uint16_t p = htons(static_cast<uint16_t>(port));
   if (family() == AF_INET6)
-    reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port = p;
+    in6().sin6_port = p;
   else
-    reinterpret_cast<sockaddr_in*>(&storage)->sin_port = p;
+    in4().sin_port = p;
 }
 
 bool SockAddr::loopback() const {
   if (family() == AF_INET6)
-    return IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr);
-  return (ntohl(reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr.s_addr) >> 24) == 127;
+    return IN6_IS_ADDR_LOOPBACK(&in6().sin6_addr);
+  return (ntohl(in4().sin_addr.s_addr) >> 24) == 127;
 }
 
 WireAddr SockAddr::wire() const {
@@ -79,24 +78,22 @@ WireAddr SockAddr::wire() const {
   w.family = static_cast<uint16_t>(family());
   w.port = htons(static_cast<uint16_t>(port()));
   if (family() == AF_INET6)
-    std::memcpy(w.bytes, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, 16);
+    std::memcpy(w.bytes, &in6().sin6_addr, 16);
   else
-    std::memcpy(w.bytes, &reinterpret_cast<const sockaddr_in*>(&storage)->sin_addr, 4);
+    std::memcpy(w.bytes, &in4().sin_addr, 4);
   return w;
 }
 
 SockAddr SockAddr::fromWire(const WireAddr& w) {
   SockAddr a;
   if (w.family == AF_INET6) {
-    auto* s6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
-    s6->sin6_family = AF_INET6;
-    s6->sin6_port = w.port;
-    std::memcpy(&s6->sin6_addr, w.bytes, 16);
+    a.in6().sin6_family = AF_INET6;
+    a.in6().sin6_port = w.port;
+    std::memcpy(&a.in6().sin6_addr, w.bytes, 16);
   } else {
-    auto* s4 = reinterpret_cast<sockaddr_in*>(&a.storage);
-    s4->sin_family = AF_INET;
-    s4->sin_port = w.port;
-    std::memcpy(&s4->sin_addr, w.bytes, 4);
+    a.in4().sin_family = AF_INET;
+    a.in4().sin_port = w.port;
+    std::memcpy(&a.in4().sin_addr, w.bytes, 4);
   }
   return a;
 }
@@ -107,12 +104,10 @@ SockAddr sockAddrOf(const std::string& hostText, int port) {
   std::string host = hostText;
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   SockAddr a;
-  auto* s4 = reinterpret_cast<sockaddr_in*>(&a.storage);
-  auto* s6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
-  if (inet_pton(AF_INET, host.c_str(), &s4->sin_addr) == 1) {
-    s4->sin_family = AF_INET;
-  } else if (inet_pton(AF_INET6, host.c_str(), &s6->sin6_addr) == 1) {
-    s6->sin6_family = AF_INET6;
+  if (inet_pton(AF_INET, host.c_str(), &a.in4().sin_addr) == 1) {
+    a.in4().sin_family = AF_INET;
+  } else if (inet_pton(AF_INET6, host.c_str(), &a.in6().sin6_addr) == 1) {
+    a.in6().sin6_family = AF_INET6;
   } else {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
@@ -237,12 +232,15 @@ void setKeepAlive(int fd, std::chrono::milliseconds userTimeout) {
   setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout, sizeof(timeout));
 }
 
+bool setBufferSize(int fd, bool send, int bytes) {
+  return setsockopt(fd, SOL_SOCKET, send ? SO_SNDBUFFORCE : SO_RCVBUFFORCE, &bytes, sizeof(bytes)) == 0 ||
+         setsockopt(fd, SOL_SOCKET, send ? SO_SNDBUF : SO_RCVBUF, &bytes, sizeof(bytes)) == 0;
+}
+
 void setBufferSizes(int fd, int bytes) {
   if (bytes <= 0) return;
-  if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)) != 0)
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof(bytes)) != 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof(bytes));
+  setBufferSize(fd, true, bytes);
+  setBufferSize(fd, false, bytes);
 }
 
 bool setCongestionControl(int fd, const std::string& algorithm) {

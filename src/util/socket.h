@@ -56,6 +56,11 @@ struct SockAddr {
   bool loopback() const;         // 127.0.0.0/8 or ::1
   WireAddr wire() const;
   static SockAddr fromWire(const WireAddr& w);
+  // The storage as the family's own type (no check of the family).
+  const sockaddr_in& in4() const { return *reinterpret_cast<const sockaddr_in*>(&storage); }
+  sockaddr_in& in4() { return *reinterpret_cast<sockaddr_in*>(&storage); }
+  const sockaddr_in6& in6() const { return *reinterpret_cast<const sockaddr_in6*>(&storage); }
+  sockaddr_in6& in6() { return *reinterpret_cast<sockaddr_in6*>(&storage); }
 };
 
 // "host:port", "[v6]:port", or a host alone (then defaultPort); a host is a name, dotted IPv4
@@ -76,7 +81,10 @@ std::string routeSourceIp(const SockAddr& to);
 
 void setNonBlocking(int fd, bool on);
 void setNoDelay(int fd);
-// SO_SNDBUF/SO_RCVBUF; as root past net.core.*mem_max (SO_*BUFFORCE). 0 leaves autotuning.
+// SO_SNDBUF (send) or SO_RCVBUF; as root past net.core.*mem_max (SO_*BUFFORCE). Either turns
+// the kernel's autotuning of that buffer off. False when the kernel refused both.
+bool setBufferSize(int fd, bool send, int bytes);
+// Both buffers; 0 leaves autotuning.
 void setBufferSizes(int fd, int bytes);
 // A dead path is noticed on a long-lived connection: keepalive probes an idle one (which also
 // keeps a middlebox's idle timer from closing it), and data or probes unacknowledged for

@@ -20,6 +20,8 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <tuple>
+#include <utility>
 
 #include "transport/nic/sysfs.h"
 #include "util/log.h"
@@ -211,6 +213,10 @@ std::vector<LinkState> liveLinks() {
   return out;
 }
 
+std::string loopbackAddress(const params::Params& params) {
+  return addressFamily(params) == AF_INET6 ? "::1" : "127.0.0.1";
+}
+
 int addressFamily(const params::Params& params) {
   if (!params.isSet(params::Id::kNcclSocketFamily)) return AF_UNSPEC;
   const std::string& f = params.string(params::Id::kNcclSocketFamily);
@@ -220,7 +226,8 @@ int addressFamily(const params::Params& params) {
               "NCCL_SOCKET_FAMILY='" + f + "' is not AF_INET or AF_INET6");
 }
 
-std::map<std::string, std::string> addressByInterface(int family) {
+std::map<std::string, std::string> addressByInterface(const params::Params& params) {
+  const int family = addressFamily(params);
   std::map<std::string, std::string> v4, v6;
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) != 0) return v4;
@@ -240,10 +247,6 @@ std::map<std::string, std::string> addressByInterface(int family) {
   ::freeifaddrs(list);
   for (auto& [name, ip] : v6) v4.emplace(name, ip);  // IPv4 first where an interface has both
   return v4;
-}
-
-std::map<std::string, std::string> addressByInterface(const params::Params& params) {
-  return addressByInterface(addressFamily(params));
 }
 
 std::vector<NicInfo> scanNetInterfaces(const std::vector<LinkState>& links,
@@ -308,6 +311,18 @@ NicSelection selectNics(const std::vector<NicInfo>& all, const std::string& spec
   return sel;
 }
 
+namespace {
+
+// The list the IP branch applies: XSITE_NICS, else NCCL_SOCKET_IFNAME (NCCL users' habit);
+// {name, value}.
+std::pair<std::string, std::string> ipSelection(const params::Params& params) {
+  if (!params.isSet(params::Id::kNics) && params.isSet(params::Id::kNcclSocketIfname))
+    return {"NCCL_SOCKET_IFNAME", params.string(params::Id::kNcclSocketIfname)};
+  return {"XSITE_NICS", params.string(params::Id::kNics)};
+}
+
+}  // namespace
+
 NicDiscovery discoverNics(const params::Params& params, const DiscoverOptions& options) {
   static std::atomic<bool> logged{false};
   const bool first = !logged.exchange(true);
@@ -331,10 +346,7 @@ NicDiscovery discoverNics(const params::Params& params, const DiscoverOptions& o
   } else {
     d.branch = NicInfo::Kind::kIp;
     d.rdmaNote = scan.note;
-    if (!params.isSet(params::Id::kNics) && params.isSet(params::Id::kNcclSocketIfname)) {
-      spec = params.string(params::Id::kNcclSocketIfname);  // NCCL users' habit
-      specName = "NCCL_SOCKET_IFNAME";
-    }
+    std::tie(specName, spec) = ipSelection(params);
     d.all = scanNetInterfaces(options.links ? *options.links : liveLinks(), options.sysfsRoot);
     d.selected = selectNics(d.all, spec);
     if (log::enabled(level, log::kNet))
@@ -353,22 +365,12 @@ NicDiscovery discoverNics(const params::Params& params, const DiscoverOptions& o
   return d;
 }
 
-namespace {
-
-// The list the IP branch applies: XSITE_NICS, else NCCL_SOCKET_IFNAME; {name, value}.
-std::pair<std::string, std::string> ipSelection(const params::Params& params) {
-  if (!params.isSet(params::Id::kNics) && params.isSet(params::Id::kNcclSocketIfname))
-    return {"NCCL_SOCKET_IFNAME", params.string(params::Id::kNcclSocketIfname)};
-  return {"XSITE_NICS", params.string(params::Id::kNics)};
-}
-
-}  // namespace
-
 std::string describeCandidates(const params::Params& params) {
   const auto [specName, spec] = ipSelection(params);
   const auto all = scanNetInterfaces(liveLinks());
   const auto selected = selectNics(all, spec).nics;
   const auto addrs = addressByInterface(params);
+  const int family = addressFamily(params);
   std::string out;
   for (const NicInfo& nic : all) {
     auto it = addrs.find(nic.name);
@@ -379,9 +381,9 @@ std::string describeCandidates(const params::Params& params) {
                           [&](const NicInfo& s) { return s.name == nic.name; }))
       why = "not selected by " + specName + "='" + spec + "'";
     else if (it == addrs.end())
-      why = addressFamily(params) == AF_INET6 ? "no global IPv6 address (NCCL_SOCKET_FAMILY)"
-            : addressFamily(params) == AF_INET ? "no IPv4 address (NCCL_SOCKET_FAMILY)"
-                                               : "no address";
+      why = family == AF_INET6 ? "no global IPv6 address (NCCL_SOCKET_FAMILY)"
+            : family == AF_INET ? "no IPv4 address (NCCL_SOCKET_FAMILY)"
+                                : "no address";
     out += (out.empty() ? "" : ", ") + nic.name + (it == addrs.end() ? "" : " " + it->second) +
            (why.empty() ? " (usable)" : " (" + why + ")");
   }
@@ -402,7 +404,7 @@ std::string listenIpFromNics(const params::Params& params) {
   lo.name = lo.netdev = "lo";
   lo.up = true;
   if (!spec.empty() && spec[0] != '^' && !selectNics({lo}, spec).nics.empty())
-    return addressFamily(params) == AF_INET6 ? "::1" : "127.0.0.1";
+    return loopbackAddress(params);
   throw Error(ErrorCategory::kInvalidUsage,
               specName + "='" + spec + "' selects no interface that is up and has an address; "
               "this host has: " + describeCandidates(params));

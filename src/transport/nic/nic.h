@@ -129,11 +129,11 @@ NicDiscovery discoverNics(const params::Params& params, const DiscoverOptions& o
 // NCCL_SOCKET_FAMILY: AF_INET, AF_INET6, or AF_UNSPEC when unset; throws kInvalidUsage naming a
 // value it does not know.
 int addressFamily(const params::Params& params);
+// "127.0.0.1", or "::1" under NCCL_SOCKET_FAMILY=AF_INET6.
+std::string loopbackAddress(const params::Params& params);
 // Interface name -> its address, in this process's network namespace (getifaddrs): the first
 // IPv4 one, else the first global IPv6 one (link-local addresses need a scope id and are left
-// out); `family` AF_INET or AF_INET6 keeps to that family. The second form takes the family
-// from NCCL_SOCKET_FAMILY.
-std::map<std::string, std::string> addressByInterface(int family);
+// out); NCCL_SOCKET_FAMILY keeps to one family.
 std::map<std::string, std::string> addressByInterface(const params::Params& params);
 
 // Every interface but loopback, its address and whether it is usable or why not (down, not

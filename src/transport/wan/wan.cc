@@ -36,7 +36,7 @@ constexpr auto kTryLimit = std::chrono::seconds(3);             // one dial, hel
 constexpr auto kRedialPause = std::chrono::milliseconds(200);   // between failed dials
 constexpr auto kProbePeriod = std::chrono::seconds(1);          // waiting side: is the peer alive?
 constexpr auto kWatchPeriod = std::chrono::milliseconds(100);   // idle links' sockets looked at
-constexpr auto kAdaptPeriod = std::chrono::milliseconds(50);   // the path sampled (TCP_INFO)
+constexpr auto kAdaptPeriod = std::chrono::milliseconds(50);   // adapt() looks at the clock
 constexpr double kRateRtts = 4;     // the path's rate is measured over this many round trips
 constexpr auto kRateSpan = std::chrono::milliseconds(500);  // ... and at least this long (bursts)
 constexpr double kMaxGrowth = 4;    // adapt(): most a window or buffer grows in one look
@@ -48,12 +48,6 @@ bool peerClosed(int fd) noexcept {
   socklen_t len = sizeof(info);
   if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return true;  // not TCP
   return info.tcpi_state == TCP_CLOSE_WAIT;
-}
-
-// SO_*BUFFORCE (root, past net.core.*mem_max), else the capped SO_*BUF.
-bool setSocketBuffer(int fd, int force, int plain, int bytes) noexcept {
-  return ::setsockopt(fd, SOL_SOCKET, force, &bytes, sizeof(bytes)) == 0 ||
-         ::setsockopt(fd, SOL_SOCKET, plain, &bytes, sizeof(bytes)) == 0;
 }
 
 // The most the kernel's buffer autotuning gives a TCP socket (the third field of
@@ -895,16 +889,16 @@ void WanLink::adapt() noexcept {
   const auto now = Clock::now();
   if (now < nextAdapt_) return;
   nextAdapt_ = now + kAdaptPeriod;
+  // rateSince_ is this thread's alone: no lock, and no TCP_INFO, before a span can have passed.
+  if (rateSince_ != Clock::time_point{} && now - rateSince_ < kRateSpan) return;
   std::lock_guard<std::mutex> lk(sendMu_);
   double rtt = 0;
   int up = 0;
   for (Stream& s : streams_) {
-    TcpPathSample p;
-    if (s.state != StreamState::kUp || !s.fd.valid() || !sampleTcpPath(s.fd.get(), p) ||
-        p.minRttUs <= 0)
-      continue;
+    const double minRtt = s.state == StreamState::kUp && s.fd.valid() ? tcpMinRttUs(s.fd.get()) : 0;
+    if (minRtt <= 0) continue;
     ++up;
-    rtt = rtt > 0 ? std::min(rtt, p.minRttUs) : p.minRttUs;
+    rtt = rtt > 0 ? std::min(rtt, minRtt) : minRtt;
   }
   const uint64_t received = receivedBytes_.load(std::memory_order_relaxed);
   if (rtt <= 0 || up == 0 || rateSince_ == Clock::time_point{}) {
@@ -933,9 +927,7 @@ void WanLink::adapt() noexcept {
     want = std::min({want, kMaxGrowth * have, double(opt_.maxSocketBytes)});  // as the kernel counts
     if (want <= 1.25 * have || (!locked && want <= limit)) return;
     const int ask = static_cast<int>(want / 2);  // the kernel doubles what it is asked
-    if (!setSocketBuffer(s.fd.get(), send ? SO_SNDBUFFORCE : SO_RCVBUFFORCE,
-                         send ? SO_SNDBUF : SO_RCVBUF, ask))
-      return;
+    if (!setBufferSize(s.fd.get(), send, ask)) return;
     locked = true;
     XSITE_INFO(kNet, "%s stream %d: %s buffer %d -> %d bytes (path: %.1f ms RTT, %.0f Mbit/s)",
                label_.c_str(), indexOf(s), send ? "send" : "receive", have, 2 * ask, rtt / 1e3,

@@ -63,7 +63,6 @@ static_assert(sizeof(FrameHeader) == 48);
 
 inline constexpr uint32_t kMaxFrameBytes = 64u << 20;  // a receiver rejects anything larger
 
-
 // The first bytes on a socket that re-opens a broken stream (dialer to the peer's WAN listener),
 // and the answer. `recvBelow`: every frame of that stream numbered below it has arrived here.
 struct ResumeHello {
