@@ -1,7 +1,8 @@
 // Hierarchical all-reduce (the bandwidth path), per chunk:
 //   1. domain reduce-scatter    (ring of the L ranks of a domain)
 //   2. site reduce-scatter      (rail ring: same local index, the D domains of a site)
-//   3. cross-site all-reduce    (WAN ring: the rank owning the same shard in every site)
+//   3. cross-site all-reduce    (the rank owning the same shard in every site: a ring, or a
+//                                direct exchange between two sites or with a codec)
 //   4. site all-gather, 5. domain all-gather.
 // Each stage has its own channel, and the engine pipelines chunks through the stages. A chunk
 // is cut into P = L*D shards; rank (domain position d, local l) owns shard l*D + d. Uneven
@@ -110,9 +111,10 @@ compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* re
   RingStage domainRs(ctx, domainRing(t, rank), kChDomainRs, RingMode::kReduceScatter, type, op, 0,
                      domainLayout(true));
   RingStage railRs(ctx, railRing(t, rank), kChRailRs, RingMode::kReduceScatter, type, op, 0, railLayout);
-  // The cross-site stage runs on several lanes so that several chunks are in flight on the WAN:
-  // an exact ring, or the direct exchange of encoded pieces. Per chunk a rank puts 2(S-1)/S of
-  // its shard on the WAN (the ring's reduce-scatter and all-gather, or the exchange's pieces).
+  // The cross-site stage runs on several lanes so that several chunks are in flight on the WAN.
+  // Exact among one or more than two sites, a ring; else a direct exchange (exchange_stage.h):
+  // of whole shards between two sites, in one round trip instead of the ring's two, or of
+  // encoded pieces. Per chunk a rank puts 2(S-1)/S of its shard on the WAN either way.
   const int S = t.numSites();
   const double laneWire = static_cast<double>(count) * esize / chunks / P * 2.0 * (S - 1) / S /
                           compress::nominalRatio(codecId, type, ctx.settings().codecOptions.blockSize);
@@ -122,7 +124,7 @@ compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* re
   std::vector<std::unique_ptr<Stage>> wanLanes;
   std::vector<Stage*> wan;
   for (int lane = 0; lane < lanes; ++lane) {
-    if (codecId == compress::CodecId::kNone)
+    if (codecId == compress::CodecId::kNone && S != 2)
       wanLanes.push_back(std::make_unique<RingStage>(ctx, wanRing(t, rank), kChWan + lane,
                                                      RingMode::kAllReduce, type, op, avg, wanLayout));
     else

@@ -16,6 +16,8 @@ ExchangeStage::ExchangeStage(Context& ctx, const RingView& group, int channel,
       channel_(channel),
       codec_(codec),
       fixedSize_(codec.id() == compress::CodecId::kNone || compress::isLossy(codec.id())),
+      whole_(group.size() == 2),
+      raw_(whole_ && codec.id() == compress::CodecId::kNone),
       type_(type),
       op_(op),
       avgDivisor_(avgDivisor),
@@ -28,7 +30,8 @@ ExchangeStage::ExchangeStage(Context& ctx, const RingView& group, int channel,
 
 std::string ExchangeStage::describe() const {
   std::string s = std::string(channelName(channel_)) + " " + std::string(codecName(codec_.id())) +
-                  " exchange among " + std::to_string(group_.size()) + " sites (ranks";
+                  (whole_ ? " whole-shard" : "") + " exchange among " +
+                  std::to_string(group_.size()) + " sites (ranks";
   for (int r : group_.members) s += " " + std::to_string(r);
   return s + ")";
 }
@@ -44,24 +47,34 @@ void ExchangeStage::start(int chunk) {
   layoutFn_(chunk, layout_);
   size_t maxPiece = 0;
   for (int site = 0; site < group_.size(); ++site) maxPiece = std::max(maxPiece, pieceCount(site));
-  maxEncoded_ = codec_.maxEncodedBytes(maxPiece, type_);
-  // One scratch region per stage (never in use by a transfer when a chunk starts): per peer its
-  // send, two receive and one decode buffer, then the result's encoding and the float scratch.
+  maxEncoded_ = raw_ ? maxPiece * esize_ : codec_.maxEncodedBytes(maxPiece, type_);
+  // One scratch region per stage (never in use by a transfer when a chunk starts). Pieces: per
+  // peer its send, two receive and one decode buffer, then the result's encoding and the float
+  // scratch. Whole: per peer its receive and decode buffer, then my encoding, its decoded form
+  // and the float scratch; raw, the receive buffers alone.
   const size_t enc = (maxEncoded_ + 63) & ~size_t{63};
   const size_t dec = (maxPiece * std::max<size_t>(esize_, 4) + 63) & ~size_t{63};
-  const size_t perPeer = 3 * enc + dec;
-  char* base = ctx_.scratch(kNumChannels + channel_, peers_.size() * perPeer + enc + dec);
+  const size_t perPeer = raw_ ? enc : whole_ ? enc + dec : 3 * enc + dec;
+  const size_t tail = raw_ ? 0 : whole_ ? enc + 2 * dec : enc + dec;
+  char* base = ctx_.scratch(kNumChannels + channel_, peers_.size() * perPeer + tail);
   for (size_t i = 0; i < peers_.size(); ++i) {
     Peer& p = peers_[i];
     char* b = base + i * perPeer;
     p = Peer{p.site, p.conn};
-    p.sendBuf = b;
-    p.contribBuf = b + enc;
-    p.resultBuf = b + 2 * enc;
-    p.decoded = b + 3 * enc;
+    p.contribBuf = b;
+    if (whole_) {
+      p.decoded = raw_ ? b : b + enc;
+    } else {
+      p.sendBuf = b;
+      p.contribBuf = b + enc;
+      p.resultBuf = b + 2 * enc;
+      p.decoded = b + 3 * enc;
+    }
   }
-  resultBuf_ = base + peers_.size() * perPeer;
-  floatScratch_ = reinterpret_cast<float*>(resultBuf_ + enc);
+  char* rest = base + peers_.size() * perPeer;
+  resultBuf_ = raw_ ? nullptr : rest;
+  ownDecoded_ = whole_ && compress::isLossy(codec_.id()) ? rest + enc : nullptr;
+  floatScratch_ = raw_ ? nullptr : reinterpret_cast<float*>(rest + (whole_ ? enc + dec : enc));
   phase_ = Phase::kStart;
   resultSize_ = 0;
 }
@@ -97,6 +110,55 @@ Status ExchangeStage::encodeContributions() {
   return Status::ok();
 }
 
+// Whole: my shard, encoded once (raw: as it is), to every peer; their shards posted to receive.
+// The shard itself is only read until the sends complete: advance() reduces into it after that.
+Status ExchangeStage::encodeWhole() {
+  const size_t n = pieceCount(group_.index);
+  const char* wire = layout_.region;
+  if (raw_) {
+    resultSize_ = n * esize_;
+  } else {
+    Result<size_t> bytes =
+        ownDecoded_ != nullptr
+            ? compress::encodeWithFeedback(codec_, layout_.region, n, type_, layout_.residual,
+                                           resultBuf_, maxEncoded_, ownDecoded_, floatScratch_)
+            : codec_.encode(layout_.region, n, type_, resultBuf_, maxEncoded_);
+    if (!bytes) return bytes.status();
+    resultSize_ = bytes.value();
+    wire = resultBuf_;
+  }
+  for (Peer& p : peers_) {
+    if (!fixedSize_) p.conn->postSend(&resultSize_, sizeof resultSize_);
+    p.lastSend = p.conn->postSend(wire, resultSize_);
+    ctx_.countWan(n * esize_, resultSize_);
+    if (fixedSize_) {
+      p.contribSize = raw_ ? n * esize_ : codec_.maxEncodedBytes(n, type_);
+      p.ticket = p.conn->postRecv(p.contribBuf, p.contribSize);
+      p.await = Await::kContrib;
+    } else {
+      p.ticket = p.conn->postRecv(&p.contribSize, sizeof p.contribSize);
+      p.await = Await::kContribSize;
+    }
+  }
+  return Status::ok();
+}
+
+// Whole: every site's shard (a lossy codec's as decoded, so that every site has the same
+// values) reduced in site order into mine.
+void ExchangeStage::reduceWhole() {
+  const int me = group_.index, s = group_.size();
+  const size_t n = pieceCount(me);
+  auto value = [&](int site) -> const char* {
+    if (site == me) return ownDecoded_ != nullptr ? ownDecoded_ : layout_.region;
+    for (const Peer& p : peers_)
+      if (p.site == site) return p.decoded;
+    return nullptr;
+  };
+  reduce(layout_.region, value(0), value(1), n, type_, op_);
+  for (int site = 2; site < s; ++site) reduce(layout_.region, layout_.region, value(site), n, type_, op_);
+  if (avgDivisor_ > 0) divideInPlace(layout_.region, n, type_, avgDivisor_);
+}
+
 Status ExchangeStage::checkAnnounced(const Peer& p, uint64_t bytes, size_t count) const {
   if (bytes >= sizeof(compress::EncodedHeader) && bytes <= codec_.maxEncodedBytes(count, type_))
     return Status::ok();
@@ -113,15 +175,20 @@ Status ExchangeStage::receive(Peer& p, bool& moved) {
       case Await::kContribSize:
         XSITE_RETURN_IF_ERROR(checkAnnounced(p, p.contribSize, pieceCount(group_.index)));
         p.ticket = p.conn->postRecv(p.contribBuf, p.contribSize);
-        p.conn->postRecv(&p.resultSize, sizeof p.resultSize);
+        if (!whole_) p.conn->postRecv(&p.resultSize, sizeof p.resultSize);
         p.await = Await::kContrib;
         break;
       case Await::kContrib: {
-        Status st =
-            codec_.decode(p.contribBuf, p.contribSize, pieceCount(group_.index), type_, p.decoded);
+        Status st = raw_ ? Status::ok()
+                         : codec_.decode(p.contribBuf, p.contribSize, pieceCount(group_.index),
+                                         type_, p.decoded);
         if (!st)
           return Status(st.category(), "contribution from rank " + std::to_string(p.conn->peer()) +
                                            ": " + st.message());
+        if (whole_) {
+          p.await = Await::kNothing;
+          break;
+        }
         ++p.ticket;  // the result (or its size) was posted right after
         p.await = fixedSize_ ? Await::kResult : Await::kResultSize;
         break;
@@ -177,26 +244,32 @@ Status ExchangeStage::reduceAndEncodeResult() {
 
 Status ExchangeStage::advance(bool& moved, bool& done) noexcept {
   if (phase_ == Phase::kStart) {
-    XSITE_RETURN_IF_ERROR(encodeContributions());
+    XSITE_RETURN_IF_ERROR(whole_ ? encodeWhole() : encodeContributions());
     phase_ = Phase::kContributions;
     moved = true;
   }
-  bool contributions = true, finished = true;
+  bool contributions = true, finished = true, sent = true;
   for (Peer& p : peers_) {
     XSITE_RETURN_IF_ERROR(p.conn->progress(moved));
     XSITE_RETURN_IF_ERROR(receive(p, moved));
     contributions = contributions && p.await != Await::kContribSize && p.await != Await::kContrib;
     finished = finished && p.await == Await::kNothing;
+    sent = sent && p.conn->sendsDone() >= p.lastSend;
+  }
+  if (whole_) {
+    if (!finished || !sent) return Status::ok();
+    reduceWhole();
+    moved = done = true;
+    return Status::ok();
   }
   if (phase_ == Phase::kContributions && contributions) {
     XSITE_RETURN_IF_ERROR(reduceAndEncodeResult());
     phase_ = Phase::kResults;
     moved = true;
     for (Peer& p : peers_) XSITE_RETURN_IF_ERROR(p.conn->progress(moved));
+    sent = false;
   }
-  if (phase_ != Phase::kResults || !finished) return Status::ok();
-  for (const Peer& p : peers_)
-    if (p.conn->sendsDone() < p.lastSend) return Status::ok();
+  if (phase_ != Phase::kResults || !finished || !sent) return Status::ok();
   done = true;
   return Status::ok();
 }

@@ -1,12 +1,18 @@
-// The compressed cross-site stage of the hierarchical all-reduce: a direct exchange among the
-// s ranks that own the same shard in every site (the WAN group), with a codec on the wire.
+// The cross-site stage of the hierarchical all-reduce as a direct exchange among the s ranks
+// that own the same shard in every site (the WAN group), with a codec (or none) on the wire.
 //
-// Per chunk, the shard is cut into s pieces; the rank of site i owns piece i.
+// Among more than two sites (pieces): per chunk, the shard is cut into s pieces; the rank of
+// site i owns piece i.
 //   1. every rank encodes its contribution to piece j and sends it to the owner of piece j;
 //   2. the owner decodes the other sites' contributions, reduces all s in site order (its own
 //      exactly), encodes the result once, sends that encoding to every other site, and keeps
 //      the decoded form of its own encoding as the result;
 //   3. every rank decodes the other owners' results into place.
+// Between two sites (whole): every rank encodes its whole shard once and sends it to the other
+// site; both decode both encodings (a lossy codec's own one too) and reduce them in site order.
+// The same bytes cross the WAN as with pieces or the ring (one shard each way), in one round
+// trip per chunk instead of two: on a long or lossy link every round waits for the slowest
+// frame, a lost one's recovery included. Each contribution is encoded once, the result never.
 // Every rank therefore ends with the same bytes under every codec. With error feedback, each
 // encoding adds in what the previous call with the same key lost (compress/error_feedback.h).
 // Lossless codecs send their variable size first; the others have a size every rank knows.
@@ -45,23 +51,28 @@ class ExchangeStage final : public Stage {
   struct Peer {
     int site;
     transport::Connection* conn;
-    char* sendBuf = nullptr;     // my encoded contribution to the peer's piece
-    char* contribBuf = nullptr;  // the peer's encoded contribution to my piece
-    char* resultBuf = nullptr;   // the peer's encoded result (its piece)
-    char* decoded = nullptr;     // the peer's contribution, decoded
+    char* sendBuf = nullptr;     // my encoded contribution to the peer's piece (pieces only)
+    char* contribBuf = nullptr;  // the peer's encoded contribution to my piece (whole: shard)
+    char* resultBuf = nullptr;   // the peer's encoded result (its piece; pieces only)
+    char* decoded = nullptr;     // the peer's contribution, decoded (raw: contribBuf itself)
     uint64_t sizeOut = 0;                   // lossless: my contribution's size, sent first
     uint64_t contribSize = 0, resultSize = 0;  // encoded sizes: announced (lossless) or fixed
     Await await = Await::kNothing;
     uint64_t ticket = 0;  // of the receive `await` waits for
     uint64_t lastSend = 0;
   };
-  size_t pieceCount(int site) const { return layout_.bounds[site + 1] - layout_.bounds[site]; }
+  // Whole: the one "piece" is the shard, and every site contributes all of it.
+  size_t pieceCount(int site) const {
+    return whole_ ? layout_.bounds.back() : layout_.bounds[site + 1] - layout_.bounds[site];
+  }
   char* piece(int site) const { return layout_.region + layout_.bounds[site] * esize_; }
   float* residual(int site) const {
     return layout_.residual ? layout_.residual + layout_.bounds[site] : nullptr;
   }
   Status encodeContributions();
+  Status encodeWhole();
   Status reduceAndEncodeResult();
+  void reduceWhole();
   Status receive(Peer& p, bool& moved);  // handles the peer's completed receives, in order
   Status checkAnnounced(const Peer& p, uint64_t bytes, size_t count) const;
 
@@ -70,13 +81,16 @@ class ExchangeStage final : public Stage {
   int channel_;
   const compress::Codec& codec_;
   bool fixedSize_;  // every rank knows the encoded size (none, lossy); else it is sent first
+  bool whole_;      // two sites: whole shards are exchanged (see above)
+  bool raw_;        // codec none: the elements themselves go on the wire
   DataType type_;
   ReduceOp op_;
   int avgDivisor_;
   LayoutFn layoutFn_;
   size_t esize_;
   std::vector<Peer> peers_;
-  char* resultBuf_ = nullptr;
+  char* resultBuf_ = nullptr;  // pieces: my result's encoding; whole: my shard's
+  char* ownDecoded_ = nullptr;  // whole, lossy: my shard as every site decodes it
   float* floatScratch_ = nullptr;
   size_t maxEncoded_ = 0;
 

@@ -38,9 +38,11 @@ double CostModel::estimateUs(Algorithm algo, size_t bytesIn, const Topology& t,
       double site = D > 1 ? 2.0 * (D - 1) * (S / P) / this->site.bytesPerUs : 0;
       double cross =
           s > 1 ? 2.0 * (s - 1) * (S / P / s) / (wan.bytesPerUs / P) / std::max(wanRatio, 1e-3) : 0;
-      // Pipelined: every stage's latency once per step plus the slowest stage's bandwidth.
+      // Pipelined: every stage's latency once per step plus the slowest stage's bandwidth. The
+      // cross-site stage is a ring of 2(s-1) steps, or between two sites one exchange.
+      const int wanSteps = s == 2 ? 1 : 2 * (s - 1);
       double lat = 2 * (L - 1) * domain.latencyUs + 2 * (D - 1) * this->site.latencyUs +
-                   2 * (s - 1) * wan.latencyUs;
+                   wanSteps * wan.latencyUs;
       return lat + std::max({dom, site, cross});
     }
     case Algorithm::kLatency: {

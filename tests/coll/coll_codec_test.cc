@@ -154,6 +154,38 @@ TEST(CodecErrorFeedback, RunningMeanConvergesOnlyWithFeedback) {
   }
 }
 
+// Between two sites each contribution is encoded once and the reduced result never: values a
+// block-scaled codec represents exactly (integers up to the code's largest, with that largest in
+// every block: a scale of 1) arrive exact, although their sums (odd numbers up to twice the
+// largest) are not representable at the sum's scale. Encoding the result again, as the exchange
+// of pieces among more sites does, would round every odd sum.
+TEST(CodecTwoSites, EachContributionIsRoundedOnceAndTheResultNever) {
+  LocalGroup group(Shape{{1}, {1}}, smallPipelineConfig());
+  runRanks(group, [&](Communicator& comm) {
+    for (auto [codec, top] : {std::pair{Codec::kInt8, 127}, std::pair{Codec::kInt4, 7}}) {
+      const size_t count = 4096;
+      std::vector<float> in(count), out(count);
+      auto value = [&](int site, size_t i) {
+        return static_cast<float>(site == 0 ? (i % 4 == 0 ? top : static_cast<int>(i % (top + 1)))
+                                            : (i % 4 == 0 ? top : 1));
+      };
+      for (size_t i = 0; i < count; ++i) in[i] = value(comm.rank(), i);
+      AllReduceOptions o;
+      o.algorithm = Algorithm::kHierarchical;
+      o.codec = codec;
+      o.errorFeedback = false;
+      comm.allReduce(in.data(), out.data(), count, DataType::kFloat32, ReduceOp::kSum, o);
+      size_t odd = 0;
+      for (size_t i = 0; i < count; ++i) {
+        const float want = value(0, i) + value(1, i);
+        odd += static_cast<int>(want) % 2 != 0;
+        ASSERT_EQ(out[i], want) << codecName(codec) << " element " << i;
+      }
+      EXPECT_GE(odd, count / 8);  // the case that a second rounding would get wrong
+    }
+  });
+}
+
 TEST(CodecWanStats, CompressionShowsOnTheWire) {
   LocalGroup group(Shape{{2}, {2}}, smallPipelineConfig());
   runRanks(group, [&](Communicator& comm) {
