@@ -112,19 +112,23 @@ compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* re
                      domainLayout(true));
   RingStage railRs(ctx, railRing(t, rank), kChRailRs, RingMode::kReduceScatter, type, op, 0, railLayout);
   // The cross-site stage runs on several lanes so that several chunks are in flight on the WAN.
-  // Exact among one or more than two sites, a ring; else a direct exchange (exchange_stage.h):
-  // of whole shards between two sites, in one round trip instead of the ring's two, or of
-  // encoded pieces. Per chunk a rank puts 2(S-1)/S of its shard on the WAN either way.
+  // With a codec it is a direct exchange (exchange_stage.h); exact, a ring, except between two
+  // sites on a link that needs several lanes: there the exchange of whole shards takes one round
+  // trip per chunk instead of the ring's two, which a long or lossy link pays for in every round.
+  // Where one lane covers the link, the ring's half-shard steps are gentler on the bottleneck's
+  // queue (at 5.5 ms and a 2 x BDP queue the exchange overflowed it and took 7-10% longer).
+  // Per chunk a rank puts 2(S-1)/S of its shard on the WAN either way.
   const int S = t.numSites();
   const double laneWire = static_cast<double>(count) * esize / chunks / P * 2.0 * (S - 1) / S /
                           compress::nominalRatio(codecId, type, ctx.settings().codecOptions.blockSize);
   const int lanes = wanLaneCount(ctx, count * esize, laneWire, P);
   XSITE_DEBUG(kColl, "allReduce(hier) of %zu bytes: %d chunks, cross-site stage on %d lanes%s",
               count * esize, chunks, lanes, ctx.settings().wanLanes > 0 ? " (XSITE_WAN_LANES)" : "");
+  const bool exchange = codecId != compress::CodecId::kNone || (S == 2 && lanes > 1);
   std::vector<std::unique_ptr<Stage>> wanLanes;
   std::vector<Stage*> wan;
   for (int lane = 0; lane < lanes; ++lane) {
-    if (codecId == compress::CodecId::kNone && S != 2)
+    if (!exchange)
       wanLanes.push_back(std::make_unique<RingStage>(ctx, wanRing(t, rank), kChWan + lane,
                                                      RingMode::kAllReduce, type, op, avg, wanLayout));
     else
