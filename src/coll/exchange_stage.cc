@@ -91,23 +91,29 @@ Status ExchangeStage::encodeContributions() {
             : codec_.encode(piece(p.site), n, type_, p.sendBuf, maxEncoded_);
     if (!bytes) return bytes.status();
     p.sizeOut = bytes.value();
-    if (!fixedSize_) p.conn->postSend(&p.sizeOut, sizeof p.sizeOut);
-    p.lastSend = p.conn->postSend(p.sendBuf, p.sizeOut);
-    ctx_.countWan(n * esize_, p.sizeOut);
-    // Receives, in arrival order: the contribution to my piece, then the peer's result. Sizes
-    // every rank knows are posted at once; announced sizes first.
+    // Receives, in arrival order: the contribution to my piece, then the peer's result.
+    post(p, p.sendBuf, p.sizeOut, n, mineFixed);
     if (fixedSize_) {
-      p.contribSize = mineFixed;
       p.resultSize = codec_.maxEncodedBytes(pieceCount(p.site), type_);
-      p.ticket = p.conn->postRecv(p.contribBuf, p.contribSize);
       p.conn->postRecv(p.resultBuf, p.resultSize);
-      p.await = Await::kContrib;
-    } else {
-      p.ticket = p.conn->postRecv(&p.contribSize, sizeof p.contribSize);
-      p.await = Await::kContribSize;
     }
   }
   return Status::ok();
+}
+
+void ExchangeStage::post(Peer& p, const char* data, const uint64_t& bytes, size_t count,
+                         size_t contribBytes) {
+  if (!fixedSize_) p.conn->postSend(&bytes, sizeof bytes);
+  p.lastSend = p.conn->postSend(data, bytes);
+  ctx_.countWan(count * esize_, bytes);
+  if (fixedSize_) {
+    p.contribSize = contribBytes;
+    p.ticket = p.conn->postRecv(p.contribBuf, p.contribSize);
+    p.await = Await::kContrib;
+  } else {
+    p.ticket = p.conn->postRecv(&p.contribSize, sizeof p.contribSize);
+    p.await = Await::kContribSize;
+  }
 }
 
 // Whole: my shard, encoded once (raw: as it is), to every peer; their shards posted to receive.
@@ -127,19 +133,8 @@ Status ExchangeStage::encodeWhole() {
     resultSize_ = bytes.value();
     wire = resultBuf_;
   }
-  for (Peer& p : peers_) {
-    if (!fixedSize_) p.conn->postSend(&resultSize_, sizeof resultSize_);
-    p.lastSend = p.conn->postSend(wire, resultSize_);
-    ctx_.countWan(n * esize_, resultSize_);
-    if (fixedSize_) {
-      p.contribSize = raw_ ? n * esize_ : codec_.maxEncodedBytes(n, type_);
-      p.ticket = p.conn->postRecv(p.contribBuf, p.contribSize);
-      p.await = Await::kContrib;
-    } else {
-      p.ticket = p.conn->postRecv(&p.contribSize, sizeof p.contribSize);
-      p.await = Await::kContribSize;
-    }
-  }
+  const size_t theirs = !fixedSize_ ? 0 : raw_ ? n * esize_ : codec_.maxEncodedBytes(n, type_);
+  for (Peer& p : peers_) post(p, wire, resultSize_, n, theirs);
   return Status::ok();
 }
 

@@ -69,6 +69,10 @@ class ExchangeStage final : public Stage {
   float* residual(int site) const {
     return layout_.residual ? layout_.residual + layout_.bounds[site] : nullptr;
   }
+  // Sends `bytes` of `data` (an encoding of `count` elements; its size first when sizes vary) to
+  // `p` and posts the receive of the peer's contribution: at once when every rank knows its size
+  // (`contribBytes`), else its announced size first.
+  void post(Peer& p, const char* data, const uint64_t& bytes, size_t count, size_t contribBytes);
   Status encodeContributions();
   Status encodeWhole();
   Status reduceAndEncodeResult();
