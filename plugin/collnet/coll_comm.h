@@ -13,8 +13,8 @@
 #include <thread>
 
 #include "bootstrap/store.h"
-#include "util/socket.h"
 #include "coll/context.h"
+#include "util/socket.h"
 #include "util/status.h"
 
 namespace xsite::plugin::collnet {

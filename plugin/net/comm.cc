@@ -414,10 +414,9 @@ bool ListenComm::place(Accepted& a) {
 Status ListenComm::acceptStep(RecvComm** recvComm) {
   *recvComm = nullptr;
   while (true) {  // take every connection the kernel has queued
-    sockaddr_storage peer{};
-    socklen_t len = sizeof(peer);
-    int fd = ::accept4(fd_.get(), reinterpret_cast<sockaddr*>(&peer), &len,
-                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    SockAddr addr;
+    socklen_t len = sizeof(addr.storage);
+    int fd = ::accept4(fd_.get(), addr.get(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
       if (wouldBlock(errno)) break;
@@ -425,8 +424,6 @@ Status ListenComm::acceptStep(RecvComm** recvComm) {
     }
     Accepted a;
     a.fd = Fd(fd);
-    SockAddr addr;
-    addr.storage = peer;
     a.peer = addr.toString();
     a.auth = std::make_unique<bootstrap::AuthAccept>(settings_.secret);
     a.by = std::chrono::steady_clock::now() + kAcceptLimit;

@@ -109,7 +109,7 @@ struct LinkSettings {
   // (XSITE_WAN_TRANSPORT=tcp).
   int wanStreams = 4;
   size_t wanFrameBytes = 64 << 10;                        // XSITE_WAN_FRAME_SIZE
-  transport::wan::WanSizing wanSizing{1 << 20, 4 << 20};  // from XSITE_WAN_RATE_MBIT, _LATENCY_US
+  transport::wan::WanSizing wanSizing{1 << 20, 4 << 20, false};  // XSITE_WAN_RATE_MBIT, _LATENCY_US
   compress::CodecId wanCodec = compress::CodecId::kNone;   // XSITE_NET_CODEC (lossless only)
   bootstrap::JobSecret secret;  // XSITE_JOB_SECRET: every socket proves it before its hello
   std::shared_ptr<const transport::wan::TlsContext> wanTls;  // XSITE_WAN_TLS=1 (null: plain)

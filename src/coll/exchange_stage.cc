@@ -61,8 +61,8 @@ void ExchangeStage::start(int chunk) {
     Peer& p = peers_[i];
     char* b = base + i * perPeer;
     p = Peer{p.site, p.conn};
-    p.contribBuf = b;
     if (whole_) {
+      p.contribBuf = b;
       p.decoded = raw_ ? b : b + enc;
     } else {
       p.sendBuf = b;

@@ -239,7 +239,7 @@ std::map<std::string, std::string> addressByInterface(const params::Params& para
       v4.emplace(a->ifa_name, text);
     } else if (a->ifa_addr->sa_family == AF_INET6 && family != AF_INET) {
       const in6_addr& x = reinterpret_cast<sockaddr_in6*>(a->ifa_addr)->sin6_addr;
-      if (IN6_IS_ADDR_LINKLOCAL(&x) && !IN6_IS_ADDR_LOOPBACK(&x)) continue;  // needs a scope id
+      if (IN6_IS_ADDR_LINKLOCAL(&x)) continue;  // needs a scope id
       ::inet_ntop(AF_INET6, &x, text, sizeof(text));
       v6.emplace(a->ifa_name, text);
     }
