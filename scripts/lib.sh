@@ -20,7 +20,7 @@ ensure_packages() {
 
 # The packages every build needs.
 ensure_build_deps() {
-  ensure_packages cmake g++ make libgtest-dev libbenchmark-dev liblz4-dev libzstd-dev libucx-dev libibverbs-dev libssl-dev pkg-config python3 iproute2 procps iperf3 iputils-ping util-linux \
+  ensure_packages cmake g++ make libgtest-dev libbenchmark-dev liblz4-dev libzstd-dev libucx-dev libibverbs-dev libssl-dev pkg-config python3 iproute2 procps iperf3 iputils-ping util-linux ethtool \
     python3-dev python3-torch libtorch-dev pybind11-dev  # the PyTorch backend (python/)
 }
 

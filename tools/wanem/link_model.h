@@ -4,8 +4,11 @@
 //   1. a drop-tail queue holding at most `queue_bytes` bytes that wait for serialization
 //      (an empty queue always takes a packet, however large);
 //   2. a bottleneck of `rate_mbit`: departure = max(now, last departure) + bytes * 8 / rate;
-//   3. random loss on the wire: a packet of k segments (a GSO super-packet) is lost with
-//      probability 1 - (1 - p)^k, so loss events per segment stay at p;
+//   3. random loss on the wire, segment by segment: each segment of a packet (a GSO super-packet
+//      carries k of them) is lost with probability p on its own, as on a fiber, where the k
+//      segments travel as k packets; the caller forwards the others. With `whole_packet_loss`
+//      a packet any of whose segments is lost is lost whole instead, as netem drops a TSO
+//      super-packet on a sending host: the same loss events, each a burst of up to k segments;
 //   4. propagation: delivery = max(previous delivery, departure + delay + U(0, jitter)),
 //      so jitter never reorders.
 // Times are nanoseconds on any monotonic clock; a rate of 0 means no bottleneck.
@@ -15,6 +18,7 @@
 #include <cmath>
 #include <cstdint>
 #include <random>
+#include <vector>
 
 namespace xsite::wanem {
 
@@ -24,6 +28,7 @@ struct LinkParams {
   double rate_mbit = 0;     // bottleneck rate, Mbit/s; 0: unlimited
   double loss_pct = 0;      // per-segment loss probability, percent
   int64_t queue_bytes = 0;  // drop-tail limit on bytes waiting for serialization
+  bool whole_packet_loss = false;  // a lost segment takes its whole GSO packet with it
 };
 
 enum class Verdict { kForward, kQueueDrop, kLossDrop };
@@ -35,6 +40,7 @@ class LinkModel {
         jitter_ns_(p.jitter_ms * 1e6),
         ns_per_byte_(p.rate_mbit > 0 ? 8e3 / p.rate_mbit : 0),
         keep_(1.0 - p.loss_pct / 100.0),
+        whole_packet_loss_(p.whole_packet_loss),
         queue_bytes_(static_cast<double>(p.queue_bytes)),
         rng_(seed) {}
 
@@ -45,8 +51,11 @@ class LinkModel {
   }
 
   // Decides the fate of a packet of `wire_bytes` bytes (all its segments' headers included)
-  // made of `segments` segments arriving at `now`; sets *deliver_ns when it is forwarded.
-  Verdict admit(int64_t now, int64_t wire_bytes, int segments, int64_t* deliver_ns) {
+  // made of `segments` segments arriving at `now`. When it is forwarded, sets *deliver_ns and
+  // lists in *lost the indices of the segments lost on the way, in order (usually none).
+  Verdict admit(int64_t now, int64_t wire_bytes, int segments, int64_t* deliver_ns,
+                std::vector<int>* lost) {
+    lost->clear();
     const double t = static_cast<double>(now);
     double departure = t;
     if (ns_per_byte_ > 0) {
@@ -58,8 +67,13 @@ class LinkModel {
       last_departure_ = departure;
     }
     if (keep_ < 1.0) {
-      const double p_keep = segments <= 1 ? keep_ : std::pow(keep_, segments);
-      if (uniform_(rng_) >= p_keep) return Verdict::kLossDrop;
+      for (int i = 0; i < segments; ++i) {
+        if (uniform_(rng_) >= keep_) lost->push_back(i);
+      }
+      if (!lost->empty() &&
+          (whole_packet_loss_ || static_cast<int>(lost->size()) == segments)) {
+        return Verdict::kLossDrop;
+      }
     }
     double deliver = departure + delay_ns_;
     if (jitter_ns_ > 0) deliver += uniform_(rng_) * jitter_ns_;
@@ -74,6 +88,7 @@ class LinkModel {
   double jitter_ns_;
   double ns_per_byte_;
   double keep_;
+  bool whole_packet_loss_;
   double queue_bytes_;
   double last_departure_ = 0;
   double last_delivery_ = 0;

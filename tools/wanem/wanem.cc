@@ -7,6 +7,7 @@
 // with its header passed through unchanged: several Gbit/s fit on a small machine.
 // One thread per direction: it waits in ppoll() for its source TUN or its next delivery time.
 // See docs/launcher.md.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>  // before the linux/ headers: it defines struct ifreq
@@ -51,6 +52,7 @@ struct VnetHdr {
   uint16_t csum_start;
   uint16_t csum_offset;
 };
+constexpr uint8_t kNeedsCsum = 1;  // VIRTIO_NET_HDR_F_NEEDS_CSUM
 constexpr uint8_t kGsoNone = 0;
 constexpr uint8_t kGsoEcn = 0x80;
 constexpr size_t kVnetHdr = sizeof(VnetHdr);
@@ -94,6 +96,7 @@ struct Options {
   int ready_fd = -1;
   bool die_with_parent = false;
   bool realtime = true;
+  bool whole_packet_loss = false;
 };
 
 const char kUsage[] =
@@ -109,7 +112,10 @@ const char kUsage[] =
     "  --rate MBIT   bottleneck rate in Mbit/s of IP bytes; 0: unlimited (default 0)\n"
     "  --queue KB    drop-tail limit on bytes waiting for serialization, 1 KB = 1000 bytes\n"
     "                (default: 2 x rate x 2 x (delay + jitter), at least 1000 KB)\n"
-    "  --loss PCT    random loss per segment, percent (default 0)\n"
+    "  --loss PCT    random loss per segment, percent (default 0); the other segments of a GSO\n"
+    "                packet go on, as on a wire where each segment is a packet of its own\n"
+    "  --whole-packet-loss  a lost segment takes its whole GSO packet (up to 64 KB) with it, as\n"
+    "                netem does on a sending host with TSO: bursts of loss\n"
     "  --a2b-delay, --b2a-rate, ...: the same for one direction only (a2b: packets a -> b)\n"
     "  --seed N      seed of the loss and jitter generators (default 1)\n"
     "  --stats       print per-direction counters on exit (and the settings at start)\n"
@@ -199,6 +205,10 @@ Options parseOptions(int argc, char** argv) {
       o.realtime = false;
       continue;
     }
+    if (flag == "--whole-packet-loss") {
+      o.whole_packet_loss = true;
+      continue;
+    }
     if (flag.rfind("--", 0) != 0) usageError("unexpected argument '" + flag + "'");
     if (i + 1 >= argc) usageError(flag + " needs a value");
     const char* v = argv[++i];
@@ -224,6 +234,7 @@ Options parseOptions(int argc, char** argv) {
   if (o.a.netns == o.b.netns && o.a.dev == o.b.dev) usageError("--a and --b name the same device");
   for (int d = 0; d < 2; ++d) {
     LinkParams& p = o.dir[d];
+    p.whole_packet_loss = o.whole_packet_loss;
     if (!o.queue_set[d]) {
       p.queue_bytes = defaultQueueBytes(p.rate_mbit, 2 * (p.delay_ms + p.jitter_ms));
     }
@@ -299,18 +310,24 @@ Fd openTun(const Endpoint& e) {
 
 // ---- packets -------------------------------------------------------------------------------
 
-// Segments and wire bytes of a packet read from a TUN: a GSO packet of k segments carries its
-// headers once but puts them on the wire k times.
-void measure(const uint8_t* frame, size_t len, int* segments, int64_t* wire_bytes) {
-  *segments = 1;
-  *wire_bytes = static_cast<int64_t>(len - kVnetHdr);
+// What a packet read from a TUN is made of. A GSO packet of k segments carries its headers once
+// but puts them on the wire k times.
+struct Shape {
+  int segments = 1;
+  int64_t wire_bytes = 0;
+  size_t ip_hdr = 0;   // bytes of the IP header (IPv6: fixed header only)
+  size_t headers = 0;  // IP + transport header bytes, where each segment's payload begins
+  bool tcp_gso = false;  // a TCP GSO packet that sliceSegments() can cut
+};
+
+Shape measure(const uint8_t* frame, size_t len) {
+  Shape s;
+  s.wire_bytes = static_cast<int64_t>(len - kVnetHdr);
   VnetHdr h;
   std::memcpy(&h, frame, kVnetHdr);
   const uint8_t* ip = frame + kVnetHdr;
   const size_t ip_len = len - kVnetHdr;
-  if ((h.gso_type & ~kGsoEcn) == kGsoNone || h.gso_size == 0 || ip_len < 20) {
-    return;
-  }
+  if ((h.gso_type & ~kGsoEcn) == kGsoNone || h.gso_size == 0 || ip_len < 20) return s;
   size_t hdr = 0;
   uint8_t proto = 0;
   if ((ip[0] >> 4) == 4) {
@@ -320,24 +337,92 @@ void measure(const uint8_t* frame, size_t len, int* segments, int64_t* wire_byte
     hdr = 40;
     proto = ip[6];
   }
-  if (proto == 6 && ip_len >= hdr + 20) {
+  s.ip_hdr = hdr;
+  bool tcp = false;
+  if (proto == 6 && hdr >= 20 && ip_len >= hdr + 20) {
     hdr += static_cast<size_t>(ip[hdr + 12] >> 4) * 4;
+    tcp = true;
   } else if (proto == 17) {
     hdr += 8;
   } else if (h.hdr_len > 0 && h.hdr_len < ip_len) {
     hdr = h.hdr_len;
   }
-  if (hdr == 0 || hdr >= ip_len) return;
+  if (hdr == 0 || hdr >= ip_len) return s;
   const size_t payload = ip_len - hdr;
   const size_t k = (payload + h.gso_size - 1) / h.gso_size;
-  *segments = static_cast<int>(k);
-  *wire_bytes = static_cast<int64_t>(ip_len + (k - 1) * hdr);
+  s.segments = static_cast<int>(k);
+  s.wire_bytes = static_cast<int64_t>(ip_len + (k - 1) * hdr);
+  s.headers = hdr;
+  s.tcp_gso = tcp && (h.flags & kNeedsCsum) != 0 && h.csum_start == s.ip_hdr;
+  return s;
+}
+
+uint16_t load16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+void store16(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+
+// The one's-complement sum of `n` bytes as big-endian 16-bit words, not yet folded.
+uint32_t sum16(const uint8_t* p, size_t n, uint32_t sum = 0) {
+  for (size_t i = 0; i + 1 < n; i += 2) sum += load16(p + i);
+  if (n & 1) sum += static_cast<uint32_t>(p[n - 1]) << 8;
+  return sum;
+}
+uint16_t fold(uint32_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(sum);
+}
+
+// Writes to `out` (vnet header included) the packet made of segments [first, last) of the TCP GSO
+// packet `frame` of shape `s`, as the kernel's own segmentation would cut it: the headers copied,
+// the IP length (and IPv4 id and header checksum) and the TCP sequence number adjusted, CWR kept
+// on the first segment only and FIN and PSH on the last only, and the TCP checksum field reset to
+// the pseudo-header sum over the new length, which checksum offload completes. Returns its size.
+size_t sliceSegments(const uint8_t* frame, size_t len, const Shape& s, int first, int last,
+                     uint8_t* out) {
+  VnetHdr h;
+  std::memcpy(&h, frame, kVnetHdr);
+  const size_t payload = len - kVnetHdr - s.headers;
+  const size_t begin = static_cast<size_t>(first) * h.gso_size;
+  const size_t end = std::min(payload, static_cast<size_t>(last) * h.gso_size);
+  if (last - first == 1) {
+    h.gso_type = kGsoNone;
+    h.gso_size = 0;
+  }
+  std::memcpy(out, &h, kVnetHdr);
+  uint8_t* ip = out + kVnetHdr;
+  std::memcpy(ip, frame + kVnetHdr, s.headers);
+  std::memcpy(ip + s.headers, frame + kVnetHdr + s.headers + begin, end - begin);
+  const size_t ip_len = s.headers + (end - begin);
+  uint8_t* tcp = ip + s.ip_hdr;
+  const size_t tcp_len = ip_len - s.ip_hdr;
+  uint32_t pseudo = 6 + static_cast<uint32_t>(tcp_len);
+  if ((ip[0] >> 4) == 4) {
+    store16(ip + 2, static_cast<uint32_t>(ip_len));
+    store16(ip + 4, load16(ip + 4) + static_cast<uint32_t>(first));
+    store16(ip + 10, 0);
+    store16(ip + 10, static_cast<uint16_t>(~fold(sum16(ip, s.ip_hdr))));
+    pseudo = sum16(ip + 12, 8, pseudo);
+  } else {
+    store16(ip + 4, static_cast<uint32_t>(ip_len - 40));
+    pseudo = sum16(ip + 8, 32, pseudo);
+  }
+  uint32_t seq;
+  std::memcpy(&seq, tcp + 4, 4);
+  seq = htonl(ntohl(seq) + static_cast<uint32_t>(begin));
+  std::memcpy(tcp + 4, &seq, 4);
+  constexpr uint8_t kFin = 0x01, kPsh = 0x08, kCwr = 0x80;
+  if (first > 0) tcp[13] &= static_cast<uint8_t>(~kCwr);
+  if (last < s.segments) tcp[13] &= static_cast<uint8_t>(~(kFin | kPsh));
+  store16(tcp + 16, fold(pseudo));
+  return kVnetHdr + ip_len;
 }
 
 struct Counters {
   uint64_t rx_packets = 0, rx_bytes = 0, rx_segments = 0, gso_packets = 0;
   uint64_t tx_packets = 0, tx_bytes = 0;
-  uint64_t loss_drops = 0, loss_segments = 0, queue_drops = 0, write_errors = 0;
+  uint64_t loss_drops = 0, loss_segments = 0, loss_cut = 0, queue_drops = 0, write_errors = 0;
   int64_t late_sum_ns = 0, late_max_ns = 0;  // delivery time minus the model's delivery time
   double max_backlog = 0;
   size_t max_in_flight = 0;
@@ -347,7 +432,12 @@ struct Counters {
 class Direction {
  public:
   Direction(std::string name, int src, int dst, const LinkParams& p, uint64_t seed)
-      : name_(std::move(name)), src_(src), dst_(dst), model_(p, seed), scratch_(kMaxFrame) {
+      : name_(std::move(name)),
+        src_(src),
+        dst_(dst),
+        model_(p, seed),
+        scratch_(kMaxFrame),
+        cut_(kMaxFrame) {
     wake_ = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (wake_.get() < 0) throw Error(errnoText("eventfd"));
   }
@@ -450,33 +540,55 @@ class Direction {
       }
       if (static_cast<size_t>(n) <= kVnetHdr) continue;
       const int64_t now = nowNs();
-      int segments = 1;
-      int64_t wire = 0;
-      measure(scratch_.data(), static_cast<size_t>(n), &segments, &wire);
+      const Shape shape = measure(scratch_.data(), static_cast<size_t>(n));
       ++c_.rx_packets;
-      c_.rx_bytes += static_cast<uint64_t>(wire);
-      c_.rx_segments += static_cast<uint64_t>(segments);
-      if (segments > 1) ++c_.gso_packets;
+      c_.rx_bytes += static_cast<uint64_t>(shape.wire_bytes);
+      c_.rx_segments += static_cast<uint64_t>(shape.segments);
+      if (shape.segments > 1) ++c_.gso_packets;
       int64_t deliver = 0;
-      switch (model_.admit(now, wire, segments, &deliver)) {
+      Verdict verdict = model_.admit(now, shape.wire_bytes, shape.segments, &deliver, &lost_);
+      if (verdict == Verdict::kForward && !lost_.empty() && !shape.tcp_gso) {
+        verdict = Verdict::kLossDrop;  // not a packet this program can cut: it goes whole
+      }
+      switch (verdict) {
         case Verdict::kQueueDrop:
           ++c_.queue_drops;
           continue;
         case Verdict::kLossDrop:
           ++c_.loss_drops;
-          c_.loss_segments += static_cast<uint64_t>(segments);
+          c_.loss_segments += static_cast<uint64_t>(shape.segments);
           continue;
         case Verdict::kForward:
           break;
       }
       c_.max_backlog = std::max(c_.max_backlog, model_.backlogBytes(now));
-      Packet p{deliver, wire, takeBuffer(static_cast<size_t>(n))};
-      std::memcpy(p.data.data(), scratch_.data(), static_cast<size_t>(n));
-      line_.push_back(std::move(p));
-      c_.max_in_flight = std::max(c_.max_in_flight, line_.size());
+      if (lost_.empty()) {
+        enqueue(deliver, shape.wire_bytes, scratch_.data(), static_cast<size_t>(n));
+      } else {
+        // Some segments of a GSO packet were lost: the runs between them go on, each a packet.
+        ++c_.loss_cut;
+        c_.loss_segments += lost_.size();
+        lost_.push_back(shape.segments);
+        int first = 0;
+        for (int gap : lost_) {
+          if (gap > first) {
+            const size_t m = sliceSegments(scratch_.data(), static_cast<size_t>(n), shape, first,
+                                           gap, cut_.data());
+            enqueue(deliver, measure(cut_.data(), m).wire_bytes, cut_.data(), m);
+          }
+          first = gap + 1;
+        }
+      }
       deliverDue(now);
     }
     return "";
+  }
+
+  void enqueue(int64_t deliver, int64_t wire_bytes, const uint8_t* data, size_t n) {
+    Packet p{deliver, wire_bytes, takeBuffer(n)};
+    std::memcpy(p.data.data(), data, n);
+    line_.push_back(std::move(p));
+    c_.max_in_flight = std::max(c_.max_in_flight, line_.size());
   }
 
   void deliverDue(int64_t now) {
@@ -522,6 +634,8 @@ class Direction {
   std::atomic<bool> stopping_{false};
   int64_t wake_late_ns_ = 0;  // how late ppoll() wakes up after its timeout, learned
   std::vector<uint8_t> scratch_;
+  std::vector<uint8_t> cut_;  // one run of a GSO packet's segments, cut around lost ones
+  std::vector<int> lost_;     // the model's lost segments of the packet in hand
   std::deque<Packet> line_;
   std::vector<std::vector<uint8_t>> small_, big_;
   Counters c_;
@@ -530,21 +644,23 @@ class Direction {
 void printSettings(const char* name, const LinkParams& p) {
   std::fprintf(stderr,
                "%s: %s: delay %g ms, jitter %g ms, rate %g Mbit/s%s, queue %" PRId64
-               " bytes, loss %g%%\n",
+               " bytes, loss %g%% %s\n",
                kProg, name, p.delay_ms, p.jitter_ms, p.rate_mbit,
-               p.rate_mbit > 0 ? "" : " (unlimited)", p.queue_bytes, p.loss_pct);
+               p.rate_mbit > 0 ? "" : " (unlimited)", p.queue_bytes, p.loss_pct,
+               p.whole_packet_loss ? "(whole GSO packets)" : "(per segment)");
 }
 
 void printStats(const Direction& d) {
   const Counters& c = d.counters();
   std::fprintf(stderr,
                "%s: %s: rx %" PRIu64 " packets (%" PRIu64 " segments, %" PRIu64 " GSO) %" PRIu64
-               " bytes; tx %" PRIu64 " packets %" PRIu64 " bytes; dropped: loss %" PRIu64
-               " packets (%" PRIu64 " segments), queue %" PRIu64 ", write errors %" PRIu64
+               " bytes; tx %" PRIu64 " packets %" PRIu64 " bytes; lost %" PRIu64
+               " segments (%" PRIu64 " whole packets, %" PRIu64 " cut); queue drops %" PRIu64
+               ", write errors %" PRIu64
                "; max queue %.0f bytes, max in flight %zu packets; "
                "delivered late by %.1f us on average, %.1f us at most\n",
                kProg, d.name().c_str(), c.rx_packets, c.rx_segments, c.gso_packets, c.rx_bytes,
-               c.tx_packets, c.tx_bytes, c.loss_drops, c.loss_segments, c.queue_drops,
+               c.tx_packets, c.tx_bytes, c.loss_segments, c.loss_drops, c.loss_cut, c.queue_drops,
                c.write_errors, c.max_backlog, c.max_in_flight,
                c.tx_packets ? static_cast<double>(c.late_sum_ns) / 1e3 / c.tx_packets : 0.0,
                static_cast<double>(c.late_max_ns) / 1e3);
