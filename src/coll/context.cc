@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <set>
 
+#include "coll/collectives.h"
+#include "util/log.h"
+
 namespace xsite::coll {
 
 const char* channelName(int channel) noexcept {
@@ -134,7 +137,27 @@ Context::Context(int rank, topo::Topology topology, std::unique_ptr<transport::F
       topo_(std::move(topology)),
       fabric_(std::move(fabric)),
       settings_(settings),
-      errorFeedback_(settings.errorFeedbackMaxBytes) {}
+      errorFeedback_(settings.errorFeedbackMaxBytes) {
+  learnWanLatency();
+}
+
+// Lane counts and algorithm choices come from the cost model, so without settings a 40 ms link
+// would be planned as the default 5.5 ms one (one lane: a quarter of the link's rate for the
+// hierarchical all-reduce). The kernel measured each WAN stream's round trip at connect; every
+// rank must plan alike, so the ranks agree on the longest one-way latency any of them saw (one
+// small all-reduce on the latency path, which plans nothing from the cost model).
+void Context::learnWanLatency() {
+  if (topo_.numSites() < 2) return;
+  const double mine = fabric_->wanRttUs() / 2;
+  double longest = 0;
+  allReduceLatency(*this, &mine, &longest, 1, DataType::kFloat64, ReduceOp::kMax);
+  wan_ = WanCounters{};
+  topo::LinkModel& wan = settings_.costModel.wan;
+  if (!(longest > wan.latencyUs)) return;
+  XSITE_INFO(kColl, "WAN path measured at %.2f ms one way (XSITE_WAN_LATENCY_US %.2f ms): "
+                    "planning with the path's", longest / 1e3, wan.latencyUs / 1e3);
+  wan.latencyUs = longest;
+}
 
 const compress::Codec& Context::codec(compress::CodecId id) {
   auto& c = codecs_[static_cast<size_t>(id)];

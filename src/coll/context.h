@@ -118,6 +118,9 @@ class Context {
   Error failure() const;
 
  private:
+  // Where the path's one-way latency, as the kernel measured the WAN streams' round trips, is
+  // longer than the cost model's (XSITE_WAN_LATENCY_US is a hint), plans with the measured one.
+  void learnWanLatency();
   int rank_;
   topo::Topology topo_;
   std::unique_ptr<transport::Fabric> fabric_;

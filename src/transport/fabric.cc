@@ -64,6 +64,12 @@ Fabric::~Fabric() {
   wanProxy_.reset();
 }
 
+double Fabric::wanRttUs() const noexcept {
+  double rtt = 0;
+  for (const wan::WanLink* l : wanLinks_) rtt = std::max(rtt, l->minRttUs());
+  return rtt;
+}
+
 std::string Fabric::label(const LinkRequest& l) const {
   return "rank " + std::to_string(l.peer) + " (" + l.channelName + ", " + backendName(l.backend) +
          ")";

@@ -80,6 +80,9 @@ class Fabric {
   void establish(const std::vector<LinkRequest>& links);
   Connection& connection(int peer, int channel) const;
   size_t count() const { return conns_.size(); }
+  // The longest round trip of this rank's WAN links as the kernel measured them (each link's
+  // shortest stream), microseconds; 0 without WAN links.
+  double wanRttUs() const noexcept;
   // Any thread: the destructor closes at once instead of waiting for peers to acknowledge.
   void abandon() noexcept { abandoned_.store(true, std::memory_order_release); }
 

@@ -267,6 +267,7 @@ class Relay {
   std::mt19937_64 rng_;
   std::uniform_real_distribution<double> uni_{0.0, 1.0};
   double keep_ = 1.0;
+  std::vector<int> lost_;  // the model's lost segments: always none (its loss is 0, see above)
   int64_t rttPenaltyNs_ = 0;
   int nSites_ = 2;
   size_t connWindow_ = 0;
@@ -311,7 +312,8 @@ void Relay::readInto(Conn& c, int from, Dir& d, int64_t now) {
     const int segs = static_cast<int>((n + kMss - 1) / kMss);
     int64_t at = 0;
     // canRead() left room in the queue for a whole chunk, so the model takes it.
-    if (l.model->admit(now, n + static_cast<int64_t>(segs) * kHeaderBytes, segs, &at) != wanem::Verdict::kForward)
+    if (l.model->admit(now, n + static_cast<int64_t>(segs) * kHeaderBytes, segs, &at, &lost_) !=
+        wanem::Verdict::kForward)
       throw Error("internal: the link model refused a chunk canRead() admitted");
     l.maxBacklog = std::max(l.maxBacklog, l.model->backlogBytes(now));
     if (keep_ < 1.0 && uni_(rng_) >= std::pow(keep_, segs)) {

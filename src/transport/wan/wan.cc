@@ -852,6 +852,16 @@ size_t WanLink::windowBytes() const noexcept {
   return opt_.windowBytes;
 }
 
+double WanLink::minRttUs() const noexcept {
+  std::lock_guard<std::mutex> lk(sendMu_);
+  double rtt = 0;
+  for (const Stream& s : streams_) {
+    const double r = s.state == StreamState::kUp && s.fd.valid() ? tcpMinRttUs(s.fd.get()) : 0;
+    if (r > 0) rtt = rtt > 0 ? std::min(rtt, r) : r;
+  }
+  return rtt;
+}
+
 // Re-lays the live bytes [stageTail_, stageHead_) out in a larger ring; frames keep their
 // (monotonic) staging positions. Nothing holds a pointer into the ring outside sendMu_.
 void WanLink::growWindow(size_t bytes) noexcept {

@@ -152,6 +152,8 @@ class WanLink {
   // measures of the path (TCP_INFO), so that the rate and latency settings are hints only.
   void adapt() noexcept;
   size_t windowBytes() const noexcept;  // the staging window now
+  // The smallest round trip the kernel measured on any stream (TCP_INFO), microseconds; 0: none.
+  double minRttUs() const noexcept;
   // Grows the staging window to `bytes` (never shrinks it), keeping what is staged and in flight.
   void growWindow(size_t bytes) noexcept;
 
