@@ -3,7 +3,7 @@
 
   tcp_stream.py recv PORT MBYTES        prints "received B bytes sha256 ok" (or "... MISMATCH")
                                         once MBYTES MiB arrived, and exits 1 on a mismatch
-  tcp_stream.py send HOST PORT MBYTES   sends MBYTES MiB of the stream
+  tcp_stream.py send HOST PORT MBYTES   sends MBYTES MiB of the stream (HOST: IPv4 or IPv6)
 
 The stream is SHA-256 in counter mode, so both ends know it without sharing a file.
 """
@@ -28,9 +28,10 @@ def expected_digest(mbytes):
 
 
 def recv(port, mbytes):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)  # IPv4 too (dual stack)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port))
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.bind(("::", port))
     s.listen(1)
     print("listening", flush=True)
     c, _ = s.accept()

@@ -3,7 +3,7 @@
 # one domain and one rank each, joined by one emulated link, measured end to end from rank 0's
 # namespace to rank 1's (10.200.1.1). Checks: bad arguments are rejected; ping RTT within 0.5 ms
 # of twice the delay (5.5, 20 and 40 ms; 1 ms for 1000 ms); iperf3 -P 4 through 1000 Mbit/s, 5.5 ms reaches 90%;
-# the loss rate over 100k datagrams is within 10% of a set 1%, and over a TCP stream within 20%
+# the loss rate over 100k datagrams is within 10% of a set 1%, and over TCP (IPv4, IPv6) within 20%
 # segment by segment, its bytes and checksums intact; no emulator outlives its launcher;
 # a dying emulator stops the launch.
 # Needs root (exit 77 = skipped otherwise), iproute2, ping, iperf3, ethtool. About 40 s.
@@ -161,27 +161,34 @@ STREAM="$ROOT/tests/wanem/tcp_stream.py"
 link -v --wan-loss 1 --wan-whole-packet-loss -- 'true'
 grep -q "loss 1% of whole GSO packets" "$TMP/err" && grep -q "(whole GSO packets)" "$TMP/err" ||
   fail "--wan-whole-packet-loss did not reach the emulator"
-link -v --wan-loss 1 -- '
-  T='"$TMP"'
-  ip netns exec ${XSITE_NETNS%-s0d0}-s1r ethtool -K d0 tx off tso off gso off >/dev/null ||
-    echo ETHTOOL_FAILED
-  ip netns exec $PEER python3 '"$STREAM"' recv 5202 32 > $T/recv &
-  for i in $(seq 50); do grep -q listening $T/recv 2>/dev/null && break; sleep 0.05; done
-  python3 '"$STREAM"' send 10.200.1.1 5202 32
-  wait $! || echo STREAM_FAILED
-  cat $T/recv
-  ip netns exec $PEER nstat -az TcpInCsumErrors | sed -n "s/^TcpInCsumErrors *\([0-9]*\).*/CSUM_ERRORS \1/p"'
-[ "$RC" = 0 ] && ! grep -q FAILED "$TMP/out" || fail "TCP stream through 1% loss (rc $RC)"
-grep -q "sha256 ok" "$TMP/out" || fail "TCP stream through 1% loss: bytes differ"
-csum=$(sed -n 's/^CSUM_ERRORS //p' "$TMP/out")
-[ "$csum" = 0 ] || fail "TCP stream through 1% loss: $csum checksum errors at the receiver"
-# Both directions' counters: "rx P packets (S segments, ...); ... lost L segments (W whole packets, C cut)"
-read -r segs lost cut < <(sed -n 's/.*rx [0-9]* packets (\([0-9]*\) segments.* lost \([0-9]*\) segments ([0-9]* whole packets, \([0-9]*\) cut).*/\1 \2 \3/p' "$TMP/err" |
-  awk '{ s += $1; l += $2; c += $3 } END { print s + 0, l + 0, c + 0 }')
-share=$(awk -v l="$lost" -v s="$segs" 'BEGIN { if (s > 0) printf "%.3f", 100 * l / s }')
-within "$share" 0.8 1.2 || fail "TCP through 1% loss: $lost of $segs segments lost ($share%), expected 0.8..1.2%"
-[ "$cut" -gt 0 ] || fail "TCP through 1% loss: no GSO packet was cut around a lost segment"
-pass "loss 1% over TCP: $lost of $segs segments lost ($share%), $cut GSO packets cut, 32 MiB intact, 0 checksum errors"
+# tcp_through_loss FAMILY ADDRESS [LAUNCHER FLAGS]
+tcp_through_loss() {
+  local fam="$1" addr="$2"; shift 2
+  link -v --wan-loss 1 "$@" -- '
+    T='"$TMP"'
+    ip netns exec ${XSITE_NETNS%-s0d0}-s1r ethtool -K d0 tx off tso off gso off >/dev/null ||
+      echo ETHTOOL_FAILED
+    ip netns exec $PEER python3 '"$STREAM"' recv 5202 32 > $T/recv &
+    for i in $(seq 50); do grep -q listening $T/recv 2>/dev/null && break; sleep 0.05; done
+    python3 '"$STREAM"' send '"$addr"' 5202 32
+    wait $! || echo STREAM_FAILED
+    cat $T/recv
+    ip netns exec $PEER nstat -az TcpInCsumErrors | sed -n "s/^TcpInCsumErrors *\([0-9]*\).*/CSUM_ERRORS \1/p"'
+  [ "$RC" = 0 ] && ! grep -q FAILED "$TMP/out" || fail "$fam: TCP stream through 1% loss (rc $RC)"
+  grep -q "sha256 ok" "$TMP/out" || fail "$fam: TCP stream through 1% loss: bytes differ"
+  local csum segs lost cut share
+  csum=$(sed -n 's/^CSUM_ERRORS //p' "$TMP/out")
+  [ "$csum" = 0 ] || fail "$fam: TCP stream through 1% loss: $csum checksum errors at the receiver"
+  # Both directions' counters: "rx P packets (S segments, ...); ... lost L segments (W whole packets, C cut)"
+  read -r segs lost cut < <(sed -n 's/.*rx [0-9]* packets (\([0-9]*\) segments.* lost \([0-9]*\) segments ([0-9]* whole packets, \([0-9]*\) cut).*/\1 \2 \3/p' "$TMP/err" |
+    awk '{ s += $1; l += $2; c += $3 } END { print s + 0, l + 0, c + 0 }')
+  share=$(awk -v l="$lost" -v s="$segs" 'BEGIN { if (s > 0) printf "%.3f", 100 * l / s }')
+  within "$share" 0.8 1.2 || fail "$fam: TCP through 1% loss: $lost of $segs segments lost ($share%), expected 0.8..1.2%"
+  [ "$cut" -gt 0 ] || fail "$fam: TCP through 1% loss: no GSO packet was cut around a lost segment"
+  pass "loss 1% over TCP/$fam: $lost of $segs segments lost ($share%), $cut GSO packets cut, 32 MiB intact, 0 checksum errors"
+}
+tcp_through_loss IPv4 10.200.1.1
+tcp_through_loss IPv6 fd00:200:1::1 --ipv6
 
 # ---------------------------------------------------------------- a dying emulator
 # Its link is gone: the launcher stops the ranks at once and exits 1, instead of a hang.
