@@ -109,23 +109,52 @@ void Fabric::establishShm(const std::vector<LinkRequest>& links) {
   // Collective over all ranks (a rank without shm links still takes part in the barriers).
   std::map<const LinkRequest*, std::shared_ptr<RingMemory>> inbound;
   std::vector<std::string> created;
+  // This rank's doorbell: without one (a file system that refuses FIFOs) its idle calls poll
+  // the rings by time, as they do for any peer that could not open it.
+  std::shared_ptr<const Doorbell> ownBell;
+  const std::string bellPath = "/dev/shm" + shmName(opt_.job, rank_, rank_, -1) + "-bell";
+  if (!shm.empty() && !(ownBell = shm::createDoorbell(bellPath)))
+    XSITE_INFO(kNet, "no doorbell FIFO at %s (%s): shared-memory waits poll by time",
+               bellPath.c_str(), errnoString(errno).c_str());
   for (const auto* l : shm) {
     std::string name = shmName(opt_.job, l->peer, rank_, l->channel);
     inbound[l] = shm::createRing(name, opt_.shmRingBytes);
     created.push_back(name);
   }
+  auto cleanUp = [&] {
+    for (const auto& n : created) shm::unlinkRing(n);  // nothing leaks, even after a crash
+    if (ownBell) shm::unlinkDoorbell(bellPath);
+  };
   try {
-    bootstrap::allGather(store_, opt_.prefix + "/shm-created", rank_, size_, "", opt_.timeout);
+    bootstrap::allGather(store_, opt_.prefix + "/shm-created", rank_, size_, ownBell ? "1" : "0",
+                         opt_.timeout);
+    // The peers' doorbells; a ring uses both ends' or neither.
+    std::map<int, std::shared_ptr<const Doorbell>> peerBells;
     for (const auto* l : shm)
+      if (ownBell && !peerBells.count(l->peer))
+        peerBells[l->peer] =
+            shm::openDoorbell("/dev/shm" + shmName(opt_.job, l->peer, l->peer, -1) + "-bell");
+    std::string opened;  // the peers whose doorbell this rank holds: "3,5,"
+    for (const auto& [peer, bell] : peerBells)
+      if (bell) opened += std::to_string(peer) + ",";
+    const std::vector<std::string> openedBy =
+        bootstrap::allGather(store_, opt_.prefix + "/shm-opened", rank_, size_, opened, opt_.timeout);
+    for (const auto* l : shm) {
+      auto bell = peerBells.find(l->peer);
+      const std::string me = std::to_string(rank_) + ",";
+      const std::string& theirs = openedBy[l->peer];
+      const bool both = bell != peerBells.end() && bell->second &&
+                        (theirs.rfind(me, 0) == 0 || theirs.find("," + me) != std::string::npos);
       conns_[{l->peer, l->channel}] = std::make_unique<RingConnection>(
           l->peer, label(*l), shm::openRing(shmName(opt_.job, rank_, l->peer, l->channel)),
-          inbound[l]);
-    bootstrap::allGather(store_, opt_.prefix + "/shm-opened", rank_, size_, "", opt_.timeout);
+          inbound[l], both ? ownBell : nullptr, both ? bell->second : nullptr);
+    }
+    bootstrap::allGather(store_, opt_.prefix + "/shm-mapped", rank_, size_, "", opt_.timeout);
   } catch (...) {
-    for (const auto& n : created) shm::unlinkRing(n);
+    cleanUp();
     throw;
   }
-  for (const auto& n : created) shm::unlinkRing(n);  // nothing leaks, even after a crash
+  cleanUp();
 }
 
 // UCX links: pairwise through the store (a rank without UCX links takes no part), one UCP worker

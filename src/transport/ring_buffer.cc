@@ -41,6 +41,7 @@ void RingMemory::format(size_t capacity) noexcept {
   header_->readerPid.store(0);
   header_->writerClosed.store(0);
   header_->readerClosed.store(0);
+  header_->readerWaiting.store(0);
   header_->magic = RingHeader::kMagic;
 }
 
@@ -48,9 +49,25 @@ std::shared_ptr<RingMemory> makeHeapRing(size_t capacity) {
   return std::make_shared<HeapRing>(ringCapacity(capacity));
 }
 
+void Doorbell::ring() const noexcept {
+  const char one = 1;
+  (void)!::write(fd_.get(), &one, 1);  // EAGAIN: the pipe is full, it rings already
+}
+
+void Doorbell::drain() const noexcept {
+  char buf[256];
+  while (::read(fd_.get(), buf, sizeof(buf)) == static_cast<ssize_t>(sizeof(buf))) {
+  }
+}
+
 RingConnection::RingConnection(int peer, std::string label, std::shared_ptr<RingMemory> out,
-                               std::shared_ptr<RingMemory> in)
-    : StreamConnection(peer, std::move(label)), out_(std::move(out)), in_(std::move(in)) {
+                               std::shared_ptr<RingMemory> in, std::shared_ptr<const Doorbell> own,
+                               std::shared_ptr<const Doorbell> peers)
+    : StreamConnection(peer, std::move(label)),
+      out_(std::move(out)),
+      in_(std::move(in)),
+      ownBell_(std::move(own)),
+      peerBell_(std::move(peers)) {
   out_->header()->writerPid.store(getpid());
   in_->header()->readerPid.store(getpid());
 }
@@ -84,6 +101,12 @@ Result<size_t> RingConnection::writeSome(const iovec* iov, int iovcnt) noexcept 
     room -= n;
   }
   h->head.store(head + total, std::memory_order_release);
+  if (peerBell_ && total > 0) {
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with appendPollFds()
+    if (h->readerWaiting.load(std::memory_order_relaxed) != 0 &&
+        h->readerWaiting.exchange(0, std::memory_order_relaxed) != 0)
+      peerBell_->ring();
+  }
   return total;
 }
 
@@ -104,7 +127,23 @@ Result<size_t> RingConnection::readSome(void* dst, size_t bytes) noexcept {
   memcpy(dst, in_->data() + pos, first);
   memcpy(static_cast<char*>(dst) + first, in_->data(), n - first);
   h->tail.store(tail + n, std::memory_order_release);
+  if (ownBell_) h->readerWaiting.store(0, std::memory_order_relaxed);
   return n;
+}
+
+bool RingConnection::appendPollFds(std::vector<pollfd>& out) const noexcept {
+  // A writer that waits for ring space is not rung when the reader frees it: poll by time.
+  if (!ownBell_ || sendQueued()) return false;
+  if (!recvQueued()) return true;
+  ownBell_->drain();
+  RingHeader* h = in_->header();
+  h->readerWaiting.store(1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // pairs with writeSome()
+  if (h->head.load(std::memory_order_relaxed) != h->tail.load(std::memory_order_relaxed) ||
+      h->writerClosed.load(std::memory_order_relaxed) != 0)
+    return false;  // bytes (or the end) came meanwhile: no sleeping
+  out.push_back({ownBell_->fd(), POLLIN, 0});
+  return true;
 }
 
 Status RingConnection::checkPeer() noexcept {

@@ -4,6 +4,7 @@
 // many are streamed through a ring far smaller than themselves. A last test forks a real peer
 // process to check that a shm peer that dies is reported.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -442,6 +443,45 @@ TEST_P(Conformance, SizeMismatchIsAnErrorNamingPeerAndBothSizesNeverATruncation)
   });
 }
 
+// An idle caller sleeps in poll() on what appendPollFds() gives, and the peer's send wakes it:
+// a rank waiting for its neighbours leaves the cores to them (on shm through the doorbell).
+TEST_P(Conformance, AnIdleReceiverSleepsInPollUntilThePeerSends) {
+  if (GetParam() != Backend::kShm && GetParam() != Backend::kTcp && GetParam() != Backend::kWan)
+    GTEST_SKIP() << "no descriptor to sleep on (loopback: threads of one process; UCX: progressed by time)";
+  constexpr auto kSendAfter = 300ms;
+  Barrier polling(2);
+  runRanks(2, [&](int rank) {
+    auto fabric = connect(rank, 2);
+    Connection& c = fabric->connection(1 - rank, 0);
+    std::vector<char> msg = pattern(seedOf(0, 1, 0, 0), 1000);
+    if (rank == 0) {
+      polling.wait();
+      std::this_thread::sleep_for(kSendAfter);
+      ASSERT_TRUE(isOk(waitSend(c, c.postSend(msg.data(), msg.size()))));
+      polling.wait();
+      return;
+    }
+    std::vector<char> in(msg.size());
+    const uint64_t ticket = c.postRecv(in.data(), in.size());
+    for (bool moved = true; moved;) {  // settle: nothing can arrive yet
+      moved = false;
+      ASSERT_TRUE(isOk(c.progress(moved)));
+    }
+    std::vector<pollfd> fds;
+    ASSERT_TRUE(c.appendPollFds(fds)) << "a " << backendName(GetParam()) << " connection has descriptors";
+    ASSERT_FALSE(fds.empty());
+    polling.wait();
+    const auto start = Clock::now();
+    const int n = ::poll(fds.data(), fds.size(), 5000);
+    const auto took = Clock::now() - start;
+    EXPECT_GT(n, 0) << "poll() timed out: the peer's send did not wake the receiver";
+    EXPECT_LT(took, kSendAfter + 1500ms);
+    ASSERT_TRUE(isOk(waitRecv(c, ticket)));
+    EXPECT_TRUE(sameBytes(in, msg, "message"));
+    polling.wait();
+  });
+}
+
 TEST_P(Conformance, PeerThatClosesIsReportedToAWaitingReceiverAfterItsLastMessage) {
   constexpr size_t kLast = 20000;  // more than the ring: part of it is still in flight at close
   Barrier closed(2);
@@ -525,6 +565,7 @@ TEST_P(Conformance, GarbledFrameIsARemoteError) {
         const auto opts = options();
         bootstrap::allGather(store_, opts.prefix + "/shm-created", 0, 2, "", kEstablishTimeout);
         bootstrap::allGather(store_, opts.prefix + "/shm-opened", 0, 2, "", kEstablishTimeout);
+        bootstrap::allGather(store_, opts.prefix + "/shm-mapped", 0, 2, "", kEstablishTimeout);
         Fd listener = tcpListen(sockAddrOf("127.0.0.1", 0));
         const std::string mine = localAddr(listener.get()).toString();
         auto addrs = bootstrap::allGather(store_, opts.prefix + "/tcp-addr", 0, 2,

@@ -72,4 +72,25 @@ std::shared_ptr<RingMemory> openRing(const std::string& name) {
 
 void unlinkRing(const std::string& name) noexcept { shm_unlink(name.c_str()); }
 
+std::shared_ptr<const Doorbell> createDoorbell(const std::string& path) noexcept {
+  ::unlink(path.c_str());  // a stale one of a crashed job with the same id
+  if (::mkfifo(path.c_str(), 0600) != 0) return nullptr;
+  Fd fd(::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
+  if (!fd.valid()) {
+    const int err = errno;
+    ::unlink(path.c_str());
+    errno = err;
+    return nullptr;
+  }
+  return std::make_shared<const Doorbell>(std::move(fd));
+}
+
+std::shared_ptr<const Doorbell> openDoorbell(const std::string& path) noexcept {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+  if (!fd.valid()) return nullptr;
+  return std::make_shared<const Doorbell>(std::move(fd));
+}
+
+void unlinkDoorbell(const std::string& path) noexcept { ::unlink(path.c_str()); }
+
 }  // namespace xsite::transport::shm
