@@ -33,6 +33,14 @@ std::string shmName(uint64_t job, int from, int to, int channel) {
   return buf;
 }
 
+// A rank's shared-memory doorbell (ring_buffer.h), a FIFO beside the rings.
+std::string doorbellPath(uint64_t job, int rank) {
+  char buf[96];
+  snprintf(buf, sizeof(buf), "/dev/shm/xsite-%016llx-%d-bell", static_cast<unsigned long long>(job),
+           rank);
+  return buf;
+}
+
 }  // namespace
 
 std::shared_ptr<RingMemory> LoopbackHub::ring(int from, int to, int channel) {
@@ -112,7 +120,7 @@ void Fabric::establishShm(const std::vector<LinkRequest>& links) {
   // This rank's doorbell: without one (a file system that refuses FIFOs) its idle calls poll
   // the rings by time, as they do for any peer that could not open it.
   std::shared_ptr<const Doorbell> ownBell;
-  const std::string bellPath = "/dev/shm" + shmName(opt_.job, rank_, rank_, -1) + "-bell";
+  const std::string bellPath = doorbellPath(opt_.job, rank_);
   if (!shm.empty() && !(ownBell = shm::createDoorbell(bellPath)))
     XSITE_INFO(kNet, "no doorbell FIFO at %s (%s): shared-memory waits poll by time",
                bellPath.c_str(), errnoString(errno).c_str());
@@ -126,25 +134,21 @@ void Fabric::establishShm(const std::vector<LinkRequest>& links) {
     if (ownBell) shm::unlinkDoorbell(bellPath);
   };
   try {
-    bootstrap::allGather(store_, opt_.prefix + "/shm-created", rank_, size_, ownBell ? "1" : "0",
-                         opt_.timeout);
+    bootstrap::allGather(store_, opt_.prefix + "/shm-created", rank_, size_, "", opt_.timeout);
     // The peers' doorbells; a ring uses both ends' or neither.
     std::map<int, std::shared_ptr<const Doorbell>> peerBells;
     for (const auto* l : shm)
       if (ownBell && !peerBells.count(l->peer))
-        peerBells[l->peer] =
-            shm::openDoorbell("/dev/shm" + shmName(opt_.job, l->peer, l->peer, -1) + "-bell");
-    std::string opened;  // the peers whose doorbell this rank holds: "3,5,"
+        peerBells[l->peer] = shm::openDoorbell(doorbellPath(opt_.job, l->peer));
+    std::string opened = ",";  // the peers whose doorbell this rank holds: ",3,5,"
     for (const auto& [peer, bell] : peerBells)
       if (bell) opened += std::to_string(peer) + ",";
     const std::vector<std::string> openedBy =
         bootstrap::allGather(store_, opt_.prefix + "/shm-opened", rank_, size_, opened, opt_.timeout);
     for (const auto* l : shm) {
       auto bell = peerBells.find(l->peer);
-      const std::string me = std::to_string(rank_) + ",";
-      const std::string& theirs = openedBy[l->peer];
       const bool both = bell != peerBells.end() && bell->second &&
-                        (theirs.rfind(me, 0) == 0 || theirs.find("," + me) != std::string::npos);
+                        openedBy[l->peer].find("," + std::to_string(rank_) + ",") != std::string::npos;
       conns_[{l->peer, l->channel}] = std::make_unique<RingConnection>(
           l->peer, label(*l), shm::openRing(shmName(opt_.job, rank_, l->peer, l->channel)),
           inbound[l], both ? ownBell : nullptr, both ? bell->second : nullptr);

@@ -73,7 +73,6 @@ std::shared_ptr<RingMemory> openRing(const std::string& name) {
 void unlinkRing(const std::string& name) noexcept { shm_unlink(name.c_str()); }
 
 std::shared_ptr<const Doorbell> createDoorbell(const std::string& path) noexcept {
-  ::unlink(path.c_str());  // a stale one of a crashed job with the same id
   if (::mkfifo(path.c_str(), 0600) != 0) return nullptr;
   Fd fd(::open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC));
   if (!fd.valid()) {
