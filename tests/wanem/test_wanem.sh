@@ -98,22 +98,36 @@ pass "bad arguments are rejected with a message (emulator and launcher)"
 # measuring tool's own wake-ups would otherwise add up to milliseconds to the link's RTT.
 PING="ping"
 command -v chrt >/dev/null && PING="chrt -f 5 ping"
+# A second try where the first is off: a burst of load from outside (a CI neighbour) once held
+# half of 20 pings 3 ms late; the emulator's accuracy is what is checked, and a wrong delay
+# fails both tries.
 for d in 5.5 20 40; do
-  link --wan-delay "$d" -- "$PING"' -c 20 -i 0.05 10.200.1.1'
-  [ "$RC" = 0 ] || fail "ping through a $d ms link: exit code $RC"
-  med=$(ping_median)
   lo=$(awk -v d="$d" 'BEGIN { print 2 * d - 0.5 }'); hi=$(awk -v d="$d" 'BEGIN { print 2 * d + 0.5 }')
-  within "$med" "$lo" "$hi" || fail "ping through a $d ms link: median RTT $med ms, expected $lo..$hi"
-  pass "delay $d ms: ping RTT $med ms, median of 20 (2 x delay = $(awk -v d="$d" 'BEGIN { print 2 * d }') ms)"
+  tries=""
+  for try in 1 2; do
+    link --wan-delay "$d" -- "$PING"' -c 20 -i 0.05 10.200.1.1'
+    [ "$RC" = 0 ] || fail "ping through a $d ms link: exit code $RC"
+    med=$(ping_median)
+    tries="$tries $med"
+    within "$med" "$lo" "$hi" && break
+  done
+  within "$med" "$lo" "$hi" || fail "ping through a $d ms link: median RTT$tries ms in two tries, expected $lo..$hi"
+  pass "delay $d ms: ping RTT $med ms, median of 20 (2 x delay = $(awk -v d="$d" 'BEGIN { print 2 * d }') ms; tries:$tries)"
 done
-link --wan-delay 1000 -- "$PING"' -q -c 3 -i 0.2 -W 5 10.200.1.1'
-[ "$RC" = 0 ] || fail "ping through a 1000 ms link: exit code $RC"
-avg=$(ping_avg)
 # A very long link must work too; over 2 s, ping's wall clock (CLOCK_REALTIME, slewed by time
 # synchronization) and the emulator's monotonic clock drift apart by up to ~0.2 ms, so this one
-# is held to +-1.5 ms (a loaded machine: 1.07 seen once) rather than the 0.5 ms of the realistic delays above.
-within "$avg" 1998.5 2001.5 || fail "ping through a 1000 ms link: RTT $avg ms, expected 2000 +- 1.5"
-pass "delay 1000 ms: ping RTT $avg ms"
+# is held to +-1 ms rather than the 0.5 ms of the realistic delays above (2000.6-2000.8 ms
+# typically), with a second try as above (one ping 3 ms late has been seen on a loaded machine).
+tries=""
+for try in 1 2; do
+  link --wan-delay 1000 -- "$PING"' -q -c 3 -i 0.2 -W 5 10.200.1.1'
+  [ "$RC" = 0 ] || fail "ping through a 1000 ms link: exit code $RC"
+  avg=$(ping_avg)
+  tries="$tries $avg"
+  within "$avg" 1999 2001 && break
+done
+within "$avg" 1999 2001 || fail "ping through a 1000 ms link: RTT$tries ms in two tries, expected 2000 +- 1"
+pass "delay 1000 ms: ping RTT $avg ms (tries:$tries)"
 
 # ---------------------------------------------------------------- rate
 # iperf3 -P 4, then one stream, through the default preset (5.5 ms, 1000 Mbit/s); the
