@@ -127,7 +127,9 @@ Result<size_t> RingConnection::readSome(void* dst, size_t bytes) noexcept {
   memcpy(dst, in_->data() + pos, first);
   memcpy(static_cast<char*>(dst) + first, in_->data(), n - first);
   h->tail.store(tail + n, std::memory_order_release);
-  if (ownBell_) h->readerWaiting.store(0, std::memory_order_relaxed);
+  // Stand down if no writer did; only then, so that reads do not write the writer's cache line.
+  if (ownBell_ && h->readerWaiting.load(std::memory_order_relaxed) != 0)
+    h->readerWaiting.store(0, std::memory_order_relaxed);
   return n;
 }
 

@@ -854,10 +854,18 @@ size_t WanLink::windowBytes() const noexcept {
 
 double WanLink::minRttUs() const noexcept {
   std::lock_guard<std::mutex> lk(sendMu_);
+  int up = 0;
+  return minRttLocked(up);
+}
+
+double WanLink::minRttLocked(int& up) const noexcept {
   double rtt = 0;
+  up = 0;
   for (const Stream& s : streams_) {
     const double r = s.state == StreamState::kUp && s.fd.valid() ? tcpMinRttUs(s.fd.get()) : 0;
-    if (r > 0) rtt = rtt > 0 ? std::min(rtt, r) : r;
+    if (r <= 0) continue;
+    ++up;
+    rtt = rtt > 0 ? std::min(rtt, r) : r;
   }
   return rtt;
 }
@@ -902,14 +910,8 @@ void WanLink::adapt() noexcept {
   // rateSince_ is this thread's alone: no lock, and no TCP_INFO, before a span can have passed.
   if (rateSince_ != Clock::time_point{} && now - rateSince_ < kRateSpan) return;
   std::lock_guard<std::mutex> lk(sendMu_);
-  double rtt = 0;
   int up = 0;
-  for (Stream& s : streams_) {
-    const double minRtt = s.state == StreamState::kUp && s.fd.valid() ? tcpMinRttUs(s.fd.get()) : 0;
-    if (minRtt <= 0) continue;
-    ++up;
-    rtt = rtt > 0 ? std::min(rtt, minRtt) : minRtt;
-  }
+  const double rtt = minRttLocked(up);
   const uint64_t received = receivedBytes_.load(std::memory_order_relaxed);
   if (rtt <= 0 || up == 0 || rateSince_ == Clock::time_point{}) {
     rateSince_ = now;

@@ -164,6 +164,8 @@ class WanLink {
  private:
   friend class WanConnection;
   using Clock = std::chrono::steady_clock;
+  // minRttUs() under sendMu_; `up`: the streams with a sample.
+  double minRttLocked(int& up) const noexcept;
   struct OutFrame {
     FrameHeader hdr;
     size_t stagingPos;  // where its payload starts in the staging ring (monotonic)
