@@ -60,6 +60,7 @@ class Relay {
     int from, to;
     std::string queue;
     size_t offset = 0;  // bytes read from `from` so far
+    bool eof = false;   // `from` closed: cut the stream once `queue` is delivered
   };
   void run() {
     std::vector<Leg> legs;
@@ -72,7 +73,8 @@ class Relay {
       std::vector<pollfd> p;
       for (size_t l = 0; l < legs.size(); ++l) {
         const bool open = !closed[l];
-        p.push_back({open && legs[l].queue.size() < (1u << 20) ? legs[l].from : -1, POLLIN, 0});
+        p.push_back({open && !legs[l].eof && legs[l].queue.size() < (1u << 20) ? legs[l].from : -1,
+                     POLLIN, 0});
         p.push_back({open && !legs[l].queue.empty() ? legs[l].to : -1, POLLOUT, 0});
       }
       if (::poll(p.data(), p.size(), 10) <= 0) continue;
@@ -81,11 +83,7 @@ class Relay {
         if (p[2 * l].revents & (POLLIN | POLLHUP)) {
           char buf[65536];
           const ssize_t n = ::recv(g.from, buf, sizeof(buf), MSG_DONTWAIT);
-          if (n == 0) {  // one end closed: cut the stream, as a broken path would
-            ::shutdown(g.from, SHUT_RDWR);
-            ::shutdown(g.to, SHUT_RDWR);
-            closed[l] = closed[l ^ 1] = true;
-          }
+          if (n == 0) g.eof = true;
           if (n > 0) {
             const bool fromA = l % 2 == 0;
             if (fromA && l == 0 && tamperAt_ >= g.offset && tamperAt_ < g.offset + n)
@@ -101,6 +99,14 @@ class Relay {
         if (p[2 * l + 1].revents & POLLOUT) {
           const ssize_t w = ::send(g.to, g.queue.data(), g.queue.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
           if (w > 0) g.queue.erase(0, w);
+        }
+        // One end closed: once what it sent before is delivered (as TCP delivers it before the
+        // FIN), cut the stream both ways, as a broken path would. Cutting at once lost a TLS
+        // alert queued here, so that the peer saw a closed connection instead of the refusal.
+        if (g.eof && g.queue.empty() && !closed[l]) {
+          ::shutdown(g.from, SHUT_RDWR);
+          ::shutdown(g.to, SHUT_RDWR);
+          closed[l] = closed[l ^ 1] = true;
         }
       }
     }
