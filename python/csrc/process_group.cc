@@ -2,8 +2,10 @@
 
 #include <ATen/ATen.h>
 #include <ATen/core/ivalue.h>
+#include <pybind11/pybind11.h>
 
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 
 namespace xsite::torch_backend {
@@ -173,6 +175,11 @@ ProcessGroupXsite::ProcessGroupXsite(const c10::intrusive_ptr<c10d::Store>& stor
 }
 
 ProcessGroupXsite::~ProcessGroupXsite() {
+  // The last reference usually drops in Python, holding the GIL, while the worker may still be
+  // releasing a finished job's tensors, which takes the GIL (torch frees a tensor's Python
+  // object): joining with the GIL held deadlocks. Wait and close without it.
+  std::optional<pybind11::gil_scoped_release> nogil;
+  if (Py_IsInitialized() && PyGILState_Check()) nogil.emplace();
   {
     std::lock_guard<std::mutex> lk(mu_);
     stop_ = true;
