@@ -28,7 +28,7 @@ void allReduceLatency(Context& ctx, const void* send, void* recv, size_t count, 
   for (int s = 0; s < t.numSites(); ++s) siteLeaders.push_back(t.siteLeader(s));
   const int domainLeader = t.domainLeader(place.domain), siteLeader = t.siteLeader(place.site);
   const int avg = op == ReduceOp::kAvg ? ctx.size() : 0;
-  const int slot = kNumChannels;  // scratch slots past the ring stages'
+  const int slot = kScratchStar;  // one per star stage, five
 
   StarStage domainUp(ctx, "domain reduce", StarMode::kReduce, domain, domainLeader, type, op, 0,
                      slot, layout(true));

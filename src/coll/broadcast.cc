@@ -26,7 +26,7 @@ void broadcastTree(Context& ctx, const void* send, void* recv, size_t count, Dat
     lay.input = static_cast<const char*>(ctx.rank() == root ? send : recv) + off * esize;
     lay.output = static_cast<char*>(recv) + off * esize;
   };
-  const int slot = kNumChannels;
+  const int slot = kScratchStar;  // one per star stage, three
   StarStage cross(ctx, "cross-site broadcast", StarMode::kBroadcast, sites, root, type,
                   ReduceOp::kSum, 0, slot, layout);
   StarStage site(ctx, "site broadcast", StarMode::kBroadcast, domains, siteLeader(place.site), type,

@@ -166,6 +166,8 @@ const compress::Codec& Context::codec(compress::CodecId id) {
 }
 
 char* Context::scratch(int slot, size_t bytes) {
+  if (slot < 0 || slot >= kNumScratch)
+    throw Error(ErrorCategory::kInternal, "scratch slot " + std::to_string(slot) + " is not a Scratch");
   if (scratch_.size() <= static_cast<size_t>(slot)) scratch_.resize(slot + 1);
   auto& b = scratch_[slot];
   if (b.size() < bytes) b.resize(bytes);

@@ -32,6 +32,18 @@ enum Channel : int {
 inline constexpr int kMaxWanLanes = kChWanLast - kChWan + 1;
 const char* channelName(int channel) noexcept;
 
+// Context::scratch regions: one per user that can be live at once within a collective (the
+// stages of one pipeline). A ring stage uses its channel's number (kChRing..kChStar); the rest
+// have slots of their own past those. Collectives never overlap, so they share the slots.
+enum Scratch : int {
+  kScratchStar = kNumChannels,            // star stages, one per stage of a pipeline ...
+  kScratchStarLast = kScratchStar + 4,    // ... up to five (the latency path's)
+  kScratchExchange,                       // exchange stage of WAN lane 0 ...
+  kScratchExchangeLast = kScratchExchange + kMaxWanLanes - 1,  // ... to the last lane
+  kScratchReduceScatter,                  // the ring reduce-scatter's partial sums
+  kNumScratch
+};
+
 // A ring of ranks as seen by one member.
 struct RingView {
   std::vector<int> members;
@@ -98,7 +110,8 @@ class Context {
   const topo::Topology& topology() const { return topo_; }
   const Settings& settings() const { return settings_; }
   transport::Connection& conn(int peer, int channel) const { return fabric_->connection(peer, channel); }
-  // Scratch memory, grown on demand and kept; `slot` separates concurrent users.
+  // Scratch memory, grown on demand and kept; `slot` (a Scratch, or a ring stage's channel)
+  // separates the users that can be live at once.
   char* scratch(int slot, size_t bytes);
   // The codec for `id` with the settings' options, created on first use.
   const compress::Codec& codec(compress::CodecId id);

@@ -56,7 +56,7 @@ void ExchangeStage::start(int chunk) {
   const size_t dec = (maxPiece * std::max<size_t>(esize_, 4) + 63) & ~size_t{63};
   const size_t perPeer = raw_ ? enc : whole_ ? enc + dec : 3 * enc + dec;
   const size_t tail = raw_ ? 0 : whole_ ? enc + 2 * dec : enc + dec;
-  char* base = ctx_.scratch(kNumChannels + channel_, peers_.size() * perPeer + tail);
+  char* base = ctx_.scratch(kScratchExchange + (channel_ - kChWan), peers_.size() * perPeer + tail);
   for (size_t i = 0; i < peers_.size(); ++i) {
     Peer& p = peers_[i];
     char* b = base + i * perPeer;

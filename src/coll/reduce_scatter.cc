@@ -13,7 +13,7 @@ void reduceScatterRing(Context& ctx, const void* send, void* recv, size_t recvCo
   auto* out = static_cast<char*>(recv);
   const bool inPlace = in + ctx.rank() * recvCount * esize == out;
   char* work = inPlace ? out - ctx.rank() * recvCount * esize
-                       : ctx.scratch(kNumChannels + 5, recvCount * n * esize);
+                       : ctx.scratch(kScratchReduceScatter, recvCount * n * esize);
   RingStage ring(ctx, flatRing(ctx.topology(), ctx.rank()), kChRing, RingMode::kReduceScatter, type,
                  op, op == ReduceOp::kAvg ? n : 0, [&](int, RingLayout& l) {
                    l.input = in;
