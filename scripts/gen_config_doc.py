@@ -12,6 +12,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEF = ROOT / "src/util/params.def"
 DOC = ROOT / "docs/configuration.md"
 PARAM = re.compile(r'XSITE_PARAM\(\w+, "(\w+)", (\w+), "([^"]*)", "(.*)"\)\s*$')
+CHOICE = re.compile(r'XSITE_CHOICE\(\w+, "(\w+)", "([^"]*)", "([^"]*)", "(.*)"\)\s*$')
+RANGE = re.compile(r'XSITE_RANGE\(\w+, "(\w+)", "([^"]*)", (-?\d+), (-?\d+), "(.*)"\)\s*$')
 EXTERNAL = re.compile(r'XSITE_EXTERNAL\(\w+, "(\w+)", "(.*)"\)\s*$')
 
 HEADER = """# Configuration
@@ -49,9 +51,17 @@ def render():
     for line in body:
         line = line.strip()
         m, e = PARAM.match(line), EXTERNAL.match(line)
+        c, r = CHOICE.match(line), RANGE.match(line)
         if m:
             name, kind, default, doc = m.groups()
             rows.append(f"| `{name}` | {kind.lower()} | {('`' + default + '`') if default else ''} | {doc} |")
+        elif c:
+            name, default, words, doc = c.groups()
+            kind = " \\| ".join(words.split("|"))
+            rows.append(f"| `{name}` | {kind} | `{default}` | {doc} |")
+        elif r:
+            name, default, lo, hi, doc = r.groups()
+            rows.append(f"| `{name}` | int {lo}..{hi} | `{default}` | {doc} |")
         elif e:
             name, doc = e.groups()
             rows.append(f"| `{name}` | launcher | | {doc} |")

@@ -17,6 +17,7 @@
 #include "plugin/net/ucx_comm.h"
 #include "plugin/net/wan_comm.h"
 #include "util/log.h"
+#include "util/params.h"
 
 namespace xsite::plugin::net {
 namespace {
@@ -391,8 +392,9 @@ bool ListenComm::place(Accepted& a) {
   if (streams_.empty()) {
     const bool wan = h.kind == static_cast<uint32_t>(CommKind::kWanStreams);
     const bool ucx = h.kind == static_cast<uint32_t>(CommKind::kUcx);
+    // A peer's stream count within what XSITE_WAN_STREAMS admits (params.def).
     if ((ucx && !ucx_) || (!wan && h.kind > 2) || (!wan && h.streams != 1) || h.streams < 1 ||
-        h.streams > kMaxWanStreams)
+        h.streams > params::info(params::Id::kWanStreams).max)
       return false;
     first_ = h;
     peer_ = a.peer;
@@ -545,7 +547,7 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
                         "that reaches this site");
     auto owned = std::make_unique<Connecting>();
     const bool wan = wantWan(settings, handle->site);
-    const int n = wan ? std::min(settings.wanStreams, kMaxWanStreams) : 1;
+    const int n = wan ? settings.wanStreams : 1;
     const bool ucx = !wan && handle->site == settings.site && settings.siteUcx &&
                      (handle->flags & ConnectHandle::kTakesUcx) != 0;
     owned->kind = wan ? CommKind::kWanStreams : ucx ? CommKind::kUcx : CommKind::kTcp;

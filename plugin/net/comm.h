@@ -88,7 +88,6 @@ struct Hello {
 static_assert(sizeof(Hello) == 24);
 
 enum class CommKind : uint32_t { kTcp = 0, kWanStreams = 1, kUcx = 2 };
-inline constexpr int kMaxWanStreams = 64;
 
 struct MsgHeader {
   static constexpr uint32_t kMagic = 0x58534d31;  // "XSM1"

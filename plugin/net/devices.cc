@@ -1,6 +1,7 @@
 #include "plugin/net/devices.h"
 
 #include "transport/nic/nic.h"
+#include "transport/transport.h"
 #include "util/log.h"
 #include "util/params.h"
 #include "util/status.h"
@@ -8,19 +9,7 @@
 namespace xsite::plugin::net {
 
 bool sameSiteOverUcx(const params::Params& params) {
-  const std::string& t = params.string(params::Id::kSiteTransport);
-  if (t != "auto" && t != "ucx" && t != "tcp")
-    throw Error(ErrorCategory::kInvalidUsage,
-                "XSITE_SITE_TRANSPORT='" + t + "' is not ucx, tcp or auto");
-#if XSITE_HAVE_UCX
-  return t != "tcp";
-#else
-  if (t == "ucx")
-    throw Error(ErrorCategory::kInvalidUsage,
-                "XSITE_SITE_TRANSPORT=ucx, but this xsite was built without UCX (install "
-                "libucx-dev and rebuild, or set XSITE_SITE_TRANSPORT=tcp)");
-  return false;
-#endif
+  return transport::sameSiteBackend(params) == transport::Backend::kUcx;
 }
 
 const std::vector<Device>& processDevices() {

@@ -48,8 +48,8 @@ std::vector<Device> discoverDevices(const params::Params& params);
 // (NCCL needs them the same), and NIC discovery runs once.
 const std::vector<Device>& processDevices();
 
-// XSITE_SITE_TRANSPORT: ucx, or auto in a build with UCX -> true; tcp -> false. Throws
-// Error(kInvalidUsage) for another value, or for ucx in a build without UCX.
+// XSITE_SITE_TRANSPORT as the library reads it (transport::sameSiteBackend, which throws
+// Error(kInvalidUsage) for ucx in a build without UCX): ucx, or auto with UCX -> true.
 bool sameSiteOverUcx(const params::Params& params);
 
 // The v11 properties of one device, filled truthfully; `name`/`pciPath` point into `device`.

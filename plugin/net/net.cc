@@ -9,6 +9,7 @@
 #include "plugin/common/host_memory.h"
 #include "plugin/net/comm.h"
 #include "plugin/net/devices.h"
+#include "transport/transport.h"
 #include "util/log.h"
 #include "util/params.h"
 
@@ -59,26 +60,15 @@ Status init(void** ctx, uint64_t commId, const ncclNetCommConfig_v11_t* config,
       s.site = p.isSet(params::Id::kSite) ? static_cast<int>(p.integer(params::Id::kSite)) : 0;
       s.socketBufBytes = static_cast<int>(p.integer(params::Id::kSocketBufSize));
       s.wanCongestion = p.string(params::Id::kWanCongestion);
-      const std::string wanTransport = p.string(params::Id::kWanTransport);
-      if (wanTransport != "streams" && wanTransport != "tcp")
-        throw Error(ErrorCategory::kInvalidUsage,
-                    "XSITE_WAN_TRANSPORT='" + wanTransport + "' is not streams or tcp");
+      // The library's reading of the transports (its errors too); the registry bounds the rest.
+      const bool wan = transport::otherSiteBackend(p) == transport::Backend::kWan;
       const int streams = static_cast<int>(p.integer(params::Id::kWanStreams));
-      if (streams < 1 || streams > kMaxWanStreams)
-        throw Error(ErrorCategory::kInvalidUsage, "XSITE_WAN_STREAMS=" + std::to_string(streams) +
-                                                      " is not in 1.." +
-                                                      std::to_string(kMaxWanStreams));
-      s.wanStreams = wanTransport == "streams" ? streams : 0;
-      s.siteUcx = sameSiteOverUcx(p);  // throws kInvalidUsage on a bad value
+      s.wanStreams = wan ? streams : 0;
+      s.siteUcx = sameSiteOverUcx(p);
       s.wanFrameBytes = static_cast<size_t>(p.integer(params::Id::kWanFrameSize));
       s.secret = bootstrap::JobSecret::fromParams(p);
-      if (p.integer(params::Id::kWanTls) != 0) {
-        if (s.wanStreams == 0)
-          throw Error(ErrorCategory::kInvalidUsage,
-                      "XSITE_WAN_TLS=1 secures WAN streams, and XSITE_WAN_TRANSPORT=tcp has none: "
-                      "use XSITE_WAN_TRANSPORT=streams");
+      if (p.integer(params::Id::kWanTls) != 0)  // over WAN streams (otherSiteBackend says so)
         s.wanTls = std::make_shared<const transport::wan::TlsContext>(s.secret);  // needs the secret
-      }
       s.tcpUserTimeout = params::fromSeconds(p.real(params::Id::kTcpUserTimeout));
       s.timeout = params::fromSeconds(p.real(params::Id::kTimeout));
       s.reconnectTimeout = params::fromSeconds(p.real(params::Id::kWanReconnectTimeout));

@@ -109,10 +109,7 @@ Settings settingsFromParams(const params::Params& p, const Config& cfg) {
   s.heartbeat = params::fromSeconds(cfg.heartbeatSeconds.value_or(p.real(Id::kHeartbeat)));
   if (s.heartbeat.count() < 0 || (s.heartbeat.count() != 0 && s.heartbeat.count() < 100))
     bad("XSITE_HEARTBEAT must be 0 (no heartbeats) or at least 0.1 seconds");
-  s.wanLanes = static_cast<int>(p.integer(Id::kWanLanes));
-  if (s.wanLanes < 0 || s.wanLanes > kMaxWanLanes)
-    bad("XSITE_WAN_LANES=" + std::to_string(s.wanLanes) + " is outside 0 (auto).." +
-        std::to_string(kMaxWanLanes));
+  s.wanLanes = static_cast<int>(p.integer(Id::kWanLanes));  // 0..kMaxWanLanes (params.def)
   s.costModel = topo::costModelFromParams(p);
   if (cfg.codec) {
     s.codec = *cfg.codec;
@@ -149,27 +146,13 @@ LinkSetup linkSetupFromParams(const params::Params& p) {
   fo.wan.reconnectTimeout = params::fromSeconds(p.real(Id::kWanReconnectTimeout));
   fo.wan.tls = p.integer(Id::kWanTls) != 0;
   fo.tcpUserTimeout = params::fromSeconds(p.real(Id::kTcpUserTimeout));
-  if (fo.wan.streams < 1 || fo.wan.streams > 64)
-    bad("XSITE_WAN_STREAMS=" + std::to_string(fo.wan.streams) + " is outside 1..64");
 
+  // The registry has refused any other words (params.def's XSITE_CHOICE).
   const std::string& domain = p.string(Id::kDomainTransport);
-  if (domain != "shm" && domain != "tcp") bad("XSITE_DOMAIN_TRANSPORT='" + domain + "' is not shm or tcp");
   out.backends.sameDomain = domain == "shm" ? Backend::kShm : Backend::kTcp;
   // Between domains of a site: UCX when asked for, or by default when this build has it.
-  const std::string& site = p.string(Id::kSiteTransport);
-  const bool haveUcx = transport::backendBuilt(Backend::kUcx);
-  if (site != "ucx" && site != "tcp" && site != "auto")
-    bad("XSITE_SITE_TRANSPORT='" + site + "' is not ucx, tcp or auto");
-  if (site == "ucx" && !haveUcx)
-    bad("XSITE_SITE_TRANSPORT=ucx but this xsite was built without UCX (install libucx-dev and "
-        "rebuild, or use XSITE_SITE_TRANSPORT=tcp or auto)");
-  out.backends.sameSite = site == "tcp" || !haveUcx ? Backend::kTcp : Backend::kUcx;
-  const std::string& wan = p.string(Id::kWanTransport);
-  if (wan != "streams" && wan != "tcp") bad("XSITE_WAN_TRANSPORT='" + wan + "' is not streams or tcp");
-  out.backends.otherSite = wan == "streams" ? Backend::kWan : Backend::kTcp;
-  if (fo.wan.tls && out.backends.otherSite != Backend::kWan)
-    bad("XSITE_WAN_TLS=1 secures WAN streams, and XSITE_WAN_TRANSPORT=tcp has none: use "
-        "XSITE_WAN_TRANSPORT=streams");
+  out.backends.sameSite = transport::sameSiteBackend(p);
+  out.backends.otherSite = transport::otherSiteBackend(p);
   return out;
 }
 

@@ -5,7 +5,9 @@
 
 #include <cerrno>
 
+#include "util/params.h"
 #include "util/socket.h"
+#include "xsite/error.h"
 
 namespace xsite::transport {
 
@@ -27,6 +29,25 @@ bool backendBuilt(Backend b) noexcept {
 #else
   return b != Backend::kUcx;
 #endif
+}
+
+Backend sameSiteBackend(const params::Params& p) {
+  const std::string& site = p.string(params::Id::kSiteTransport);
+  const bool haveUcx = backendBuilt(Backend::kUcx);
+  if (site == "ucx" && !haveUcx)
+    throw Error(ErrorCategory::kInvalidUsage,
+                "XSITE_SITE_TRANSPORT=ucx but this xsite was built without UCX (install "
+                "libucx-dev and rebuild, or use XSITE_SITE_TRANSPORT=tcp or auto)");
+  return site == "tcp" || !haveUcx ? Backend::kTcp : Backend::kUcx;
+}
+
+Backend otherSiteBackend(const params::Params& p) {
+  const Backend b = p.string(params::Id::kWanTransport) == "streams" ? Backend::kWan : Backend::kTcp;
+  if (p.integer(params::Id::kWanTls) != 0 && b != Backend::kWan)
+    throw Error(ErrorCategory::kInvalidUsage,
+                "XSITE_WAN_TLS=1 secures WAN streams, and XSITE_WAN_TRANSPORT=tcp has none: use "
+                "XSITE_WAN_TRANSPORT=streams");
+  return b;
 }
 
 uint64_t Connection::postSend(const void* data, size_t bytes) noexcept {

@@ -22,12 +22,22 @@
 
 #include "util/status.h"
 
+namespace xsite::params {
+class Params;
+}
+
 namespace xsite::transport {
 
 enum class Backend { kLoopback, kShm, kTcp, kWan, kUcx };
 const char* backendName(Backend b) noexcept;
 // False for a backend this build left out (kUcx without UCX).
 bool backendBuilt(Backend b) noexcept;
+// What the settings choose between domains of a site (XSITE_SITE_TRANSPORT: ucx, or auto in a
+// build with UCX -> kUcx; else kTcp) and between sites (XSITE_WAN_TRANSPORT: streams -> kWan, tcp
+// -> kTcp), for the library and the net plugin alike; the registry has refused other words.
+// Throw Error(kInvalidUsage) for ucx in a build without it, and for XSITE_WAN_TLS=1 over tcp.
+Backend sameSiteBackend(const params::Params& p);
+Backend otherSiteBackend(const params::Params& p);
 
 class Connection {
  public:

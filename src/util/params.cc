@@ -14,9 +14,13 @@ namespace {
 
 const Info kInfos[] = {
 #define XSITE_PARAM(id, name, kind, def, doc) {name, Kind::k##kind, def, doc, false},
+#define XSITE_CHOICE(id, name, def, words, doc) {name, Kind::kString, def, doc, false, words},
+#define XSITE_RANGE(id, name, def, lo, hi, doc) {name, Kind::kInt, def, doc, false, nullptr, lo, hi},
 #define XSITE_EXTERNAL(id, name, doc) {name, Kind::kString, "", doc, true},
 #include "util/params.def"
 #undef XSITE_PARAM
+#undef XSITE_CHOICE
+#undef XSITE_RANGE
 #undef XSITE_EXTERNAL
 };
 static_assert(sizeof(kInfos) / sizeof(kInfos[0]) == static_cast<size_t>(Id::kCount));
@@ -41,7 +45,20 @@ std::optional<double> parseDouble(const std::string& text) {
   return v;
 }
 
-[[noreturn]] void bad(const Info& info, const std::string& text, const char* expected) {
+// "a|b|c" as "a, b or c"; whether `text` is one of them.
+std::string wordList(const char* words) {
+  std::string all(words), out;
+  const size_t last = all.rfind('|');
+  for (size_t i = 0; i < all.size(); ++i)
+    out += all[i] != '|' ? std::string(1, all[i]) : i == last ? " or " : ", ";
+  return out;
+}
+bool oneOf(const std::string& text, const char* words) {
+  return !text.empty() && text.find('|') == std::string::npos &&
+         ("|" + std::string(words) + "|").find("|" + text + "|") != std::string::npos;
+}
+
+[[noreturn]] void bad(const Info& info, const std::string& text, const std::string& expected) {
   throw Error(ErrorCategory::kInvalidUsage, std::string(info.name) + "='" + text +
                                                 "' is not valid: expected " + expected + " (" +
                                                 info.doc + ")");
@@ -74,11 +91,15 @@ Params::Params(const Lookup& lookup) : values_(static_cast<size_t>(Id::kCount)) 
     std::optional<std::string> given = lookup(inf.name);
     v.set = given.has_value();
     v.text = given ? *given : inf.defaultValue;
+    // A choice has a default, so an empty value is a wrong word, not "unset".
+    if (inf.choices && !oneOf(v.text, inf.choices)) bad(inf, v.text, wordList(inf.choices));
     if (v.text.empty()) continue;  // unset: integer stays -1
     switch (inf.kind) {
       case Kind::kInt: {
         auto n = parseInteger(v.text);
         if (!n) bad(inf, v.text, "an integer");
+        if (*n < inf.min || *n > inf.max)
+          bad(inf, v.text, "an integer within " + std::to_string(inf.min) + ".." + std::to_string(inf.max));
         v.integer = *n;
         v.real = static_cast<double>(*n);
         break;

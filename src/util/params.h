@@ -13,9 +13,13 @@ namespace xsite::params {
 
 enum class Id : int {
 #define XSITE_PARAM(id, name, kind, def, doc) k##id,
+#define XSITE_CHOICE(id, name, def, words, doc) k##id,
+#define XSITE_RANGE(id, name, def, lo, hi, doc) k##id,
 #define XSITE_EXTERNAL(id, name, doc) k##id,
 #include "util/params.def"
 #undef XSITE_PARAM
+#undef XSITE_CHOICE
+#undef XSITE_RANGE
 #undef XSITE_EXTERNAL
   kCount
 };
@@ -33,6 +37,8 @@ struct Info {
   const char* defaultValue;  // "" means unset
   const char* doc;
   bool external;  // a launcher's variable, not ours
+  const char* choices = nullptr;  // String: the words it may be, '|'-separated (null: any)
+  int64_t min = INT64_MIN, max = INT64_MAX;  // Int: its bounds
 };
 
 const Info& info(Id id) noexcept;

@@ -154,12 +154,15 @@ def topology():
 # ---- fuzz_params: values of the registry's variables in order, '\n'-separated; '\x01' unset
 def params():
     t = "fuzz_params"
-    names = re.findall(r'^XSITE_(?:PARAM|EXTERNAL)\(\w+, "(\w+)"(?:, (\w+))?',
-                       open(os.path.join(ROOT, "..", "..", "src", "util", "params.def")).read(), re.M)
+    # (macro, name, kind or quoted default); a CHOICE or RANGE is set to its default.
+    entries = re.findall(r'^XSITE_(PARAM|CHOICE|RANGE|EXTERNAL)\(\w+, "(\w+)"(?:, (\w+|"[^"]*"))?',
+                         open(os.path.join(ROOT, "..", "..", "src", "util", "params.def")).read(), re.M)
+    names = [(n, k if m == "PARAM" else "String" if m == "EXTERNAL" else m.title()) for m, n, k in entries]
+    defaults = {n: k.strip('"').encode() for m, n, k in entries if m in ("CHOICE", "RANGE")}
     unset = [b"\x01"] * len(names)
     write(t, "all_unset", b"\n".join(unset))
     sample = {"Int": b"42", "Size": b"4M", "Double": b"1.5", "String": b"auto"}
-    write(t, "all_set", b"\n".join(sample.get(k or "String", b"x") for _, k in names))
+    write(t, "all_set", b"\n".join(defaults.get(n) or sample.get(k, b"x") for n, k in names))
     bad = {"Int": b"12x", "Size": b"9999999999G", "Double": b"-1", "String": b""}
     for kind in ("Int", "Size", "Double"):
         vals = [bad[kind] if k == kind else b"\x01" for _, k in names]

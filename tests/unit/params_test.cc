@@ -149,6 +149,31 @@ TEST(Params, BadDoubleNamesVariableAndValue) {
   EXPECT_THAT(h.what(), HasSubstr("XSITE_TIMEOUT='1e19'"));
 }
 
+TEST(Params, AChoiceTakesOnlyItsWords) {
+  EXPECT_EQ(make({{"XSITE_WAN_TRANSPORT", "tcp"}}).string(Id::kWanTransport), "tcp");
+  EXPECT_EQ(make({}).string(Id::kSiteTransport), "auto");
+  for (const char* bad : {"udp", "TCP", "", "tcp|streams", "streams "}) {
+    Error e = parseError({{"XSITE_WAN_TRANSPORT", bad}});
+    EXPECT_EQ(e.category(), ErrorCategory::kInvalidUsage);
+    EXPECT_THAT(e.what(), HasSubstr("XSITE_WAN_TRANSPORT='" + std::string(bad) + "'"));
+    EXPECT_THAT(e.what(), HasSubstr("expected streams or tcp"));
+  }
+  EXPECT_THAT(parseError({{"XSITE_SITE_TRANSPORT", "rdma"}}).what(),
+              HasSubstr("expected ucx, tcp or auto"));
+}
+
+TEST(Params, ARangeTakesOnlyIntegersWithinIt) {
+  EXPECT_EQ(make({{"XSITE_WAN_STREAMS", "64"}}).integer(Id::kWanStreams), 64);
+  EXPECT_EQ(make({{"XSITE_WAN_STREAMS", "1"}}).integer(Id::kWanStreams), 1);
+  for (const char* bad : {"0", "65", "-1"}) {
+    Error e = parseError({{"XSITE_WAN_STREAMS", bad}});
+    EXPECT_THAT(e.what(), HasSubstr("XSITE_WAN_STREAMS='" + std::string(bad) + "'"));
+    EXPECT_THAT(e.what(), HasSubstr("an integer within 1..64"));
+  }
+  EXPECT_THAT(parseError({{"XSITE_WAN_LANES", "9"}}).what(), HasSubstr("within 0..8"));
+  EXPECT_THAT(parseError({{"XSITE_WAN_LANES", "x"}}).what(), HasSubstr("an integer"));
+}
+
 TEST(Params, ErrorMentionsTheFirstBadVariableOnly) {
   // Two bad values: the error is about one of them, and names it with its own value.
   Error e = parseError({{"XSITE_RANK", "x"}, {"XSITE_TIMEOUT", "-3"}});

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "coll/context.h"
 #include "util/params.h"
 #include "xsite/error.h"
 #include "xsite/version.h"
@@ -43,6 +44,12 @@ std::string mismatch(const std::string& mine, const std::string& theirs) {
     return e.what();
   }
   return "";
+}
+
+// The registry's bounds are the code's: a lane count it admits has a channel.
+TEST(Settings, TheRegistryBoundsTheLanesByTheChannels) {
+  EXPECT_EQ(params::info(params::Id::kWanLanes).min, 0);
+  EXPECT_EQ(params::info(params::Id::kWanLanes).max, kMaxWanLanes);
 }
 
 TEST(ScheduleSignature, BeginsWithTheVersionAndTheWireProtocol) {
