@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   c.run = [](Communicator& comm, Buffers b, size_t sendCount, size_t, DataType t, ReduceOp, int,
              const AllReduceOptions&) { comm.allGather(b.send, b.recv, sendCount, t); };
   c.expected = [](const Communicator&, DataType t, ReduceOp, int, size_t sendCount, size_t i) {
-    return inputValue(t, ReduceOp::kSum, static_cast<int>(i / sendCount), i % sendCount);
+    return testing::inputValue(t, ReduceOp::kSum, static_cast<int>(i / sendCount), i % sendCount);
   };
   c.inPlace = [](const Communicator& comm, char* base, size_t es, size_t sendCount, size_t) {
     return Buffers{base + comm.rank() * sendCount * es, base};

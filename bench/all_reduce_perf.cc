@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
   c.run = [](Communicator& comm, Buffers b, size_t count, size_t, DataType t, ReduceOp op, int,
              const AllReduceOptions& options) { comm.allReduce(b.send, b.recv, count, t, op, options); };
   c.expected = [](const Communicator& comm, DataType t, ReduceOp op, int, size_t, size_t i) {
-    return reducedValue(t, op, comm.size(), i);
+    return testing::expectedReduction(t, op, comm.size(), i);
   };
   c.inPlace = [](const Communicator&, char* base, size_t, size_t, size_t) { return Buffers{base, base}; };
   return benchMain(argc, argv, c);

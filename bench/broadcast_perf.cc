@@ -13,7 +13,7 @@ int main(int argc, char** argv) {
   c.run = [](Communicator& comm, Buffers b, size_t count, size_t, DataType t, ReduceOp, int root,
              const AllReduceOptions&) { comm.broadcast(b.send, b.recv, count, t, root); };
   c.expected = [](const Communicator&, DataType t, ReduceOp, int root, size_t, size_t i) {
-    return inputValue(t, ReduceOp::kSum, root, i);
+    return testing::inputValue(t, ReduceOp::kSum, root, i);
   };
   c.inPlace = [](const Communicator&, char* base, size_t, size_t, size_t) { return Buffers{base, base}; };
   return benchMain(argc, argv, c);

@@ -179,34 +179,10 @@ double codecTolerance(std::optional<Codec> codec, int nranks) {
     case Codec::kInt4: halfStep = 1.0 / 14; break;
     default: return 0;
   }
-  return 4 * halfStep * 4.0 * nranks;
-}
-
-bool isSignedType(DataType t) {
-  return t != DataType::kUint8 && t != DataType::kUint32 && t != DataType::kUint64;
+  return 4 * halfStep * testing::kMaxAbsInput * nranks;
 }
 
 }  // namespace
-
-double inputValue(DataType t, ReduceOp op, int rank, size_t i) {
-  if (op == ReduceOp::kProd) return ((rank + i) % 5 == 0) ? 2.0 : 1.0;
-  double v = static_cast<double>((rank * 31 + i * 17) % 9);
-  if (isSignedType(t)) v -= 4;
-  return v;
-}
-
-double reducedValue(DataType t, ReduceOp op, int n, size_t i) {
-  double acc = inputValue(t, op, 0, i);
-  for (int r = 1; r < n; ++r) {
-    double v = inputValue(t, op, r, i);
-    if (op == ReduceOp::kSum || op == ReduceOp::kAvg) acc += v;
-    else if (op == ReduceOp::kProd) acc *= v;
-    else if (op == ReduceOp::kMax) acc = std::max(acc, v);
-    else acc = std::min(acc, v);
-  }
-  if (op == ReduceOp::kAvg) acc = isFloatingPoint(t) ? acc / n : std::trunc(acc / n);
-  return acc;
-}
 
 int benchMain(int argc, char** argv, const Collective& c) {
   Options o = parse(argc, argv, c);
@@ -292,7 +268,7 @@ int benchMain(int argc, char** argv, const Collective& c) {
                                 : Buffers{sendBuf.data(), recvBuf.data()};
             auto fill = [&] {
               void* dst = const_cast<void*>(b.send);
-              for (size_t i = 0; i < sendCount; ++i) elementFromDouble(dst, t, i, inputValue(t, op, me, i));
+              for (size_t i = 0; i < sendCount; ++i) elementFromDouble(dst, t, i, testing::inputValue(t, op, me, i));
             };
             // Correctness: every element of every rank, summed over ranks.
             long wrong = -1;

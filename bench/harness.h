@@ -5,6 +5,7 @@
 
 #include <cstddef>
 
+#include "common/reference.h"  // tests/common: the tests' model of inputs and results
 #include "xsite/xsite.h"
 
 namespace xsite::bench {
@@ -39,9 +40,7 @@ struct Collective {
 // Parses argv, runs the sweep, prints the table; returns the process exit code.
 int benchMain(int argc, char** argv, const Collective& coll);
 
-// The input every rank writes: small values whose reductions are exact in every type.
-double inputValue(DataType type, ReduceOp op, int rank, size_t i);
-// The reduction over all ranks of inputValue(.., i), as a collective should compute it.
-double reducedValue(DataType type, ReduceOp op, int nranks, size_t i);
+// What every rank writes and what a collective must compute: tests/common/reference.h
+// (testing::inputValue, testing::expectedReduction), the tests' model too.
 
 }  // namespace xsite::bench

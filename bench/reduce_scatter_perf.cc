@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   c.run = [](Communicator& comm, Buffers b, size_t, size_t recvCount, DataType t, ReduceOp op, int,
              const AllReduceOptions&) { comm.reduceScatter(b.send, b.recv, recvCount, t, op); };
   c.expected = [](const Communicator& comm, DataType t, ReduceOp op, int, size_t sendCount, size_t i) {
-    return reducedValue(t, op, comm.size(), comm.rank() * (sendCount / comm.size()) + i);
+    return testing::expectedReduction(t, op, comm.size(), comm.rank() * (sendCount / comm.size()) + i);
   };
   c.inPlace = [](const Communicator& comm, char* base, size_t es, size_t, size_t recvCount) {
     return Buffers{base, base + comm.rank() * recvCount * es};

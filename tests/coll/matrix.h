@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "coll/reference.h"
+#include "common/reference.h"
 #include "xsite/xsite.h"
 
 namespace xsite::testing {

@@ -1,4 +1,6 @@
-// Inputs whose reductions are exact in every data type, and their expected results in double.
+// Inputs whose reductions are exact in every data type, and their expected results in double:
+// the one model of what a collective must compute, for the tests and the nccl-tests-style
+// benchmarks (bench/) alike.
 #pragma once
 
 #include <cmath>
@@ -14,7 +16,9 @@ inline bool isSigned(DataType t) {
 }
 
 // Small integers (quarters for floats): sums of up to 16 ranks stay exact even in bfloat16;
-// products use 1 and 2 only.
+// products use 1 and 2 only. |inputValue| never exceeds kMaxAbsInput.
+inline constexpr double kMaxAbsInput = 4.75;
+
 inline double inputValue(DataType t, ReduceOp op, int rank, size_t i) {
   if (op == ReduceOp::kProd) return ((rank + i) % 5 == 0) ? 2.0 : 1.0;
   double v = static_cast<double>((rank * 31 + i * 17) % 9);
