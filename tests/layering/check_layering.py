@@ -3,7 +3,7 @@
 
 Layers point down only: util <- {bootstrap, topo, compress} ; bootstrap <- transport ; {transport, topo, compress}
 <- coll <- api ; the public headers (include/xsite) include only each other; bench and tools
-use the public API (bench/transport, the transport-level benchmarks, the transport layer; bench/compress, the
+use the public API (bench also the tests' reference model, tests/common; bench/transport, the transport-level benchmarks, the transport layer; bench/compress, the
 codec microbenchmarks, the compress layer) (tools may also read util and topo for xsite-info, and
 transport for its NIC discovery, xsite-info --nics). A header beside the including file is always fine.
 """
@@ -21,7 +21,9 @@ ALLOWED = {
     "src/coll": {"coll", "compress", "transport", "topo", "bootstrap", "util", "xsite"},
     "src/api": {"coll", "compress", "transport", "topo", "bootstrap", "util", "xsite"},
     "include/xsite": {"xsite"},
-    "bench": {"xsite"},
+    # bench: the public API, and the tests' model of inputs and results (tests/common/reference.h,
+    # itself over the public API only).
+    "bench": {"xsite", "common"},
     "bench/transport": {"transport", "bootstrap", "util", "xsite"},
     "bench/compress": {"compress", "util", "xsite"},
     # xsite-info: util, topo, and transport/nic (xsite-info --nics).
