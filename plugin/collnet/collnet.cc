@@ -12,7 +12,9 @@
 #include <random>
 #include <vector>
 
+#include "coll/bring_up.h"
 #include "coll/collectives.h"
+#include "coll/reduce.h"
 #include "coll/settings.h"
 #include "plugin/collnet/coll_comm.h"
 #include "plugin/common/guard.h"
@@ -93,22 +95,6 @@ CollComm& commOf(void* collComm, const char* what) {
   if (c == nullptr || c->magic != CollComm::kMagic)
     throw Error(ErrorCategory::kInternal, std::string(what) + " on a comm connect did not return");
   return *c;
-}
-
-// NCCL's type and op values are xsite's (include/xsite/types.h); this checks the range and that
-// the pair is one the library reduces.
-void checkReduction(const char* what, ncclDataType_t type, ncclRedOp_t op) {
-  const int t = static_cast<int>(type), o = static_cast<int>(op);
-  if (t < 0 || t >= kNumDataTypes)
-    throw Error(ErrorCategory::kInvalidUsage,
-                std::string(what) + ": invalid data type " + std::to_string(t));
-  if (o < 0 || o >= kNumReduceOps)
-    throw Error(ErrorCategory::kInvalidUsage,
-                std::string(what) + ": invalid reduction op " + std::to_string(o));
-  if (!isReducible(static_cast<DataType>(t)))
-    throw Error(ErrorCategory::kInvalidUsage,
-                std::string(what) + ": " + std::string(dataTypeName(static_cast<DataType>(t))) +
-                    " is a storage-only type that CollNet does not reduce (reduceSupport says 0)");
 }
 
 int reportedBytes(size_t bytes) {
@@ -211,12 +197,11 @@ Status connect(void* handles[], int nranks, int rank, void* listenComm, void** c
   auto store = std::make_unique<bootstrap::TcpStore>(storeAddr, g.bootstrapTimeout, g.secret,
                                                      g.storeLimits.maxReplyBytes);
   // Every rank must run the same schedule (chunks, lanes, codec, ...): a disagreement is named.
-  const std::vector<std::string> schedules =
-      bootstrap::allGather(*store, "collnet/schedule", rank, nranks,
-                           coll::scheduleSignature(g.settings, g.links), g.bootstrapTimeout);
   try {
-    for (int r = 0; r < nranks; ++r) coll::checkSameSchedule(schedules[rank], rank, schedules[r], r);
-  } catch (const Error&) {
+    coll::agreeOnSchedule(*store, "collnet/schedule", rank, nranks, g.settings, g.links,
+                          g.bootstrapTimeout);
+  } catch (const Error& e) {
+    if (e.category() != ErrorCategory::kInvalidUsage) throw;
     // Every rank sees the disagreement; rank 0 keeps serving the store until the others have
     // read what they need to say so too (bounded), instead of leaving them a lost store.
     if (rank != 0) {
@@ -233,14 +218,11 @@ Status connect(void* handles[], int nranks, int rank, void* listenComm, void** c
   fo.listenIp = l->ip;
   fo.job = hs[0].nonce;
   fo.secret = g.secret;
-  auto fabric = std::make_unique<transport::Fabric>(rank, nranks, *store, fo);
-  fabric->establish(coll::planLinks(topology, rank, g.links.backends, g.settings.wanLanes));
   if (rank == 0)
     XSITE_INFO(kInit, "CollNet group of %d: %s; transports: %s; codec %s", nranks,
                topology.describe().c_str(), coll::describe(g.links.backends).c_str(),
                std::string(codecName(g.settings.codec)).c_str());
-  auto ctx =
-      std::make_unique<coll::Context>(rank, std::move(topology), std::move(fabric), g.settings);
+  auto ctx = coll::connectContext(rank, std::move(topology), *store, fo, g.links.backends, g.settings);
   // Rank 0 keeps its store server for the comm's lifetime: peers may still read from it.
   std::unique_ptr<bootstrap::TcpStoreServer> server;
   if (rank == 0) server = std::move(l->server);
@@ -269,7 +251,7 @@ Status iallreduce(void* collComm, void* send, void* recv, size_t count, ncclData
                   ncclRedOp_t op, void** request) {
   *request = nullptr;
   CollComm& c = commOf(collComm, "CollNet iallreduce");
-  checkReduction("CollNet iallreduce", type, op);
+  coll::checkReduction("CollNet iallreduce", static_cast<int>(type), static_cast<int>(op));
   const auto dt = static_cast<DataType>(type);
   const auto ro = static_cast<ReduceOp>(op);
   const size_t esize = dataTypeSize(dt);
@@ -285,8 +267,7 @@ Status iallreduce(void* collComm, void* send, void* recv, size_t count, ncclData
         coll::CodecChoice codec;
         codec.codec = ctx->settings().codec;
         codec.errorFeedback = ctx->settings().errorFeedback;
-        // The library's default key (xsite::Communicator::allReduce): per count and type.
-        codec.key = "count:" + std::to_string(count) + ":" + std::string(dataTypeName(dt));
+        codec.key = coll::defaultErrorFeedbackKey(count, dt);  // the library's
         coll::allReduceHierarchical(*ctx, send, recv, count, dt, ro, codec);
       },
       reportedBytes(count * esize));
@@ -338,7 +319,7 @@ Status ireducescatter(void* collComm, int nSendParts, const ncclNetSGE_v11_t* se
                       ncclDataType_t type, ncclRedOp_t op, void** request) {
   *request = nullptr;
   CollComm& c = commOf(collComm, "CollNet ireducescatter");
-  checkReduction("CollNet ireducescatter", type, op);
+  coll::checkReduction("CollNet ireducescatter", static_cast<int>(type), static_cast<int>(op));
   const size_t n = static_cast<size_t>(c.context().size());
   const auto dt = static_cast<DataType>(type);
   const size_t esize = dataTypeSize(dt);

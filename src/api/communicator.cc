@@ -8,7 +8,9 @@
 
 #include "bootstrap/heartbeat.h"
 #include "bootstrap/rendezvous.h"
+#include "coll/bring_up.h"
 #include "coll/collectives.h"
+#include "coll/reduce.h"
 #include "coll/settings.h"
 #include "topo/env_record.h"
 #include "topo/nic_assignment.h"
@@ -101,16 +103,6 @@ void checkCount(const char* what, size_t count, DataType type, const void* send,
   if (count > 0 && (send == nullptr || recv == nullptr))
     throw Error(ErrorCategory::kInvalidUsage, std::string(what) + ": null buffer with count " +
                                                   std::to_string(count));
-}
-
-void checkReduction(const char* what, DataType type, ReduceOp op) {
-  if (static_cast<int>(op) < 0 || static_cast<int>(op) >= kNumReduceOps)
-    throw Error(ErrorCategory::kInvalidUsage,
-                std::string(what) + ": invalid reduction op " + std::to_string(static_cast<int>(op)));
-  if (!isReducible(type))
-    throw Error(ErrorCategory::kInvalidUsage,
-                std::string(what) + ": " + std::string(dataTypeName(type)) +
-                    " is a storage-only type; reduce in half, bfloat16 or float instead");
 }
 
 }  // namespace
@@ -251,10 +243,8 @@ Communicator Communicator::fromLocalGroup(LocalGroup& group, int rank) {
   fo.prefix = "local";
   fo.hub = g.hub;
   fo.timeout = params::fromSeconds(g.config.bootstrapTimeoutSeconds.value_or(p.real(Id::kBootstrapTimeout)));
-  auto fabric = std::make_unique<transport::Fabric>(rank, g.topology.size(), g.store, fo);
   const auto loop = transport::Backend::kLoopback;
-  fabric->establish(coll::planLinks(g.topology, rank, {loop, loop, loop}, settings.wanLanes));
-  impl->ctx = std::make_unique<coll::Context>(rank, g.topology, std::move(fabric), settings);
+  impl->ctx = coll::connectContext(rank, g.topology, g.store, fo, {loop, loop, loop}, settings);
   return Communicator(std::move(impl));
 }
 
@@ -322,11 +312,7 @@ Communicator Communicator::fromRendezvous(Store* external, int rank, int size, c
                       std::to_string(r.worldSize) + " ranks but rank " + std::to_string(me.rank) +
                       " (" + me.source + ") says " + std::to_string(me.worldSize));
   coll::LinkSetup links = coll::linkSetupFromParams(p);
-  const std::vector<std::string> schedules =
-      bootstrap::allGather(*store, "schedule", me.rank, me.worldSize,
-                           coll::scheduleSignature(settings, links), bootstrapTimeout);
-  for (int r = 0; r < me.worldSize; ++r)
-    coll::checkSameSchedule(schedules[me.rank], me.rank, schedules[r], r);
+  coll::agreeOnSchedule(*store, "schedule", me.rank, me.worldSize, settings, links, bootstrapTimeout);
   topo::Topology topology = topo::Topology::fromRecords(fileRecords.empty() ? records : fileRecords);
   if (me.rank == 0) XSITE_INFO(kInit, "topology: %s", topology.describe().c_str());
 
@@ -351,20 +337,19 @@ Communicator Communicator::fromRendezvous(Store* external, int rank, int size, c
   // UCX runs on the RDMA NIC of this rank's rail, unless the user chose with UCX_NET_DEVICES.
   if (site == transport::Backend::kUcx && !p.isSet(Id::kUcxNetDevices))
     if (auto nic = railNic(p, topology, me.rank)) fo.ucxNetDevices = transport::nic::ucxNetDevice(*nic);
-  auto fabric = std::make_unique<transport::Fabric>(me.rank, me.worldSize, *store, fo);
   impl->backends = links.backends;
-  fabric->establish(coll::planLinks(topology, me.rank, links.backends, settings.wanLanes));
+  impl->ctx = coll::connectContext(me.rank, std::move(topology), *store, fo, links.backends, settings);
+  const topo::Topology& placed = impl->ctx->topology();
   const bool heartbeats = settings.heartbeat.count() > 0 && me.worldSize > 1;
   if (heartbeats) bootstrap::Heartbeat::announce(*store, me.rank);
   impl->rendezvous->leave();
   const std::vector<std::string> processes = impl->rendezvous->processes();
   for (int r = 0; r < me.worldSize; ++r)
     impl->names.push_back("rank " + std::to_string(r) + " (site " +
-                          std::to_string(topology.place(r).site) + ", " + processes[r] + ")");
+                          std::to_string(placed.place(r).site) + ", " + processes[r] + ")");
   XSITE_INFO(kInit, "rank %d ready: site %d domain %d local %d, listening on %s", me.rank,
-             topology.place(me.rank).site, topology.place(me.rank).domain,
-             topology.place(me.rank).local, fo.listenIp.c_str());
-  impl->ctx = std::make_unique<coll::Context>(me.rank, std::move(topology), std::move(fabric), settings);
+             placed.place(me.rank).site, placed.place(me.rank).domain,
+             placed.place(me.rank).local, fo.listenIp.c_str());
   impl->store = store;
   if (auto connection = heartbeats ? impl->rendezvous->connect(2 * settings.heartbeat) : nullptr) {
     Impl* self = impl.get();
@@ -406,7 +391,7 @@ Algorithm Communicator::chooseAlgorithm(size_t count, DataType type, ReduceOp op
 void Communicator::allReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
                              const AllReduceOptions& options) {
   checkCount("allReduce", count, type, send, recv);
-  checkReduction("allReduce", type, op);
+  coll::checkReduction("allReduce", static_cast<int>(type), static_cast<int>(op));
   if (count == 0) return;
   impl_->run([&] {
     switch (chooseAlgorithm(count, type, op, options)) {
@@ -419,9 +404,8 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, DataTyp
           throw Error(ErrorCategory::kInvalidUsage, "allReduce: invalid codec " +
                                                         std::to_string(static_cast<int>(codec.codec)));
         codec.errorFeedback = options.errorFeedback.value_or(ctx.settings().errorFeedback);
-        codec.key = !options.errorFeedbackKey.empty()
-                        ? options.errorFeedbackKey
-                        : "count:" + std::to_string(count) + ":" + std::string(dataTypeName(type));
+        codec.key = !options.errorFeedbackKey.empty() ? options.errorFeedbackKey
+                                                       : coll::defaultErrorFeedbackKey(count, type);
         const coll::WanCounters before = ctx.wanCounters();
         const Codec ran = coll::allReduceHierarchical(ctx, send, recv, count, type, op, codec);
         impl_->logCodec(ran, before, ctx.wanCounters());
@@ -438,7 +422,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, DataTyp
 void Communicator::reduceScatter(const void* send, void* recv, size_t recvCount, DataType type,
                                  ReduceOp op) {
   checkCount("reduceScatter", recvCount, type, send, recv, static_cast<size_t>(size()));
-  checkReduction("reduceScatter", type, op);
+  coll::checkReduction("reduceScatter", static_cast<int>(type), static_cast<int>(op));
   if (recvCount == 0) return;
   impl_->run([&] { coll::reduceScatterRing(*impl_->ctx, send, recv, recvCount, type, op); });
 }

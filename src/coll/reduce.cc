@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "util/half.h"
+#include "xsite/error.h"
 
 namespace xsite::coll {
 namespace {
@@ -108,6 +109,23 @@ void divideInPlace(void* buf, size_t n, DataType type, int d) noexcept {
     case DataType::kFloat8E4M3:
     case DataType::kFloat8E5M2: break;
   }
+}
+
+void checkReduction(const char* what, int type, int op) {
+  if (type < 0 || type >= kNumDataTypes)
+    throw Error(ErrorCategory::kInvalidUsage,
+                std::string(what) + ": invalid data type " + std::to_string(type));
+  if (op < 0 || op >= kNumReduceOps)
+    throw Error(ErrorCategory::kInvalidUsage,
+                std::string(what) + ": invalid reduction op " + std::to_string(op));
+  if (!isReducible(static_cast<DataType>(type)))
+    throw Error(ErrorCategory::kInvalidUsage,
+                std::string(what) + ": " + std::string(dataTypeName(static_cast<DataType>(type))) +
+                    " is a storage-only type; reduce in half, bfloat16 or float instead");
+}
+
+std::string defaultErrorFeedbackKey(size_t count, DataType type) {
+  return "count:" + std::to_string(count) + ":" + std::string(dataTypeName(type));
 }
 
 }  // namespace xsite::coll
