@@ -123,7 +123,7 @@ Decision Tuner::decide(int collType, size_t nBytes, const float* table, int numA
     d.reason = "no modelled algorithm available";
     return d;
   }
-  d.channels = model_.channels(nBytes, topology_, channelWindowBytes(d.proto), kMaxChannels);
+  d.channels = model_.pipelines(nBytes, topology_, channelWindowBytes(d.proto), kMaxChannels);
   return d;
 }
 

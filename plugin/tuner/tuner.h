@@ -10,7 +10,7 @@
 // which NCCL then picks; no other entry is written, an entry of -1 never.
 //
 // The channel count: for a modelled all-reduce the tuner writes nChannels (NCCL overrides its own
-// count with any non-zero value, NCCL_ABI.md §4.3) from the cost model's CostModel::channels:
+// count with any non-zero value, NCCL_ABI.md §4.3) from the cost model's CostModel::pipelines:
 // enough channels to keep the WAN's bandwidth-delay product in flight when each channel holds
 // NCCL's buffer for the chosen protocol per round trip (kChannelWindowBytes: SIMPLE 8 x 512 KiB),
 // but no more than the message fills (a message within one window: 1), within [1, kMaxChannels].

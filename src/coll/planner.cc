@@ -26,7 +26,7 @@ int wanLaneCount(const Context& ctx, size_t messageBytes, double laneWireBytes, 
   const Settings& s = ctx.settings();
   if (s.wanLanes > 0) return s.wanLanes;
   const double window = laneWireBytes * std::max(ranksPerSite, 1) / kLaneBdpFactor;
-  return s.costModel.channels(messageBytes, ctx.topology(), window, kMaxWanLanes);
+  return s.costModel.pipelines(messageBytes, ctx.topology(), window, kMaxWanLanes);
 }
 
 }  // namespace xsite::coll

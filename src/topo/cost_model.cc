@@ -81,9 +81,9 @@ double CostModel::bdpBytes(const Topology& t) const {
   return link.bytesPerUs * 2 * link.latencyUs;
 }
 
-int CostModel::channels(size_t bytes, const Topology& t, double windowBytes,
-                        int maxChannels) const {
-  const int cap = std::max(maxChannels, 1);
+int CostModel::pipelines(size_t bytes, const Topology& t, double windowBytes,
+                         int maxPipelines) const {
+  const int cap = std::max(maxPipelines, 1);
   if (!(windowBytes > 0)) return 1;
   const double inFlight = std::min(static_cast<double>(bytes), bdpBytes(t));
   const double need = std::ceil(inFlight / windowBytes);

@@ -30,11 +30,12 @@ struct CostModel {
   // Bytes in flight that keep the slowest link the topology crosses busy: its rate times its
   // round trip (2 x one-way latency). 0 for a single rank.
   double bdpBytes(const Topology& topo) const;
-  // How many independent pipelines (NCCL's channels) a transfer of `bytes` per rank needs when
-  // each keeps at most `windowBytes` in flight per round trip of the slowest link: enough to hold
+  // How many independent pipelines (NCCL's channels, xsite's WAN lanes) a transfer of `bytes`
+  // per rank needs when each keeps at most `windowBytes` in flight per round trip of the slowest
+  // link: enough to hold
   // min(bytes, bandwidth-delay product) in flight, so a latency-bound message that fits one
-  // window gets 1, and a bandwidth-bound one ceil(BDP / window). Clamped to [1, maxChannels].
-  int channels(size_t bytes, const Topology& topo, double windowBytes, int maxChannels) const;
+  // window gets 1, and a bandwidth-bound one ceil(BDP / window). Clamped to [1, maxPipelines].
+  int pipelines(size_t bytes, const Topology& topo, double windowBytes, int maxPipelines) const;
 };
 
 // What XSITE_{DOMAIN,SITE,WAN}_{LATENCY_US,RATE_MBIT} say about the links (the library's

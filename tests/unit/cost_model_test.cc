@@ -151,7 +151,7 @@ TEST(CostModel, SlowerWanMakesCrossSitePathsSlower) {
 
 // ---- ring views ------------------------------------------------------------------------------
 
-// ---- channels: pipelines that keep a bandwidth-delay product in flight ----------------------
+// ---- pipelines (NCCL channels, WAN lanes) that keep a bandwidth-delay product in flight ----
 
 constexpr double kWindow = 4.0 * 1024 * 1024;  // NCCL's SIMPLE slots: 8 x 512 KiB per round trip
 
@@ -173,22 +173,22 @@ TEST(CostModelChannels, BdpIsTheSlowestLinksRateTimesItsRoundTrip) {
 TEST(CostModelChannels, LargeCrossSiteTransferKeepsABdpInFlight) {
   const Topology t = Topology::regular(2, 2, 2);
   // 10 MB BDP / 4 MiB per channel -> 3 channels.
-  EXPECT_EQ(wanModel(40000, 1000).channels(size_t{1} << 30, t, kWindow, 32), 3);
+  EXPECT_EQ(wanModel(40000, 1000).pipelines(size_t{1} << 30, t, kWindow, 32), 3);
   // 10 Gbit/s, 20 ms: 50 MB in flight -> 12 channels.
-  EXPECT_EQ(wanModel(20000, 10000).channels(size_t{1} << 30, t, kWindow, 32), 12);
+  EXPECT_EQ(wanModel(20000, 10000).pipelines(size_t{1} << 30, t, kWindow, 32), 12);
   // 100 Gbit/s, 40 ms: 1 GB in flight, more than NCCL offers -> the cap.
-  EXPECT_EQ(wanModel(40000, 100000).channels(size_t{1} << 30, t, kWindow, 32), 32);
-  EXPECT_EQ(wanModel(40000, 100000).channels(size_t{1} << 30, t, kWindow, 8), 8);
+  EXPECT_EQ(wanModel(40000, 100000).pipelines(size_t{1} << 30, t, kWindow, 32), 32);
+  EXPECT_EQ(wanModel(40000, 100000).pipelines(size_t{1} << 30, t, kWindow, 8), 8);
 }
 
 TEST(CostModelChannels, SmallMessagesGetOneOrTwo) {
   const Topology t = Topology::regular(2, 2, 2);
   const CostModel m = wanModel(20000, 10000);  // a fat pipe: 12 channels for large messages
   for (size_t b : {size_t{8}, size_t{1024}, size_t{64} << 10, size_t{4} << 20})
-    EXPECT_EQ(m.channels(b, t, kWindow, 32), 1) << b;
-  EXPECT_EQ(m.channels(size_t{8} << 20, t, kWindow, 32), 2);
+    EXPECT_EQ(m.pipelines(b, t, kWindow, 32), 1) << b;
+  EXPECT_EQ(m.pipelines(size_t{8} << 20, t, kWindow, 32), 2);
   // A message larger than the window but smaller than the BDP: as many windows as it fills.
-  EXPECT_EQ(m.channels(size_t{20} << 20, t, kWindow, 32), 5);
+  EXPECT_EQ(m.pipelines(size_t{20} << 20, t, kWindow, 32), 5);
 }
 
 TEST(CostModelChannels, GrowWithSizeAndStayInBounds) {
@@ -197,7 +197,7 @@ TEST(CostModelChannels, GrowWithSizeAndStayInBounds) {
     const CostModel m = wanModel(30000, mbit);
     int prev = 1;
     for (size_t b = 8; b <= (size_t{1} << 30); b *= 4) {
-      const int c = m.channels(b, t, kWindow, 16);
+      const int c = m.pipelines(b, t, kWindow, 16);
       EXPECT_GE(c, prev) << mbit << " " << b;
       EXPECT_GE(c, 1);
       EXPECT_LE(c, 16);
@@ -206,9 +206,9 @@ TEST(CostModelChannels, GrowWithSizeAndStayInBounds) {
   }
   // Degenerate inputs still give a usable count.
   const CostModel m;
-  EXPECT_EQ(m.channels(size_t{1} << 30, t, 0, 32), 1);
-  EXPECT_EQ(m.channels(size_t{1} << 30, t, kWindow, 0), 1);
-  EXPECT_EQ(m.channels(0, t, kWindow, 32), 1);
+  EXPECT_EQ(m.pipelines(size_t{1} << 30, t, 0, 32), 1);
+  EXPECT_EQ(m.pipelines(size_t{1} << 30, t, kWindow, 0), 1);
+  EXPECT_EQ(m.pipelines(0, t, kWindow, 32), 1);
 }
 
 TEST(RingViews, TwoByTwoByTwo) {
