@@ -51,8 +51,8 @@ link() {
   ! pgrep -f "xsite-wanem --a xs$lpid-" >/dev/null || fail "emulator of launch $lpid left"
 }
 
-# ping_avg: the avg field of ping's rtt summary in $TMP/out
-ping_avg() { sed -n 's|^rtt min/avg/max/mdev = [0-9.]*/\([0-9.]*\)/.*|\1|p' "$TMP/out" | tail -n 1; }
+# ping_min: the least round trip of a ping run (a loaded machine only ever adds to it)
+ping_min() { sed -n 's|^rtt min/avg/max/mdev = \([0-9.]*\)/.*|\1|p' "$TMP/out" | tail -n 1; }
 # ping_median: the median of the per-packet times in $TMP/out (one late wake-up of a 2-core
 # machine's scheduler moves the average of 20 by a quarter millisecond, not the median)
 ping_median() {
@@ -117,17 +117,20 @@ done
 # A very long link must work too; over 2 s, ping's wall clock (CLOCK_REALTIME, slewed by time
 # synchronization) and the emulator's monotonic clock drift apart by up to ~0.2 ms, so this one
 # is held to +-1 ms rather than the 0.5 ms of the realistic delays above (2000.6-2000.8 ms
-# typically), with a second try as above (one ping 3 ms late has been seen on a loaded machine).
+# typically). Its least round trip of three is checked: with the other tests running beside it,
+# two of three pings once came back 4 and 7 ms late in both tries (2000.6 / 2004.3 / 2007.2), and
+# a late wake-up only ever adds; an emulator that holds packets too long or too short moves the
+# least one too.
 tries=""
 for try in 1 2; do
   link --wan-delay 1000 -- "$PING"' -q -c 3 -i 0.2 -W 5 10.200.1.1'
   [ "$RC" = 0 ] || fail "ping through a 1000 ms link: exit code $RC"
-  avg=$(ping_avg)
-  tries="$tries $avg"
-  within "$avg" 1999 2001 && break
+  rtt=$(ping_min)
+  tries="$tries $rtt"
+  within "$rtt" 1999 2001 && break
 done
-within "$avg" 1999 2001 || fail "ping through a 1000 ms link: RTT$tries ms in two tries, expected 2000 +- 1"
-pass "delay 1000 ms: ping RTT $avg ms (tries:$tries)"
+within "$rtt" 1999 2001 || fail "ping through a 1000 ms link: least RTT$tries ms in two tries, expected 2000 +- 1"
+pass "delay 1000 ms: least ping RTT $rtt ms of 3 (tries:$tries)"
 
 # ---------------------------------------------------------------- rate
 # iperf3 -P 4, then one stream, through the default preset (5.5 ms, 1000 Mbit/s); the
