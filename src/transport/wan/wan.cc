@@ -528,6 +528,12 @@ Status WanLink::progress(bool& moved) noexcept {
       const auto now = Clock::now();
       for (Stream& s : streams_)
         if (s.state == StreamState::kSecuring) secureStream(s, now);
+      const auto securing = [](const Stream& s) { return s.state == StreamState::kSecuring; };
+      const auto lost = [](const Stream& s) { return s.state == StreamState::kBroken; };
+      if (!resume_ && error_.isOk() && std::none_of(streams_.begin(), streams_.end(), securing)) {
+        auto first = std::find_if(streams_.begin(), streams_.end(), lost);
+        if (first != streams_.end()) failLink(first->why);
+      }
       updateHealing();
       XSITE_RETURN_IF_ERROR(error_);
     }
@@ -820,8 +826,19 @@ void WanLink::secureStream(Stream& s, Clock::time_point now) noexcept {
                                  ": the peer did not complete the TLS handshake within 30 s "
                                  "(does it run with XSITE_WAN_TLS=1?)")
                     : done.status();
-  if (resume_ && !s.tls->rejected() && done.status().category() != ErrorCategory::kTimeout) {
+  const bool lost = !s.tls->rejected() && done.status().category() != ErrorCategory::kTimeout;
+  if (lost && resume_) {
     breakStream(s, why);  // the socket failed: heal it like any broken stream
+    return;
+  }
+  if (lost) {
+    // Without healing a lost socket ends the link, but the peer may have refused this side on
+    // another stream and closed them all: that refusal says what to fix, so the streams still in
+    // their handshake finish first (progress() fails the link once none is).
+    s.tls.reset();
+    resetAndClose(s.fd);
+    s.state = StreamState::kBroken;
+    s.why = why;
     return;
   }
   failLink(why);  // a peer that rejects the handshake would reject it on any socket
