@@ -16,6 +16,7 @@
 
 #include "plugin/net/ucx_comm.h"
 #include "plugin/net/wan_comm.h"
+#include "transport/tcp/tcp.h"
 #include "util/log.h"
 #include "util/params.h"
 
@@ -72,7 +73,7 @@ struct Greeting {
 };
 
 struct Connecting {
-  CommKind kind = CommKind::kTcp;
+  transport::Backend backend = transport::Backend::kTcp;
   std::vector<Fd> fds;
   std::vector<Greeting> greetings;
   int peerSite = 0;
@@ -125,6 +126,11 @@ Status greet(int fd, const bootstrap::JobSecret& secret, Greeting& g, const std:
 
 bool wantWan(const LinkSettings& settings, int peerSite) {
   return settings.wanStreams > 0 && peerSite != settings.site;
+}
+
+// Cross-site comms encode their payloads when XSITE_NET_CODEC asks for it.
+bool encodes(const LinkSettings& settings, int peerSite) {
+  return settings.wanCodec != compress::CodecId::kNone && peerSite != settings.site;
 }
 
 std::string wanText(int streams) {
@@ -227,39 +233,9 @@ Status SendComm::post(void* data, size_t size, int tag, void** request) {
   r->posted[0] = size;
   r->got[0] = size;
   r->tags[0] = tag;
-  r->header = MsgHeader{MsgHeader::kMagic, tag, size};
   enqueue(r);
   *request = r;
   error_ = advance();  // start moving at once; an error surfaces in test()
-  return Status::ok();
-}
-
-Status TcpSendComm::progress() {
-  while (!queue_.empty()) {
-    Request* r = queue_.front();
-    const size_t total = sizeof(MsgHeader) + r->posted[0];
-    iovec iov[2];
-    int cnt = 0;
-    if (r->sent < sizeof(MsgHeader))
-      iov[cnt++] = {reinterpret_cast<char*>(&r->header) + r->sent, sizeof(MsgHeader) - r->sent};
-    const size_t payloadDone = r->sent > sizeof(MsgHeader) ? r->sent - sizeof(MsgHeader) : 0;
-    if (r->posted[0] > payloadDone)
-      iov[cnt++] = {r->data[0] + payloadDone, r->posted[0] - payloadDone};
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(cnt);
-    ssize_t w = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (wouldBlock(errno)) return Status::ok();
-      return ioError("send", errno);
-    }
-    r->sent += static_cast<size_t>(w);
-    if (r->sent < total) continue;
-    r->done = true;
-    r->pending = 0;
-    queue_.pop_front();
-  }
   return Status::ok();
 }
 
@@ -288,63 +264,20 @@ Status RecvComm::post(int n, void** data, const size_t* sizes, const int* tags, 
   return Status::ok();
 }
 
-Status RecvComm::matchHeader(const Request& r, const MsgHeader& h, int* target) const {
-  *target = -1;
-  if (h.magic != MsgHeader::kMagic)
-    return peerError(
-        "sent a message header with a bad magic (not an xsite net plugin peer, "
-        "or the stream is out of step)");
-  // One buffer: the message is the next one, whatever its tag. Grouped: the unfilled buffer
-  // whose tag matches.
-  for (int i = 0; i < r.n && *target < 0; ++i)
-    if (!r.filled[i] && (r.n == 1 || r.tags[i] == h.tag)) *target = i;
-  if (*target < 0)
-    return peerError("sent a message with tag " + std::to_string(h.tag) +
-                     " that no buffer of the posted grouped receive expects");
-  if (h.bytes > r.posted[*target])
-    return peerError("sent a message of " + std::to_string(h.bytes) +
-                     " bytes, larger than the posted receive of " +
-                     std::to_string(r.posted[*target]) + " bytes (tag " + std::to_string(h.tag) +
-                     ")");
-  return Status::ok();
+Status RecvComm::tooLarge(const std::string& what, size_t posted) const {
+  return Status(ErrorCategory::kInvalidUsage,
+                label_ + " sent " + what + " where this rank posted a receive of at most " +
+                    std::to_string(posted) + " bytes");
 }
 
-void RecvComm::fill(int target, const MsgHeader& h) {
+void RecvComm::fill(int target, size_t bytes) {
   Request* r = queue_.front();
-  r->got[target] = h.bytes;
+  r->got[target] = bytes;
   r->filled[target] = true;
   if (--r->pending == 0) {
     r->done = true;
     queue_.pop_front();
   }
-}
-
-Status TcpRecvComm::progress() {
-  while (!queue_.empty()) {
-    Request* r = queue_.front();
-    if (target_ < 0) {
-      auto got = readSome(fd_.get(), reinterpret_cast<char*>(&header_) + headerGot_,
-                          sizeof(MsgHeader) - headerGot_, label_);
-      if (!got) return got.status();
-      if (got.value() == 0) return Status::ok();
-      headerGot_ += got.value();
-      if (headerGot_ < sizeof(MsgHeader)) continue;
-      XSITE_RETURN_IF_ERROR(matchHeader(*r, header_, &target_));
-      payloadGot_ = 0;
-    }
-    if (payloadGot_ < header_.bytes) {
-      auto got =
-          readSome(fd_.get(), r->data[target_] + payloadGot_, header_.bytes - payloadGot_, label_);
-      if (!got) return got.status();
-      if (got.value() == 0) return Status::ok();
-      payloadGot_ += got.value();
-      if (payloadGot_ < header_.bytes) continue;
-    }
-    fill(target_, header_);
-    target_ = -1;
-    headerGot_ = 0;
-  }
-  return Status::ok();
 }
 
 // ---- listen / accept ----------------------------------------------------------------------
@@ -390,10 +323,12 @@ Status listen(const Device& device, const LinkSettings& settings, ConnectHandle*
 bool ListenComm::place(Accepted& a) {
   const Hello& h = a.hello;
   if (streams_.empty()) {
-    const bool wan = h.kind == static_cast<uint32_t>(CommKind::kWanStreams);
-    const bool ucx = h.kind == static_cast<uint32_t>(CommKind::kUcx);
+    const auto backend = static_cast<transport::Backend>(h.backend);
+    const bool wan = backend == transport::Backend::kWan;
+    const bool known = wan || backend == transport::Backend::kTcp ||
+                       (backend == transport::Backend::kUcx && ucx_);
     // A peer's stream count within what XSITE_WAN_STREAMS admits (params.def).
-    if ((ucx && !ucx_) || (!wan && h.kind > 2) || (!wan && h.streams != 1) || h.streams < 1 ||
+    if (!known || (!wan && h.streams != 1) || h.streams < 1 ||
         h.streams > params::info(params::Id::kWanStreams).max)
       return false;
     first_ = h;
@@ -401,10 +336,10 @@ bool ListenComm::place(Accepted& a) {
     streams_.resize(h.streams);
     missing_ = h.streams;
   }
-  if (h.kind != first_.kind || h.streams != first_.streams || h.site != first_.site ||
-      h.stream >= streams_.size() || streams_[h.stream].valid())
+  if (h.backend != first_.backend || h.flags != first_.flags || h.streams != first_.streams ||
+      h.site != first_.site || h.stream >= streams_.size() || streams_[h.stream].valid())
     return false;
-  if (h.kind == static_cast<uint32_t>(CommKind::kWanStreams))
+  if (h.backend == static_cast<uint16_t>(transport::Backend::kWan))
     prepareStream(a.fd.get(), settings_);
   else
     prepareSocket(a.fd.get(), settings_, h.site);
@@ -482,14 +417,18 @@ Status ListenComm::acceptStep(RecvComm** recvComm) {
   }
   if (streams_.empty() || missing_ > 0) return Status::ok();
   std::string label = "net recv from " + peer_ + " (" + siteText(first_.site);
-  if (first_.kind == static_cast<uint32_t>(CommKind::kWanStreams)) {
+  const auto backend = static_cast<transport::Backend>(first_.backend);
+  const bool encodes = (first_.flags & Hello::kEncodes) != 0;
+  if (backend == transport::Backend::kWan) {
     label += ", " + wanText(first_.streams) + ")";
-    *recvComm = new WanRecvComm(std::move(streams_), label, settings_,
-                                localAddr(fd_.get()).ip(), nonce_);
-  } else if (first_.kind == static_cast<uint32_t>(CommKind::kUcx)) {
+    WanComm w = acceptWan(std::move(streams_), label, settings_, localAddr(fd_.get()).ip(), nonce_);
+    *recvComm = new TransportRecvComm(std::move(w.conn), std::move(w.lease), encodes);
+  } else if (backend == transport::Backend::kUcx) {
     XSITE_RETURN_IF_ERROR(acceptUcx(recvComm, label + ", UCX)"));
   } else {
-    *recvComm = new TcpRecvComm(std::move(streams_[0]), label + ")");
+    *recvComm = new TransportRecvComm(
+        std::make_unique<transport::tcp::TcpConnection>(0, label + ")", std::move(streams_[0])),
+        nullptr, encodes);
   }
   streams_.clear();
   (*recvComm)->setTimeout(settings_.timeout);
@@ -550,7 +489,8 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
     const int n = wan ? settings.wanStreams : 1;
     const bool ucx = !wan && handle->site == settings.site && settings.siteUcx &&
                      (handle->flags & ConnectHandle::kTakesUcx) != 0;
-    owned->kind = wan ? CommKind::kWanStreams : ucx ? CommKind::kUcx : CommKind::kTcp;
+    owned->backend = wan ? transport::Backend::kWan : ucx ? transport::Backend::kUcx
+                         : transport::Backend::kTcp;
 #if XSITE_HAVE_UCX
     if (ucx) owned->ucx = ucxWorkerFor(device);  // throws Error naming the UCX failure
 #else
@@ -579,7 +519,8 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
       owned->greetings.emplace_back();
       owned->greetings.back().out.hello =
           Hello{Hello::kMagic, settings.site, handle->nonce, static_cast<uint16_t>(i),
-                static_cast<uint16_t>(n), static_cast<uint32_t>(owned->kind)};
+                static_cast<uint16_t>(n), static_cast<uint16_t>(owned->backend),
+                encodes(settings, handle->site) ? Hello::kEncodes : uint16_t{0}};
     }
     c = owned.release();
     handle->pending = c;
@@ -615,7 +556,7 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
   }
   if (!all) return Status::ok();
 #if XSITE_HAVE_UCX
-  if (c->kind == CommKind::kUcx) {  // the receiver's comm id and worker address
+  if (c->backend == transport::Backend::kUcx) {  // the receiver's comm id and worker address
     const int fd = c->fds[0].get();
     while (true) {
       char* dst;
@@ -654,10 +595,16 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
     return Status::ok();
   }
 #endif
-  if (c->kind == CommKind::kWanStreams)
-    *sendComm = new WanSendComm(std::move(c->fds), c->label, settings, c->resume, c->key);
-  else
-    *sendComm = new TcpSendComm(std::move(c->fds[0]), c->label);
+  const compress::CodecId codec =
+      encodes(settings, c->peerSite) ? settings.wanCodec : compress::CodecId::kNone;
+  if (c->backend == transport::Backend::kWan) {
+    WanComm w = connectWan(std::move(c->fds), c->label, settings, c->resume, c->key);
+    *sendComm = new TransportSendComm(std::move(w.conn), std::move(w.lease), codec);
+  } else {
+    *sendComm = new TransportSendComm(
+        std::make_unique<transport::tcp::TcpConnection>(0, c->label, std::move(c->fds[0])),
+        nullptr, codec);
+  }
   (*sendComm)->setTimeout(settings.timeout);
   XSITE_DEBUG(kNet, "%s: connected", c->label.c_str());
   delete c;

@@ -2,29 +2,37 @@
 //
 // Setup (never blocks): listen() binds a non-blocking socket and writes a ConnectHandle; the
 // sender's connectStep() is called until it yields a SendComm (TCP connects, then a Hello on each
-// socket that echoes the listener's nonce and names the sender's site, the kind of comm and the
+// socket that echoes the listener's nonce and names the sender's site, the comm's backend and the
 // socket's place in it); the receiver's ListenComm::acceptStep() likewise until every socket of
 // the comm has said hello and it yields a RecvComm.
 //
-// Two kinds of comm, chosen by the sender from the handle's site (the Hello tells the receiver):
+// The sender chooses the backend from the handle's site (the Hello tells the receiver); the
+// bytes then move over the library's own transports (src/transport), as between its ranks:
 //  - same site, site transport UCX (XSITE_SITE_TRANSPORT=ucx, or auto with UCX built, on both
 //    ends: the handle says whether the listener takes UCX): UCP tagged messages through the
 //    device's UCX worker (ucx_comm.h); the socket only carries the setup and the goodbye;
-//  - same site otherwise (or XSITE_WAN_TRANSPORT=tcp across sites): one plain TCP socket
-//    (TcpSendComm/TcpRecvComm);
-//  - another site: XSITE_WAN_STREAMS sockets prepared like Fabric's WAN links (BDP-sized
-//    buffers, XSITE_WAN_CC) under one transport::wan::WanConnection (wan_comm.h): frames striped
-//    over the streams, sends staged eagerly into a window of XSITE_WAN_WINDOW and kept flowing by
-//    a proxy thread, so NCCL's slots no longer bound the bytes in flight.
+//  - same site otherwise (or XSITE_WAN_TRANSPORT=tcp across sites): transport::tcp's connection
+//    over the one socket;
+//  - another site: XSITE_WAN_STREAMS sockets prepared like Fabric's WAN links under one
+//    transport::wan::WanConnection (wan_comm.h): frames striped over the streams, sends staged
+//    eagerly into a window of XSITE_WAN_WINDOW and kept flowing by a proxy thread, so NCCL's
+//    slots no longer bound the bytes in flight.
 //
-// Framing: every isend is one message, a MsgHeader (magic, tag, size) then the payload (over WAN
-// streams: two messages of the connection, the payload posted with the size the header
-// announced; none when it is 0). NCCL's irecv posts the largest size it accepts; the real size
-// travels in the header and test() reports it. A message larger than the buffer it lands in is
-// an error naming the peer, never a truncation. A grouped receive (n <= kMaxRecvs buffers) takes
-// the next n messages; each lands in the not-yet-filled buffer whose tag matches. Requests
-// complete in posting order; test() on any of them moves the comm's bytes, so completions may be
-// polled in any order.
+// Messages: every isend is one message of the connection, carrying NCCL's tag. NCCL's irecv
+// posts the largest size it accepts: a single receive goes to the connection at once, straight
+// into NCCL's buffer, and learns the size that arrived (transport::Arrival), which test()
+// reports. A grouped receive (n <= kMaxRecvs buffers) takes the next n messages; each lands in
+// the not-yet-filled buffer whose tag matches, which the connection's probe() tells before the
+// message is received. A message larger than the buffer it lands in is an error naming the peer,
+// never a truncation. Requests complete in posting order; test() on any of them moves the comm's
+// bytes, so completions may be polled in any order.
+//
+// Compression (XSITE_NET_CODEC=lz4|zstd, cross-site comms only): a payload of at least
+// kMinCompressBytes is encoded as bytes (the net never knows the data type) and goes with
+// kEncodedTag set in its tag (NCCL's tags are ranks, never negative); the receiver, told by the
+// Hello that the sender may encode, probes each message, takes an encoded one into a buffer of its
+// own and decodes it into NCCL's buffer (which validates it). A payload that does not shrink goes
+// as the codec's raw form, so compression never costs more than its 24-byte header.
 #pragma once
 
 #include <chrono>
@@ -40,6 +48,7 @@
 #include "compress/codec.h"
 #include "plugin/abi/common.h"
 #include "plugin/net/devices.h"
+#include "transport/transport.h"
 #include "transport/wan/wan.h"
 #include "util/socket.h"
 #include "util/status.h"
@@ -78,24 +87,20 @@ static_assert(offsetof(ConnectHandle, addr) == 8 && offsetof(ConnectHandle, site
 
 struct Hello {
   static constexpr uint32_t kMagic = 0x58534832;  // "XSH2"
+  static constexpr uint16_t kEncodes = 1;  // flags: the sender may encode payloads
   uint32_t magic;
   int32_t site;  // the sender's site
   uint64_t nonce;
   uint16_t stream;   // this socket's index in the comm
-  uint16_t streams;  // sockets of the comm: 1 for a plain TCP comm
-  uint32_t kind;     // CommKind
+  uint16_t streams;  // sockets of the comm: 1 unless the backend is kWan
+  uint16_t backend;  // transport::Backend: kTcp, kWan or kUcx
+  uint16_t flags;
 };
 static_assert(sizeof(Hello) == 24);
 
-enum class CommKind : uint32_t { kTcp = 0, kWanStreams = 1, kUcx = 2 };
-
-struct MsgHeader {
-  static constexpr uint32_t kMagic = 0x58534d31;  // "XSM1"
-  uint32_t magic;
-  int32_t tag;
-  uint64_t bytes;
-};
-static_assert(sizeof(MsgHeader) == 16);
+// Set in the tag of a message whose payload is encoded (XSITE_NET_CODEC).
+inline constexpr uint32_t kEncodedTag = 1u << 31;
+inline constexpr size_t kMinCompressBytes = 64 << 10;
 
 // Settings every comm needs, read once at init.
 struct LinkSettings {
@@ -117,6 +122,13 @@ struct LinkSettings {
   std::chrono::milliseconds reconnectTimeout{120000};  // XSITE_WAN_RECONNECT_TIMEOUT (0: no healing)
 };
 
+// What a comm over a library transport keeps beside its connection while it lives (the WAN
+// link's place in the proxy thread and the resume listener, wan_comm.h).
+class ConnectionLease {
+ public:
+  virtual ~ConnectionLease() = default;
+};
+
 // A WAN stream's socket set-up (buffers, congestion control, keepalive), before connect().
 void prepareStream(int fd, const LinkSettings& settings);
 
@@ -133,9 +145,8 @@ struct Request {
   int tags[kMaxRecvs] = {};
   size_t got[kMaxRecvs] = {};
   bool filled[kMaxRecvs] = {};
-  size_t sent = 0;      // TCP send: header + payload bytes written
-  uint64_t ticket = 0;  // WAN send: the connection's ticket of its last message (0: not handed)
-  MsgHeader header{};
+  int handed = 0;       // messages handed to the connection (a send: 0 or 1)
+  uint64_t ticket = 0;  // send: the connection's ticket of its message
   bool started = false;          // UCX: handed to UCP
   void* ucx[kMaxRecvs] = {};     // UCX: UCP's requests, one per buffer (null: none or done)
 };
@@ -186,33 +197,54 @@ class RecvComm : public Comm {
   Status post(int n, void** data, const size_t* sizes, const int* tags, void** request);
 
  protected:
-  // A complete header for the head request `r`: checks it and picks the buffer it fills.
-  Status matchHeader(const Request& r, const MsgHeader& h, int* target) const;
-  // Buffer `target` of queue_.front() now holds h.bytes; completes the request when it is full.
-  void fill(int target, const MsgHeader& h);
+  // Buffer `target` of queue_.front() now holds `bytes`; completes the request when it is full.
+  void fill(int target, size_t bytes);
+  // The peer sent `what` ("a 2000-byte message") into a receive of at most `posted` bytes: the
+  // error, worded as the library's transports word it (transport::Connection::takes).
+  Status tooLarge(const std::string& what, size_t posted) const;
 };
 
-// One plain non-blocking TCP socket.
-class TcpSendComm final : public SendComm {
+// A comm over one of the library's connections (tcp, WAN streams); `lease` (may be null) is
+// released before the connection closes.
+class TransportSendComm final : public SendComm {
  public:
-  TcpSendComm(Fd fd, std::string label) : SendComm(std::move(label)), fd_(std::move(fd)) {}
+  TransportSendComm(std::unique_ptr<transport::Connection> conn,
+                    std::unique_ptr<ConnectionLease> lease, compress::CodecId codec);
 
  private:
   Status progress() override;
-  Fd fd_;
+  std::unique_ptr<transport::Connection> conn_;
+  std::unique_ptr<ConnectionLease> lease_;  // (declared after conn_: released first)
+  std::unique_ptr<compress::Codec> codec_;  // null: payloads go as they are
+  size_t handed_ = 0;                       // queue_'s first requests handed to conn_
+  std::deque<std::vector<char>> encoded_;   // per handed request: its encoding (or nothing)
 };
 
-class TcpRecvComm final : public RecvComm {
+class TransportRecvComm final : public RecvComm {
  public:
-  TcpRecvComm(Fd fd, std::string label) : RecvComm(std::move(label)), fd_(std::move(fd)) {}
+  // `encodes`: the sender may encode payloads (Hello::kEncodes).
+  TransportRecvComm(std::unique_ptr<transport::Connection> conn,
+                    std::unique_ptr<ConnectionLease> lease, bool encodes);
 
  private:
+  // A message handed to the connection, until it lands.
+  struct Landing {
+    Request* r;
+    int target;    // buffer of r it fills
+    bool encoded;  // into wire_ first
+    transport::Arrival arrival;
+  };
   Status progress() override;
-  Fd fd_;
-  MsgHeader header_{};
-  size_t headerGot_ = 0;
-  int target_ = -1;  // buffer of queue_.front() the current payload lands in; -1: reading a header
-  size_t payloadGot_ = 0;
+  Status land(Landing& l);  // the connection completed l's receive
+  // Hands the next message's receive to the connection; false when it cannot yet.
+  Result<bool> handNext();
+  std::unique_ptr<transport::Connection> conn_;
+  std::unique_ptr<ConnectionLease> lease_;
+  bool encodes_;
+  std::deque<Landing> landings_;  // handed, in order (a deque keeps their Arrivals in place)
+  uint64_t landed_ = 0;           // conn_'s receives seen complete
+  std::vector<char> wire_;        // an encoded payload, until decoded
+  std::unique_ptr<compress::Codec> lz4_, zstd_;  // decoders, made on first use (the sender chose)
 };
 
 struct UcxWorker;  // ucx_comm.h
@@ -244,7 +276,7 @@ class ListenComm {
   LinkSettings settings_;
   std::shared_ptr<UcxWorker> ucx_;
   std::vector<Accepted> accepted_;  // hello not complete
-  Hello first_{};                   // the first valid hello: the comm's kind, streams, site
+  Hello first_{};                   // the first valid hello: the comm's backend, streams, site
   std::string peer_;
   std::vector<Fd> streams_;  // by Hello::stream
   int missing_ = 0;

@@ -178,9 +178,9 @@ Status UcxRecvComm::progress() {
       if (s == UCS_INPROGRESS) continue;
       freeRequest(w.handle(), r->ucx[i], false);
       if (s == UCS_ERR_MESSAGE_TRUNCATED)
-        return peerError("sent a message larger than the posted receive of " +
-                         std::to_string(r->posted[i]) + " bytes (tag " +
-                         std::to_string(r->tags[i]) + ")");
+        return tooLarge(info.length > r->posted[i] ? "a " + std::to_string(info.length) + "-byte message"
+                                                   : std::string("a larger message"),
+                        r->posted[i]);
       if (s != UCS_OK)
         return peerError(std::string("UCX receive failed: ") + ucs_status_string(s));
       r->got[i] = info.length;

@@ -80,8 +80,6 @@ void ExchangeStage::start(int chunk) {
 }
 
 Status ExchangeStage::encodeContributions() {
-  // Fixed-size codecs: every rank knows the sizes, so none is sent.
-  const size_t mineFixed = fixedSize_ ? codec_.maxEncodedBytes(pieceCount(group_.index), type_) : 0;
   for (Peer& p : peers_) {
     const size_t n = pieceCount(p.site);
     Result<size_t> bytes =
@@ -90,30 +88,24 @@ Status ExchangeStage::encodeContributions() {
                                            p.sendBuf, maxEncoded_, p.decoded, floatScratch_)
             : codec_.encode(piece(p.site), n, type_, p.sendBuf, maxEncoded_);
     if (!bytes) return bytes.status();
-    p.sizeOut = bytes.value();
     // Receives, in arrival order: the contribution to my piece, then the peer's result.
-    post(p, p.sendBuf, p.sizeOut, n, mineFixed);
-    if (fixedSize_) {
-      p.resultSize = codec_.maxEncodedBytes(pieceCount(p.site), type_);
-      p.conn->postRecv(p.resultBuf, p.resultSize);
-    }
+    post(p, p.sendBuf, bytes.value(), n, pieceCount(group_.index));
+    p.conn->postRecv(p.resultBuf, wireBytes(pieceCount(p.site)),
+                     fixedSize_ ? nullptr : &p.resultIn);
   }
   return Status::ok();
 }
 
-void ExchangeStage::post(Peer& p, const char* data, const uint64_t& bytes, size_t count,
-                         size_t contribBytes) {
-  if (!fixedSize_) p.conn->postSend(&bytes, sizeof bytes);
+size_t ExchangeStage::wireBytes(size_t count) const {
+  if (raw_) return count * esize_;
+  return fixedSize_ ? codec_.maxEncodedBytes(count, type_) : maxEncoded_;
+}
+
+void ExchangeStage::post(Peer& p, const char* data, size_t bytes, size_t count, size_t theirCount) {
   p.lastSend = p.conn->postSend(data, bytes);
   ctx_.countWan(count * esize_, bytes);
-  if (fixedSize_) {
-    p.contribSize = contribBytes;
-    p.ticket = p.conn->postRecv(p.contribBuf, p.contribSize);
-    p.await = Await::kContrib;
-  } else {
-    p.ticket = p.conn->postRecv(&p.contribSize, sizeof p.contribSize);
-    p.await = Await::kContribSize;
-  }
+  p.ticket = p.conn->postRecv(p.contribBuf, wireBytes(theirCount), fixedSize_ ? nullptr : &p.contribIn);
+  p.await = Await::kContrib;
 }
 
 // Whole: my shard, encoded once (raw: as it is), to every peer; their shards posted to receive.
@@ -133,8 +125,7 @@ Status ExchangeStage::encodeWhole() {
     resultSize_ = bytes.value();
     wire = resultBuf_;
   }
-  const size_t theirs = !fixedSize_ ? 0 : raw_ ? n * esize_ : codec_.maxEncodedBytes(n, type_);
-  for (Peer& p : peers_) post(p, wire, resultSize_, n, theirs);
+  for (Peer& p : peers_) post(p, wire, resultSize_, n, n);
   return Status::ok();
 }
 
@@ -154,11 +145,13 @@ void ExchangeStage::reduceWhole() {
   if (avgDivisor_ > 0) divideInPlace(layout_.region, n, type_, avgDivisor_);
 }
 
-Status ExchangeStage::checkAnnounced(const Peer& p, uint64_t bytes, size_t count) const {
-  if (bytes >= sizeof(compress::EncodedHeader) && bytes <= codec_.maxEncodedBytes(count, type_))
-    return Status::ok();
+// The size of what arrived: fixed, or (lossless) what the peer's encoding took, within bounds.
+Result<size_t> ExchangeStage::arrived(const Peer& p, const transport::Arrival& in, size_t count) const {
+  if (fixedSize_) return wireBytes(count);
+  if (in.bytes >= sizeof(compress::EncodedHeader) && in.bytes <= codec_.maxEncodedBytes(count, type_))
+    return in.bytes;
   return Status(ErrorCategory::kRemote,
-                "rank " + std::to_string(p.conn->peer()) + " announced " + std::to_string(bytes) +
+                "rank " + std::to_string(p.conn->peer()) + " sent " + std::to_string(in.bytes) +
                     " encoded bytes for " + std::to_string(count) + " elements of codec " +
                     std::string(codecName(codec_.id())) + " (garbled stream or mismatched call)");
 }
@@ -166,43 +159,26 @@ Status ExchangeStage::checkAnnounced(const Peer& p, uint64_t bytes, size_t count
 Status ExchangeStage::receive(Peer& p, bool& moved) {
   while (p.await != Await::kNothing && p.conn->recvsDone() >= p.ticket) {
     moved = true;
-    switch (p.await) {
-      case Await::kContribSize:
-        XSITE_RETURN_IF_ERROR(checkAnnounced(p, p.contribSize, pieceCount(group_.index)));
-        p.ticket = p.conn->postRecv(p.contribBuf, p.contribSize);
-        if (!whole_) p.conn->postRecv(&p.resultSize, sizeof p.resultSize);
-        p.await = Await::kContrib;
-        break;
-      case Await::kContrib: {
-        Status st = raw_ ? Status::ok()
-                         : codec_.decode(p.contribBuf, p.contribSize, pieceCount(group_.index),
-                                         type_, p.decoded);
-        if (!st)
-          return Status(st.category(), "contribution from rank " + std::to_string(p.conn->peer()) +
-                                           ": " + st.message());
-        if (whole_) {
-          p.await = Await::kNothing;
-          break;
-        }
-        ++p.ticket;  // the result (or its size) was posted right after
-        p.await = fixedSize_ ? Await::kResult : Await::kResultSize;
-        break;
-      }
-      case Await::kResultSize:
-        XSITE_RETURN_IF_ERROR(checkAnnounced(p, p.resultSize, pieceCount(p.site)));
-        p.ticket = p.conn->postRecv(p.resultBuf, p.resultSize);
-        p.await = Await::kResult;
-        break;
-      case Await::kResult: {
-        Status st = codec_.decode(p.resultBuf, p.resultSize, pieceCount(p.site), type_, piece(p.site));
-        if (!st)
-          return Status(st.category(), "result from rank " + std::to_string(p.conn->peer()) +
-                                           ": " + st.message());
-        p.await = Await::kNothing;
-        break;
-      }
-      case Await::kNothing:
-        break;
+    if (p.await == Await::kContrib) {
+      const size_t n = pieceCount(group_.index);
+      Result<size_t> bytes = arrived(p, p.contribIn, n);
+      Status st = !bytes ? bytes.status()
+                  : raw_ ? Status::ok()
+                         : codec_.decode(p.contribBuf, bytes.value(), n, type_, p.decoded);
+      if (!st)
+        return Status(st.category(), "contribution from rank " + std::to_string(p.conn->peer()) +
+                                         ": " + st.message());
+      ++p.ticket;  // pieces: the result was posted right after
+      p.await = whole_ ? Await::kNothing : Await::kResult;
+    } else {
+      const size_t n = pieceCount(p.site);
+      Result<size_t> bytes = arrived(p, p.resultIn, n);
+      Status st = !bytes ? bytes.status()
+                         : codec_.decode(p.resultBuf, bytes.value(), n, type_, piece(p.site));
+      if (!st)
+        return Status(st.category(), "result from rank " + std::to_string(p.conn->peer()) +
+                                         ": " + st.message());
+      p.await = Await::kNothing;
     }
   }
   return Status::ok();
@@ -230,7 +206,6 @@ Status ExchangeStage::reduceAndEncodeResult() {
   if (!bytes) return bytes.status();
   resultSize_ = bytes.value();
   for (Peer& p : peers_) {
-    if (!fixedSize_) p.conn->postSend(&resultSize_, sizeof resultSize_);
     p.lastSend = p.conn->postSend(resultBuf_, resultSize_);
     ctx_.countWan(n * esize_, resultSize_);
   }
@@ -247,7 +222,7 @@ Status ExchangeStage::advance(bool& moved, bool& done) noexcept {
   for (Peer& p : peers_) {
     XSITE_RETURN_IF_ERROR(p.conn->progress(moved));
     XSITE_RETURN_IF_ERROR(receive(p, moved));
-    contributions = contributions && p.await != Await::kContribSize && p.await != Await::kContrib;
+    contributions = contributions && p.await != Await::kContrib;
     finished = finished && p.await == Await::kNothing;
     sent = sent && p.conn->sendsDone() >= p.lastSend;
   }

@@ -15,7 +15,8 @@
 // frame, a lost one's recovery included. Each contribution is encoded once, the result never.
 // Every rank therefore ends with the same bytes under every codec. With error feedback, each
 // encoding adds in what the previous call with the same key lost (compress/error_feedback.h).
-// Lossless codecs send their variable size first; the others have a size every rank knows.
+// Lossless codecs' encodings vary in size: their receives take up to the largest and learn the
+// size that arrived (transport::Arrival); the others have a size every rank knows.
 #pragma once
 
 #include <functional>
@@ -47,7 +48,7 @@ class ExchangeStage final : public Stage {
 
  private:
   // What a peer's connection waits for next, in the order its messages arrive.
-  enum class Await { kContribSize, kContrib, kResultSize, kResult, kNothing };
+  enum class Await { kContrib, kResult, kNothing };
   struct Peer {
     int site;
     transport::Connection* conn;
@@ -55,8 +56,7 @@ class ExchangeStage final : public Stage {
     char* contribBuf = nullptr;  // the peer's encoded contribution to my piece (whole: shard)
     char* resultBuf = nullptr;   // the peer's encoded result (its piece; pieces only)
     char* decoded = nullptr;     // the peer's contribution, decoded (raw: contribBuf itself)
-    uint64_t sizeOut = 0;                   // lossless: my contribution's size, sent first
-    uint64_t contribSize = 0, resultSize = 0;  // encoded sizes: announced (lossless) or fixed
+    transport::Arrival contribIn{}, resultIn{};  // lossless: the sizes that arrived
     Await await = Await::kNothing;
     uint64_t ticket = 0;  // of the receive `await` waits for
     uint64_t lastSend = 0;
@@ -69,22 +69,24 @@ class ExchangeStage final : public Stage {
   float* residual(int site) const {
     return layout_.residual ? layout_.residual + layout_.bounds[site] : nullptr;
   }
-  // Sends `bytes` of `data` (an encoding of `count` elements; its size first when sizes vary) to
-  // `p` and posts the receive of the peer's contribution: at once when every rank knows its size
-  // (`contribBytes`), else its announced size first.
-  void post(Peer& p, const char* data, const uint64_t& bytes, size_t count, size_t contribBytes);
+  // Sends `bytes` of `data` (an encoding of `count` elements) to `p` and posts the receive of
+  // the peer's contribution (an encoding of `theirCount`).
+  void post(Peer& p, const char* data, size_t bytes, size_t count, size_t theirCount);
+  // The bytes a receive of `count` encoded elements takes: exactly (raw, fixed-size codecs), or
+  // at most.
+  size_t wireBytes(size_t count) const;
   Status encodeContributions();
   Status encodeWhole();
   Status reduceAndEncodeResult();
   void reduceWhole();
   Status receive(Peer& p, bool& moved);  // handles the peer's completed receives, in order
-  Status checkAnnounced(const Peer& p, uint64_t bytes, size_t count) const;
+  Result<size_t> arrived(const Peer& p, const transport::Arrival& in, size_t count) const;
 
   Context& ctx_;
   RingView group_;
   int channel_;
   const compress::Codec& codec_;
-  bool fixedSize_;  // every rank knows the encoded size (none, lossy); else it is sent first
+  bool fixedSize_;  // every rank knows the encoded size (none, lossy); else it is learned
   bool whole_;      // two sites: whole shards are exchanged (see above)
   bool raw_;        // codec none: the elements themselves go on the wire
   DataType type_;

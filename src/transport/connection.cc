@@ -50,13 +50,13 @@ Backend otherSiteBackend(const params::Params& p) {
   return b;
 }
 
-uint64_t Connection::postSend(const void* data, size_t bytes) noexcept {
-  sends_.push_back(Op{static_cast<char*>(const_cast<void*>(data)), bytes});
+uint64_t Connection::postSend(const void* data, size_t bytes, uint32_t tag) noexcept {
+  sends_.push_back(Op{static_cast<char*>(const_cast<void*>(data)), bytes, tag});
   return ++sendsPosted_;
 }
 
-uint64_t Connection::postRecv(void* data, size_t bytes) noexcept {
-  recvs_.push_back(Op{static_cast<char*>(data), bytes});
+uint64_t Connection::postRecv(void* data, size_t bytes, Arrival* arrival) noexcept {
+  recvs_.push_back(Op{static_cast<char*>(data), bytes, 0, arrival});
   return ++recvsPosted_;
 }
 
@@ -65,15 +65,18 @@ void Connection::completeSend() noexcept {
   sendsDone_.fetch_add(1, std::memory_order_release);
 }
 
-void Connection::completeRecv() noexcept {
+void Connection::completeRecv(size_t bytes, uint32_t tag) noexcept {
+  if (Arrival* a = recvs_.front().arrival) *a = Arrival{bytes, tag};
   recvs_.pop_front();
   ++recvsDone_;
 }
 
-Status Connection::sizeMismatch(uint64_t sent, size_t posted) const {
+Status Connection::takes(const Op& op, uint64_t sent) const {
+  if (sent == op.bytes || (op.arrival != nullptr && sent < op.bytes)) return Status::ok();
   return Status(ErrorCategory::kInvalidUsage,
                 label_ + " sent a " + std::to_string(sent) + "-byte message where this rank posted " +
-                    std::to_string(posted) +
+                    (op.arrival != nullptr ? "a receive of at most " : "") +
+                    std::to_string(op.bytes) +
                     " bytes: do all ranks call the collective with the same count, datatype, "
                     "root and algorithm?");
 }

@@ -22,7 +22,7 @@ Status StreamConnection::progress(bool& moved) noexcept {
 
 Status StreamConnection::progressSends(bool& moved) noexcept {
   while (Op* op = frontSend()) {
-    if (sendHdrDone_ == 0 && op->done == 0) sendHdr_ = {MessageHeader::kMagic, 0, op->bytes};
+    if (sendHdrDone_ == 0 && op->done == 0) sendHdr_ = {MessageHeader::kMagic, op->tag, op->bytes};
     iovec iov[2];
     int n = 0;
     if (sendHdrDone_ < sizeof(MessageHeader))
@@ -48,35 +48,61 @@ Status StreamConnection::progressSends(bool& moved) noexcept {
   return Status::ok();
 }
 
+bool StreamConnection::probe(Arrival& next) noexcept {
+  if (recvQueued()) return false;
+  if (recvHdrGot_ < sizeof(MessageHeader)) {
+    probing_ = true;
+    return false;
+  }
+  next = Arrival{recvHdr_.bytes, recvHdr_.tag};
+  return true;
+}
+
+Result<bool> StreamConnection::readHeader(bool& moved) noexcept {
+  while (recvHdrGot_ < sizeof(MessageHeader)) {
+    Result<size_t> r = readSome(reinterpret_cast<char*>(&recvHdr_) + recvHdrGot_,
+                                sizeof(MessageHeader) - recvHdrGot_);
+    if (!r) return r.status();
+    if (r.value() == 0) return false;
+    moved = true;
+    recvHdrGot_ += r.value();
+  }
+  if (recvHdr_.magic != MessageHeader::kMagic) {
+    char magic[16];
+    snprintf(magic, sizeof(magic), "%08x", recvHdr_.magic);
+    return Status(ErrorCategory::kRemote,
+                  label() + " sent a garbled frame (bad magic 0x" + magic +
+                      "): the stream is corrupt or the peer is not an xsite rank of this job");
+  }
+  return true;
+}
+
 Status StreamConnection::progressRecvs(bool& moved) noexcept {
+  if (probing_ && !recvQueued()) {
+    Result<bool> head = readHeader(moved);
+    if (!head) return head.status();
+    if (head.value()) probing_ = false;
+    return Status::ok();
+  }
   while (Op* op = frontRecv()) {
+    probing_ = false;
     if (recvHdrGot_ < sizeof(MessageHeader)) {
-      Result<size_t> r = readSome(reinterpret_cast<char*>(&recvHdr_) + recvHdrGot_,
-                                  sizeof(MessageHeader) - recvHdrGot_);
-      if (!r) return r.status();
-      if (r.value() == 0) return Status::ok();
-      moved = true;
-      recvHdrGot_ += r.value();
-      if (recvHdrGot_ < sizeof(MessageHeader)) continue;
-      if (recvHdr_.magic != MessageHeader::kMagic) {
-        char magic[16];
-        snprintf(magic, sizeof(magic), "%08x", recvHdr_.magic);
-        return Status(ErrorCategory::kRemote,
-                      label() + " sent a garbled frame (bad magic 0x" + magic +
-                          "): the stream is corrupt or the peer is not an xsite rank of this job");
-      }
-      if (recvHdr_.bytes != op->bytes) return sizeMismatch(recvHdr_.bytes, op->bytes);
+      Result<bool> head = readHeader(moved);
+      if (!head) return head.status();
+      if (!head.value()) return Status::ok();
     }
-    if (op->done < op->bytes) {
-      Result<size_t> r = readSome(op->data + op->done, op->bytes - op->done);
+    if (op->done == 0) XSITE_RETURN_IF_ERROR(takes(*op, recvHdr_.bytes));  // (maybe probed)
+    const size_t bytes = recvHdr_.bytes;
+    if (op->done < bytes) {
+      Result<size_t> r = readSome(op->data + op->done, bytes - op->done);
       if (!r) return r.status();
       if (r.value() == 0) return Status::ok();
       moved = true;
       op->done += r.value();
     }
-    if (op->done == op->bytes) {
+    if (op->done == bytes) {
       recvHdrGot_ = 0;
-      completeRecv();
+      completeRecv(bytes, recvHdr_.tag);
     }
   }
   return Status::ok();

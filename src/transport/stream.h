@@ -14,6 +14,7 @@ class StreamConnection : public Connection {
  public:
   using Connection::Connection;
   Status progress(bool& moved) noexcept final;
+  bool probe(Arrival& next) noexcept final;
 
  protected:
   // Move up to the given bytes; return how many moved (0: would block) or an error.
@@ -25,10 +26,13 @@ class StreamConnection : public Connection {
  private:
   Status progressSends(bool& moved) noexcept;
   Status progressRecvs(bool& moved) noexcept;
+  // Reads the next message's header; true once it is whole and checked.
+  Result<bool> readHeader(bool& moved) noexcept;
   MessageHeader sendHdr_{};
   size_t sendHdrDone_ = 0;
   MessageHeader recvHdr_{};
   size_t recvHdrGot_ = 0;
+  bool probing_ = false;  // probe() asked for the next header with no receive posted
   std::chrono::steady_clock::time_point lastCheck_{};
 };
 

@@ -4,8 +4,14 @@
 //
 // Semantics (pinned by tests/transport/conformance_test.cc for every backend):
 //  - postSend/postRecv queue a message; messages complete in the order posted, per direction;
-//  - the n-th send on one side matches the n-th receive on the other, and their sizes must be
-//    equal: a mismatch is an error naming the peer and both sizes, never a truncation;
+//  - the n-th send on one side matches the n-th receive on the other. A receive posted without
+//    an Arrival takes exactly the posted size; one posted with an Arrival takes any message up to
+//    the posted size and learns its size and tag there (NCCL's irecv, MPI's MPI_Get_count). A
+//    message larger than the receive, or of another size where the size is exact, is an error
+//    naming the peer and both sizes, never a truncation;
+//  - a send may carry a 32-bit tag, which the receive's Arrival reports;
+//  - probe() learns the next message's size and tag before any receive is posted for it, so that
+//    the caller can choose where it lands (NCCL's grouped receives pick a buffer by tag);
 //  - a posted buffer must stay valid (and a send buffer unmodified) until its ticket is done;
 //  - progress() moves what it can without blocking and reports a dead or misbehaving peer.
 #pragma once
@@ -39,6 +45,12 @@ bool backendBuilt(Backend b) noexcept;
 Backend sameSiteBackend(const params::Params& p);
 Backend otherSiteBackend(const params::Params& p);
 
+// What a receive posted with one learns when it completes: the message's size and tag.
+struct Arrival {
+  size_t bytes = 0;
+  uint32_t tag = 0;
+};
+
 class Connection {
  public:
   Connection(int peer, std::string label) : peer_(peer), label_(std::move(label)) {}
@@ -52,8 +64,17 @@ class Connection {
   // Queue a message; returns its ticket (1-based count of messages posted in that direction).
   // A backend whose sends also progress on another thread (WAN streams) overrides postSend; one
   // that hands every operation to a library at once (UCX) overrides both, calling these first.
-  virtual uint64_t postSend(const void* data, size_t bytes) noexcept;
-  virtual uint64_t postRecv(void* data, size_t bytes) noexcept;
+  virtual uint64_t postSend(const void* data, size_t bytes, uint32_t tag) noexcept;
+  uint64_t postSend(const void* data, size_t bytes) noexcept { return postSend(data, bytes, 0); }
+  // `arrival` null: the message must be exactly `bytes`. Otherwise it may be smaller, and its
+  // size and tag are stored in *arrival (which must stay valid) when the ticket is done.
+  virtual uint64_t postRecv(void* data, size_t bytes, Arrival* arrival) noexcept;
+  uint64_t postRecv(void* data, size_t bytes) noexcept { return postRecv(data, bytes, nullptr); }
+  // With no receive pending: true and the next message's size and tag once they are known here,
+  // else false (progress() and ask again). A stream backend reads the next header only after a
+  // probe or a posted receive asked for it, so a peer that closes after its last message is never
+  // an error to a side that expects nothing more.
+  virtual bool probe(Arrival& next) noexcept = 0;
   uint64_t sendsDone() const noexcept { return sendsDone_.load(std::memory_order_acquire); }
   uint64_t recvsDone() const noexcept { return recvsDone_; }
   bool idle() const noexcept { return sends_.empty() && recvs_.empty(); }
@@ -74,7 +95,9 @@ class Connection {
  protected:
   struct Op {
     char* data;
-    size_t bytes;
+    size_t bytes;     // send: the message; receive: the most it takes
+    uint32_t tag = 0;
+    Arrival* arrival = nullptr;  // receive: its size and tag go here (null: exactly `bytes`)
     size_t done = 0;  // payload bytes moved so far
   };
   Op* frontSend() noexcept { return sends_.empty() ? nullptr : &sends_.front(); }
@@ -82,8 +105,10 @@ class Connection {
   bool sendQueued() const noexcept { return !sends_.empty(); }
   bool recvQueued() const noexcept { return !recvs_.empty(); }
   void completeSend() noexcept;
-  void completeRecv() noexcept;
-  Status sizeMismatch(uint64_t sent, size_t posted) const;
+  // The head receive is done: `bytes` (checked by takes()) with `tag` arrived.
+  void completeRecv(size_t bytes, uint32_t tag) noexcept;
+  // Whether receive `op` takes a message of `sent` bytes; an error naming both sizes if not.
+  Status takes(const Op& op, uint64_t sent) const;
   Status peerGone(const std::string& why) const;
 
  private:
@@ -103,7 +128,7 @@ Result<size_t> socketSend(const std::string& who, int fd, const iovec* iov, int 
 struct MessageHeader {
   static constexpr uint32_t kMagic = 0x58535431;  // "XST1"
   uint32_t magic;
-  uint32_t reserved;
+  uint32_t tag;
   uint64_t bytes;
 };
 static_assert(sizeof(MessageHeader) == 16);

@@ -10,7 +10,7 @@
 //             small early-frame budget (WanOptions::earlyBytes)
 //   receives  bits 0-1: receives per channel, then a u16 size (mod 4096) for each
 //   chunk     [ctl][u16 len][len bytes] to stream ctl % streams; ctl bit 7: the bytes are one
-//             frame (a 48-byte FrameHeader and its payload) whose checksum the target computes,
+//             frame (a 56-byte FrameHeader and its payload) whose checksum the target computes,
 //             and unless ctl bit 6 also its length and unless ctl bit 5 its magic and version,
 //             so the fuzzer gets past the checksum to the checks behind it
 #include <poll.h>

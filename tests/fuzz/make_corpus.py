@@ -28,14 +28,14 @@ def write(target, name, data):
 
 
 # ---- fuzz_wan_frames: [config][receives][u16 size]...[ctl][u16 len][bytes]...
-FRAME_MAGIC, FRAME_VERSION = 0x58535731, 3
+FRAME_MAGIC, FRAME_VERSION = 0x58535731, 4
 
 
 def frame(seq, message, offset, payload, message_bytes, channel=0, flags=0, magic=FRAME_MAGIC,
           length=None, crc=None):
     length = len(payload) if length is None else length
-    h = struct.pack("<IBBBBIIQQQQ", magic, FRAME_VERSION, channel, 0, flags, length, 0, seq,
-                    message, offset, message_bytes)
+    h = struct.pack("<IBBBBIIQQQQII", magic, FRAME_VERSION, channel, flags, 0, length, 0, seq,
+                    message, offset, message_bytes, 0, 0)
     if crc is None:
         crc = crc32c(payload, crc32c(h))
     h = h[:12] + struct.pack("<I", crc) + h[16:]
@@ -54,6 +54,8 @@ def wan_frames():
     two = bytes([0x01, 0x01]) + struct.pack("<H", 10)
     write(t, "two_streams_any_order",
           two + chunk(1, frame(1, 0, 6, b"GHIJ", 10)) + chunk(0, frame(0, 0, 0, b"ABCDEF", 10)))
+    write(t, "size_disagrees",
+          two + chunk(0, frame(0, 0, 0, b"ABCDEF", 10)) + chunk(1, frame(1, 0, 6, b"GHIJ", 12)))
     write(t, "overlap", two + chunk(0, frame(0, 0, 0, b"abcdef", 10)) + chunk(1, frame(1, 0, 4, b"efghij", 10)))
     write(t, "bad_magic", one + chunk(0, frame(0, 0, 0, b"ABCDEFGHIJ", 10, magic=0xDEADBEEF)))
     write(t, "bad_crc", one + chunk(0, frame(0, 0, 0, b"ABCDEFGHIJ", 10, crc=1)))

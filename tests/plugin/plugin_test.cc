@@ -124,8 +124,8 @@ TEST(PluginNet, LargerThanPostedIsAnErrorNamingThePeer) {
   void* rr = postRecv(p.recv, 1, d, posted, tags);
   void* sr = postSend(p.send, src.data(), src.size(), 0);
   (void)sr;
-  EXPECT_EQ(waitDone(rr, nullptr), ncclRemoteError);
-  EXPECT_TRUE(logHas("larger than the posted receive of 1000 bytes"));
+  EXPECT_EQ(waitDone(rr, nullptr), ncclInvalidUsage);
+  EXPECT_TRUE(logHas("where this rank posted a receive of at most 1000 bytes"));
   EXPECT_TRUE(logHas("net recv from 127.0.0.1:"));
   closePair(p);  // closing with a send in flight is fine
   EXPECT_EQ(net().finalize(ctx), ncclSuccess);
@@ -582,8 +582,8 @@ int wanReceiverMain(int handleFd) {
   size_t posted[1] = {small.size()};
   int tags[1] = {7};
   void* req = postRecv(r, 1, d, posted, tags);
-  if (req == nullptr || waitDone(req, nullptr, 100000000) != ncclRemoteError) return 50;
-  if (!logHas("larger than the posted receive of 1000 bytes")) return 51;
+  if (req == nullptr || waitDone(req, nullptr, 100000000) != ncclInvalidUsage) return 50;
+  if (!logHas("where this rank posted a receive of at most 1000 bytes")) return 51;
   if (!logHas("net recv from 127.0.0.1:") || !logHas("site 0, 4 WAN streams")) return 52;
   if (net().closeRecv(r) != ncclSuccess) return 53;
   if (net().finalize(ctx) != ncclSuccess) return 54;

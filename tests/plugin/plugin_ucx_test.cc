@@ -3,7 +3,7 @@
 // XSITE_SITE_TRANSPORT=ucx and UCX_TLS=tcp (so the bytes cross processes through UCX's TCP
 // transport, as they would between hosts).
 //  - two ranks of one site: sizes 0..16 MiB into larger posted buffers, the real sizes reported;
-//    a message larger than its receive is ncclRemoteError naming the peer; grouped receives;
+//    a message larger than its receive is ncclInvalidUsage naming the peer; grouped receives;
 //    completion polled out of order; the sender closing first, then the receiver first.
 //  - eight ranks, 2 sites x 4: every rank a send and a receive comm with every other (same-site
 //    pairs over UCX, cross-site pairs over WAN streams), messages checked, and one message of
@@ -106,8 +106,8 @@ int twoRankReceiver(int fd) {
   {  // larger than the posted receive: an error naming the peer, never a truncation
     std::vector<char> small(1000);
     recvOne(a, small, 0, &rc);
-    if (rc != ncclRemoteError) return 60;
-    if (!logHas("larger than the posted receive of 1000 bytes")) return 61;
+    if (rc != ncclInvalidUsage) return 60;
+    if (!logHas("where this rank posted a receive of at most 1000 bytes")) return 61;
     if (!logHas("net recv from 127.0.0.1:") || !logHas("site 0, UCX)")) return 62;
   }
   {  // comm B: the sender sends one message and closes first

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <ostream>
@@ -439,6 +440,133 @@ TEST_P(Conformance, SizeMismatchIsAnErrorNamingPeerAndBothSizesNeverATruncation)
       expectError(s1, ErrorCategory::kInvalidUsage, {"rank 0", "77", "123"});
       EXPECT_EQ(c0.recvsDone(), 0u) << "a truncated receive completed";
       EXPECT_EQ(c1.recvsDone(), 0u) << "a short receive completed";
+    }
+  });
+}
+
+// A receive posted with an Arrival takes any message up to its size (NCCL's irecv) and learns
+// the size and tag that arrived; the bytes behind the message are left as they were.
+TEST_P(Conformance, ReceiveOfAtMostLearnsTheSizeAndTagThatArrived) {
+  struct Message {
+    size_t sent, posted;
+    uint32_t tag;
+  };
+  const std::vector<Message> messages = {{0, 16, 7},        {1, 1, 0xffffffffu}, {100, 4096, 0},
+                                         {8193, 70000, 42}, {3 << 20, (3 << 20) + 9, 123456},
+                                         {5, 5, 9}};
+  runRanks(2, [&](int rank) {
+    auto fabric = connect(rank, 2);
+    Connection& c = fabric->connection(1 - rank, 0);
+    const size_t n = messages.size();
+    std::vector<std::vector<char>> bufs(n);
+    std::vector<Arrival> arrivals(n, Arrival{999, 999});
+    for (size_t i = 0; i < n; ++i) {
+      if (rank == 0) {
+        bufs[i] = pattern(seedOf(0, 1, 0, i), messages[i].sent);
+        c.postSend(bufs[i].data(), bufs[i].size(), messages[i].tag);
+      } else {
+        bufs[i].assign(messages[i].posted, '\x5a');
+        c.postRecv(bufs[i].data(), bufs[i].size(), &arrivals[i]);
+      }
+    }
+    ASSERT_TRUE(isOk(drive({&c}, [&] { return rank == 0 ? c.sendsDone() == n : c.recvsDone() == n; })));
+    if (rank == 1)
+      for (size_t i = 0; i < n; ++i) {
+        const Message& m = messages[i];
+        EXPECT_EQ(arrivals[i].bytes, m.sent) << "message " << i;
+        EXPECT_EQ(arrivals[i].tag, m.tag) << "message " << i;
+        std::vector<char> head(bufs[i].begin(), bufs[i].begin() + static_cast<long>(m.sent));
+        EXPECT_TRUE(sameBytes(head, pattern(seedOf(0, 1, 0, i), m.sent), "message " + std::to_string(i)));
+        EXPECT_EQ(std::count(bufs[i].begin() + static_cast<long>(m.sent), bufs[i].end(), '\x5a'),
+                  static_cast<long>(m.posted - m.sent))
+            << "message " << i << " wrote past its size";
+      }
+  });
+}
+
+TEST_P(Conformance, MessageLargerThanAReceiveOfAtMostIsAnErrorNamingBothSizes) {
+  Barrier barrier(2);
+  runRanks(2, [&](int rank) {
+    auto fabric = connect(rank, 2);
+    Connection& c = fabric->connection(1 - rank, 0);
+    std::vector<char> buf(rank == 0 ? 100 : 60, 'a');
+    if (rank == 0) {
+      c.postSend(buf.data(), buf.size(), 3);
+      EXPECT_TRUE(isOk(waitSend(c, 1)));
+      barrier.wait();
+    } else {
+      Arrival a;
+      c.postRecv(buf.data(), buf.size(), &a);
+      Status s = waitRecv(c, 1);
+      barrier.wait();
+      expectError(s, ErrorCategory::kInvalidUsage, {"rank 0", "100", "at most 60"});
+      EXPECT_EQ(c.recvsDone(), 0u);
+    }
+  });
+}
+
+// probe() tells the next message's size and tag before a receive is posted for it, so that the
+// caller can choose where it lands; with a receive pending it tells nothing.
+TEST_P(Conformance, ProbeTellsTheNextMessageBeforeItsReceiveIsPosted) {
+  const std::vector<std::pair<size_t, uint32_t>> messages = {{300, 2}, {0, 0}, {70000, 1}, {8, 2}};
+  Barrier received(2);
+  runRanks(2, [&](int rank) {
+    auto fabric = connect(rank, 2);
+    Connection& c = fabric->connection(1 - rank, 0);
+    std::vector<std::vector<char>> out;
+    if (rank == 0) {
+      for (size_t i = 0; i < messages.size(); ++i) {
+        out.push_back(pattern(seedOf(0, 1, 0, i), messages[i].first));
+        c.postSend(out.back().data(), out.back().size(), messages[i].second);
+      }
+      EXPECT_TRUE(isOk(waitSend(c, messages.size())));
+      received.wait();
+      return;
+    }
+    std::map<uint32_t, std::vector<std::vector<char>>> byTag;  // where each tag's messages land
+    for (size_t i = 0; i < messages.size(); ++i) {
+      Arrival next{};
+      ASSERT_TRUE(isOk(drive({&c}, [&] { return c.probe(next); }))) << "message " << i;
+      EXPECT_EQ(next.bytes, messages[i].first) << "message " << i;
+      EXPECT_EQ(next.tag, messages[i].second) << "message " << i;
+      Arrival again{};
+      EXPECT_TRUE(c.probe(again) && again.bytes == next.bytes && again.tag == next.tag)
+          << "a second probe of message " << i << " differs";
+      auto& landing = byTag[next.tag];
+      landing.emplace_back(next.bytes);
+      c.postRecv(landing.back().data(), next.bytes);
+      EXPECT_FALSE(c.probe(again)) << "probe with a receive pending";
+      ASSERT_TRUE(isOk(waitRecv(c, i + 1))) << "message " << i;
+      EXPECT_TRUE(sameBytes(landing.back(), pattern(seedOf(0, 1, 0, i), messages[i].first),
+                            "message " + std::to_string(i)));
+    }
+    EXPECT_EQ(byTag[2].size(), 2u);
+    received.wait();
+  });
+}
+
+// A side that expects nothing more is not troubled by a peer that sent its last message and left.
+TEST_P(Conformance, PeerThatClosesIsNoErrorToASideThatExpectsNothingMore) {
+  Barrier closed(2);
+  runRanks(2, [&](int rank) {
+    auto fabric = connect(rank, 2);
+    Connection& c = fabric->connection(1 - rank, 0);
+    std::vector<char> msg(1000, 'm');
+    if (rank == 0) {
+      c.postSend(msg.data(), msg.size());
+      ASSERT_TRUE(isOk(waitSend(c, 1)));
+      fabric.reset();
+      closed.wait();
+    } else {
+      c.postRecv(msg.data(), msg.size());
+      ASSERT_TRUE(isOk(waitRecv(c, 1)));
+      closed.wait();
+      const auto until = Clock::now() + 300ms;
+      while (Clock::now() < until) {
+        bool moved = false;
+        ASSERT_TRUE(isOk(c.progress(moved)));
+        std::this_thread::sleep_for(5ms);
+      }
     }
   });
 }

@@ -107,6 +107,27 @@ TEST(WanFrames, FramesFromSeveralStreamsInAnyOrderReassemble) {
   EXPECT_EQ(std::string(buf.begin(), buf.end()), "ABCDEFGHIJ");
 }
 
+// A receive of at most 16 bytes learns the size and tag from the first frame to arrive (either
+// may be first); a frame that claims another size or tag for the same message is garbled.
+TEST(WanFrames, FramesOfOneMessageMustAgreeOnItsSizeAndTag) {
+  for (bool sameSize : {true, false}) {
+    SCOPED_TRACE(sameSize ? "another tag" : "another size");
+    Pair p = make(2);
+    std::vector<char> buf(16, 0);
+    Arrival a;
+    p.conn->postRecv(buf.data(), buf.size(), &a);
+    FrameHeader tail = header(1, 0, 6, "GHIJ", sameSize ? 10 : 12);
+    FrameHeader z = tail;
+    z.crc = 0;
+    if (sameSize) z.tag = tail.tag = 5;
+    tail.crc = crc32c("GHIJ", 4, crc32c(&z, sizeof(z)));
+    sendRaw(p.raw[0], header(0, 0, 0, "ABCDEF", 10), "ABCDEF");
+    sendRaw(p.raw[1], tail, "GHIJ");
+    expectBad(waitRecv(*p.conn, 1), ErrorCategory::kRemote, "disagree on its size or tag");
+    EXPECT_EQ(p.conn->recvsDone(), 0u);
+  }
+}
+
 TEST(WanFrames, OverlappingFramesAreRejectedEvenWhenTheirLengthsAddUp) {
   Pair p = make(2);
   std::vector<char> buf(8, 0);
@@ -186,8 +207,8 @@ TEST(WanFrames, HeaderLiesAreRejected) {
   };
   FrameHeader badMagic = header(0, 0, 0, "abcd", 8);
   badMagic.magic = 0xdeadbeef;
-  FrameHeader badCodec = header(0, 0, 0, "abcd", 8);
-  badCodec.codec = 9;
+  FrameHeader badReserved = header(0, 0, 0, "abcd", 8);
+  badReserved.reserved1 = 9;
   FrameHeader badFlags = header(0, 0, 0, "abcd", 8);
   badFlags.flags = 4;
   FrameHeader huge = header(0, 0, 0, "", 8);
@@ -196,7 +217,7 @@ TEST(WanFrames, HeaderLiesAreRejected) {
       {"outside the message", header(0, 0, 6, "abcd", 8), "abcd", ErrorCategory::kRemote, "outside"},
       {"wrong message size", header(0, 0, 0, "abcd", 12), "abcd", ErrorCategory::kInvalidUsage, "12-byte"},
       {"bad magic", badMagic, "abcd", ErrorCategory::kRemote, "0xdeadbeef"},
-      {"unknown codec", badCodec, "abcd", ErrorCategory::kRemote, "codec 9"},
+      {"reserved field set", badReserved, "abcd", ErrorCategory::kRemote, "reserved"},
       {"unknown flags", badFlags, "abcd", ErrorCategory::kRemote, "flags 4"},
       {"oversized frame", huge, "", ErrorCategory::kRemote, "bytes"},
       {"empty frame in a non-empty message", header(0, 0, 0, "", 8), "", ErrorCategory::kRemote, "empty frame"},

@@ -165,7 +165,7 @@ TEST(WanTls, FramesCrossEncryptedAndArriveWhole) {
     EXPECT_TRUE(sb.isOk()) << sb.message();
     const std::string wire = relay.seenFromA();
     EXPECT_GT(wire.size(), 8u << 20);
-    // A data frame's first 8 bytes (magic, version, channel 0, no codec, no flags): the 4-byte
+    // A data frame's first 8 bytes (magic, version, channel 0, no flags, reserved 0): the 4-byte
     // magic alone turns up in 16 MiB of ciphertext by chance, about once in 250 runs.
     const uint32_t magic = FrameHeader::kMagic;
     uint8_t head[8] = {};

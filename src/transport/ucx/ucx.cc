@@ -25,15 +25,14 @@ using Clock = std::chrono::steady_clock;
 
 enum class Kind : uint64_t { kData = 0, kBye = 1, kHello = 2 };
 constexpr int kKindShift = 62, kRankShift = 40, kChannelShift = 32;
-constexpr uint64_t kSizeMask = 0xffffffffull;  // the sender's size, saturated at 2^32 - 1
-constexpr uint64_t kMatchMask = ~kSizeMask;    // kind, sender and channel match exactly
+constexpr uint64_t kMessageTagMask = 0xffffffffull;  // the message's tag (Connection::postSend)
+constexpr uint64_t kMatchMask = ~kMessageTagMask;    // kind, sender and channel match exactly
 constexpr int kMaxRanks = 1 << 22;
 constexpr int kMaxChannels = 1 << 8;
 
-uint64_t makeTag(Kind kind, int rank, int channel, size_t bytes) {
+uint64_t makeTag(Kind kind, int rank, int channel, uint32_t messageTag) {
   return (static_cast<uint64_t>(kind) << kKindShift) | (static_cast<uint64_t>(rank) << kRankShift) |
-         (static_cast<uint64_t>(channel) << kChannelShift) |
-         std::min<uint64_t>(bytes, kSizeMask);
+         (static_cast<uint64_t>(channel) << kChannelShift) | messageTag;
 }
 
 // How long a closing rank waits for its goodbyes and endpoint flushes, and how long a receiver
@@ -273,19 +272,19 @@ class UcxConnection final : public Connection {
                     recvsDone());
   }
 
-  uint64_t postSend(const void* data, size_t bytes) noexcept override {
-    uint64_t ticket = Connection::postSend(data, bytes);
+  uint64_t postSend(const void* data, size_t bytes, uint32_t tag) noexcept override {
+    uint64_t ticket = Connection::postSend(data, bytes, tag);
     ++sentPosted_;
     ucp_request_param_t rp{};
     void* r = ucp_tag_send_nbx(w_->ep(peer()), bytes ? data : &gEmpty, bytes,
-                               makeTag(Kind::kData, w_->rank(), channel_, bytes), &rp);
+                               makeTag(Kind::kData, w_->rank(), channel_, tag), &rp);
     sends_.emplace_back();
     track(sends_.back(), r);
     return ticket;
   }
 
-  uint64_t postRecv(void* data, size_t bytes) noexcept override {
-    uint64_t ticket = Connection::postRecv(data, bytes);
+  uint64_t postRecv(void* data, size_t bytes, Arrival* arrival) noexcept override {
+    uint64_t ticket = Connection::postRecv(data, bytes, arrival);
     recvs_.emplace_back();
     Pending& p = recvs_.back();
     // Always a request (UCX 1.13 leaves recv_info unfilled on immediate completion without a
@@ -319,15 +318,25 @@ class UcxConnection final : public Connection {
       Pending& p = recvs_.front();
       ucs_status_t s = check(p, true);
       if (s == UCS_INPROGRESS) break;
-      const size_t posted = frontRecv()->bytes;
-      if (s == UCS_ERR_MESSAGE_TRUNCATED) return fail(sizeMismatch(p.info.sender_tag & kSizeMask, posted));
+      if (s == UCS_ERR_MESSAGE_TRUNCATED) return fail(tooLarge(p.info.length));
       if (s != UCS_OK) return fail(lost(s, "receiving message " + std::to_string(recvsDone() + 1)));
-      if (p.info.length != posted) return fail(sizeMismatch(p.info.length, posted));
+      if (Status fits = takes(*frontRecv(), p.info.length); !fits) return fail(std::move(fits));
+      const auto tag = static_cast<uint32_t>(p.info.sender_tag & kMessageTagMask);
       recvs_.pop_front();
-      completeRecv();
+      completeRecv(p.info.length, tag);
       moved = true;
     }
     return idle() ? Status::ok() : checkPeer();
+  }
+
+  bool probe(Arrival& next) noexcept override {
+    if (!recvs_.empty()) return false;
+    ucp_tag_recv_info_t info{};
+    if (ucp_tag_probe_nb(w_->handle(), makeTag(Kind::kData, peer(), channel_, 0), kMatchMask, 0,
+                         &info) == nullptr)
+      return false;
+    next = Arrival{info.length, static_cast<uint32_t>(info.sender_tag & kMessageTagMask)};
+    return true;
   }
 
   // The worker's event fd wakes a receiver. A sender may be waiting on the transport's send path
@@ -372,6 +381,16 @@ class UcxConnection final : public Connection {
   Status fail(Status s) noexcept {
     error_ = std::move(s);
     return error_;
+  }
+
+  // UCX truncated the head receive: it reports the sender's size where it knows it.
+  Status tooLarge(size_t length) {
+    const Op& op = *frontRecv();
+    if (length > op.bytes) return takes(op, length);
+    return Status(ErrorCategory::kInvalidUsage,
+                  label() + " sent a message larger than the " + std::to_string(op.bytes) +
+                      " bytes this rank posted: do all ranks call the collective with the same "
+                      "count, datatype, root and algorithm?");
   }
 
   // An operation failed: the peer closed, died, or UCX itself failed.

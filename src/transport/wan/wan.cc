@@ -160,10 +160,21 @@ Status WanLink::badFrame(const std::string& why) const {
                     " (the stream is corrupt, or the peer is not an xsite rank of this job)");
 }
 
-uint64_t WanLink::postSend(WanConnection* c, const void* data, size_t bytes) noexcept {
+uint64_t WanLink::postSend(WanConnection* c, const void* data, size_t bytes, uint32_t tag) noexcept {
   std::lock_guard<std::mutex> lk(sendMu_);
   sendOrder_.push_back(c);
-  return c->Connection::postSend(data, bytes);
+  return c->Connection::postSend(data, bytes, tag);
+}
+
+bool WanLink::waitingHeader(int channel, uint64_t message, FrameHeader& out) const noexcept {
+  std::lock_guard<std::mutex> lk(recvMu_);
+  for (const Stream& s : streams_)
+    if (s.inGot == kHdr && !s.routed && s.in.flags == 0 && s.in.channel == channel &&
+        s.in.message == message) {
+      out = s.in;
+      return true;
+    }
+  return false;
 }
 
 // Copies the sends into the staging ring frame by frame, in the order they were posted over
@@ -202,6 +213,7 @@ Status WanLink::stage(bool& moved) noexcept {
     h.message = c->sendMessage_;
     h.offset = stagedOfHead_;
     h.messageBytes = op->bytes;
+    h.tag = op->tag;
     h.crc = crc32c(src, len, headerCrc(h));
     f->stagingPos = stageHead_;
     frames_.push_back(std::move(f));
@@ -419,7 +431,7 @@ Status WanLink::readStream(Stream& s, bool& moved) noexcept {
         snprintf(m, sizeof(m), "%08x", h.magic);
         return badFrame(std::string("bad magic 0x") + m + " or version " + std::to_string(h.version));
       }
-      if (h.codec != 0) return badFrame("unknown codec " + std::to_string(h.codec));
+      if (h.reserved0 != 0 || h.reserved1 != 0) return badFrame("reserved fields set");
       if (h.flags == FrameHeader::kFlagAck) {
         if (h.length != 0 || h.crc != headerCrc(h)) return badFrame("garbled acknowledgement");
         s.inGot = 0;
@@ -1020,17 +1032,39 @@ WanConnection::WanConnection(int peer, std::string label, std::shared_ptr<WanLin
 
 WanConnection::~WanConnection() { link_->detach(channel_); }
 
-uint64_t WanConnection::postSend(const void* data, size_t bytes) noexcept {
-  return link_->postSend(this, data, bytes);
+uint64_t WanConnection::postSend(const void* data, size_t bytes, uint32_t tag) noexcept {
+  return link_->postSend(this, data, bytes, tag);
+}
+
+bool WanConnection::probe(Arrival& next) noexcept {
+  if (recvQueued()) return false;
+  FrameHeader h;
+  auto it = early_.find(recvMessage_);
+  if (it != early_.end()) {
+    h = it->second.front().hdr;
+  } else if (!link_->waitingHeader(channel_, recvMessage_, h)) {
+    return false;
+  }
+  next = Arrival{h.messageBytes, h.tag};
+  return true;
 }
 
 Status WanConnection::accept(const FrameHeader& h, bool& take) noexcept {
   const Op* op = frontRecv();
-  take = h.messageBytes == op->bytes;
-  if (!take) {
-    error_ = sizeMismatch(h.messageBytes, op->bytes);
-    return Status::ok();
+  if (recvRanges_.empty()) {  // the message's first frame here: its size and tag
+    Status st = takes(*op, h.messageBytes);
+    take = st.isOk();
+    if (!take) {
+      error_ = std::move(st);
+      return Status::ok();
+    }
+    recvSize_ = h.messageBytes;
+    recvTag_ = h.tag;
+  } else if (h.messageBytes != recvSize_ || h.tag != recvTag_) {
+    return link_->badFrame("frames of message " + std::to_string(h.message) + " on " + label() +
+                           " disagree on its size or tag");
   }
+  take = true;
   XSITE_RETURN_IF_ERROR(link_->checkRange(h));
   if (h.length == 0 && h.messageBytes != 0)
     return link_->badFrame("empty frame in a non-empty message");
@@ -1053,8 +1087,8 @@ void WanConnection::unaccept(const FrameHeader& h) noexcept {
 
 void WanConnection::delivered(size_t bytes) noexcept {
   recvBytes_ += bytes;
-  if (recvBytes_ < frontRecv()->bytes || recvClaimed_ < frontRecv()->bytes) return;
-  completeRecv();
+  if (recvBytes_ < recvSize_ || recvClaimed_ < recvSize_) return;
+  completeRecv(recvSize_, recvTag_);
   ++recvMessage_;
   recvBytes_ = 0;
   recvClaimed_ = 0;

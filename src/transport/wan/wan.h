@@ -45,21 +45,23 @@ namespace xsite::transport::wan {
 
 struct FrameHeader {
   static constexpr uint32_t kMagic = 0x58535731;  // "XSW1"
-  static constexpr uint8_t kVersion = 3;
+  static constexpr uint8_t kVersion = 4;
   static constexpr uint8_t kFlagAck = 1;  // no payload; seq: every frame below it has arrived
   uint32_t magic;
   uint8_t version;
   uint8_t channel;  // the connection of the link the frame belongs to
-  uint8_t codec;    // 0: raw bytes (compression comes with the codec layer)
   uint8_t flags;
+  uint8_t reserved0;      // 0
   uint32_t length;        // payload bytes of this frame
   uint32_t crc;           // CRC32C of this header (crc = 0) and the payload
   uint64_t seq;           // frame number on this link, over all streams and channels
   uint64_t message;       // message number on this channel (0-based)
   uint64_t offset;        // of the payload in the message
   uint64_t messageBytes;  // size of the whole message
+  uint32_t tag;           // the message's tag (Connection::postSend)
+  uint32_t reserved1;     // 0
 };
-static_assert(sizeof(FrameHeader) == 48);
+static_assert(sizeof(FrameHeader) == 56);
 
 inline constexpr uint32_t kMaxFrameBytes = 64u << 20;  // a receiver rejects anything larger
 
@@ -234,7 +236,10 @@ class WanLink {
   void secureStream(Stream& s, Clock::time_point now) noexcept;
   void attach(WanConnection* c, int channel);
   void detach(int channel) noexcept;
-  uint64_t postSend(WanConnection* c, const void* data, size_t bytes) noexcept;
+  uint64_t postSend(WanConnection* c, const void* data, size_t bytes, uint32_t tag) noexcept;
+  // The header of channel `channel`'s message `message` when a stream holds one that waits for
+  // its receive (a link of one channel leaves such frames in the socket); recvMu_ is taken.
+  bool waitingHeader(int channel, uint64_t message, FrameHeader& out) const noexcept;
   Status progress(bool& moved) noexcept;
   bool appendPollFds(std::vector<pollfd>& out) const noexcept;
   Status flushLocked(bool& moved) noexcept;
@@ -312,7 +317,9 @@ class WanConnection final : public Connection {
   // Channel `channel` (0..255, once per link) of a shared link.
   WanConnection(int peer, std::string label, std::shared_ptr<WanLink> link, int channel);
   ~WanConnection() override;
-  uint64_t postSend(const void* data, size_t bytes) noexcept override;
+  using Connection::postSend;
+  uint64_t postSend(const void* data, size_t bytes, uint32_t tag) noexcept override;
+  bool probe(Arrival& next) noexcept override;
   Status progress(bool& moved) noexcept override;
   bool appendPollFds(std::vector<pollfd>& out) const noexcept override;
   WanLink& link() noexcept { return *link_; }
@@ -323,8 +330,9 @@ class WanConnection final : public Connection {
     FrameHeader hdr;
     std::unique_ptr<char[]> payload;
   };
-  // Checks a frame of the head receive against it and claims its byte range. A message size
-  // other than the posted one fails this channel alone (error_; `take` false: drop the frame).
+  // Checks a frame of the head receive against it and claims its byte range. A message the
+  // receive does not take (Connection::takes) fails this channel alone (error_; `take` false:
+  // drop the frame).
   Status accept(const FrameHeader& h, bool& take) noexcept;
   void dropEarly() noexcept;
   void unaccept(const FrameHeader& h) noexcept;  // a frame cut off by a broken stream
@@ -339,6 +347,8 @@ class WanConnection final : public Connection {
   uint64_t sendMessage_ = 0;  // guarded by the link's sendMu_
   // Receive side: progress of the head receive, and frames of receives not yet posted.
   uint64_t recvMessage_ = 0;
+  uint64_t recvSize_ = 0;  // the head receive's message size and tag, from its first frame
+  uint32_t recvTag_ = 0;
   size_t recvBytes_ = 0;
   size_t recvClaimed_ = 0;                 // bytes of the frames accepted for it
   std::map<uint64_t, uint64_t> recvRanges_;  // offset -> length of the frames accepted
