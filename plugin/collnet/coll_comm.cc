@@ -13,89 +13,97 @@ CollComm::CollComm(std::unique_ptr<bootstrap::TcpStoreServer> server,
       ctx_(std::move(ctx)),
       slots_(new Request[kMaxRequests]) {
   for (int i = 0; i < kMaxRequests; ++i) slots_[i].comm = this;
-  worker_ = std::thread([this] { run(); });
 }
 
 CollComm::~CollComm() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-    if (running_ || !queue_.empty()) ctx_->abort();
-  }
-  cv_.notify_all();
-  worker_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!queue_.empty()) ctx_->abort();
+  for (int i = 0; i < kMaxRequests; ++i) slots_[i].op.reset();  // before the context
   magic = 0;
 }
 
-Request* CollComm::post(std::function<void()> work, int bytes) {
+Request* CollComm::post(Work work, int bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   for (int i = 0; i < kMaxRequests; ++i) {
     Request& r = slots_[i];
-    if (r.state.load(std::memory_order_acquire) != Request::kFree) continue;
+    if (r.state != Request::kFree) continue;
     r.work = std::move(work);
+    r.op.reset();
+    r.started = false;
     r.bytes = bytes;
     r.message.clear();
-    r.state.store(Request::kQueued, std::memory_order_release);
+    r.state = Request::kQueued;
     queue_.push_back(&r);
-    cv_.notify_one();
     return &r;
   }
   return nullptr;  // all slots in flight: NCCL calls again
 }
 
-void CollComm::release(Request* r) {
-  std::lock_guard<std::mutex> lock(mu_);
-  r->work = nullptr;
-  r->state.store(Request::kFree, std::memory_order_release);
+void CollComm::fail(Request* r, ErrorCategory category, std::string message) {
+  if (!broken_) {
+    broken_ = true;
+    brokenCategory_ = category;
+    brokenMessage_ = message;
+  }
+  r->category = category;
+  r->message = std::move(message);
+  r->op.reset();
+  r->state = Request::kFailed;
+  queue_.pop_front();
 }
 
-// Runs the queue in order. After a failure every later operation fails too, with the first
-// failure's message: the ranks no longer agree on where the byte streams stand.
-void CollComm::run() {
-  bool broken = false;
-  ErrorCategory brokenCategory = ErrorCategory::kInternal;
-  std::string brokenMessage;
-  for (;;) {
-    Request* r = nullptr;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stop_ and nothing left
-      r = queue_.front();
-      queue_.pop_front();
-      running_ = true;
-    }
-    struct Ran {
-      CollComm& c;
-      ~Ran() {
-        std::lock_guard<std::mutex> lock(c.mu_);
-        c.running_ = false;
-      }
-    } ran{*this};
-    if (broken) {
-      r->category = brokenCategory;
-      r->message = "an earlier CollNet operation failed: " + brokenMessage;
-      r->state.store(Request::kFailed, std::memory_order_release);
+void CollComm::progress() {
+  const auto until = std::chrono::steady_clock::now() + kSlice;
+  while (!queue_.empty()) {
+    Request* r = queue_.front();
+    if (broken_) {
+      fail(r, brokenCategory_, "an earlier CollNet operation failed: " + brokenMessage_);
       continue;
     }
     try {
-      r->work();
-      r->state.store(Request::kDone, std::memory_order_release);
-      continue;
+      if (!r->started) {
+        r->started = true;
+        r->op = r->work.start();
+      }
+      bool moved = false;
+      if (r->op && !r->op->step(moved)) {
+        if (!moved || std::chrono::steady_clock::now() > until) return;
+        continue;
+      }
+      r->op.reset();
+      if (r->work.finish) r->work.finish();
+      r->work = Work{};
+      r->state = Request::kDone;
+      queue_.pop_front();
     } catch (const Error& e) {
-      r->category = e.category();
-      r->message = e.message();
+      fail(r, e.category(), e.message());
     } catch (const std::bad_alloc&) {
-      r->category = ErrorCategory::kSystem;
-      r->message = "out of memory";
+      fail(r, ErrorCategory::kSystem, "out of memory");
     } catch (const std::exception& e) {
-      r->category = ErrorCategory::kInternal;
-      r->message = e.what();
+      fail(r, ErrorCategory::kInternal, e.what());
     }
-    broken = true;
-    brokenCategory = r->category;
-    brokenMessage = r->message;
-    r->state.store(Request::kFailed, std::memory_order_release);
+  }
+}
+
+Status CollComm::test(Request* r, int* done, int* size) {
+  std::lock_guard<std::mutex> lock(mu_);
+  progress();
+  switch (r->state) {
+    case Request::kQueued:
+      return Status::ok();
+    case Request::kDone:
+      *done = 1;
+      if (size != nullptr) *size = r->bytes;
+      r->state = Request::kFree;
+      return Status::ok();
+    case Request::kFailed: {
+      Status s(r->category, r->message);
+      r->work = Work{};
+      r->state = Request::kFree;
+      return s;
+    }
+    default:
+      return Status(ErrorCategory::kInternal, "CollNet test of a request already completed");
   }
 }
 

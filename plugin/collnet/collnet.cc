@@ -262,14 +262,15 @@ Status iallreduce(void* collComm, void* send, void* recv, size_t count, ncclData
     return Status(ErrorCategory::kInvalidUsage, "CollNet iallreduce: null buffer");
   coll::Context* ctx = &c.context();
   *request = c.post(
-      [ctx, send, recv, count, dt, ro] {
-        if (count == 0) return;
-        coll::CodecChoice codec;
-        codec.codec = ctx->settings().codec;
-        codec.errorFeedback = ctx->settings().errorFeedback;
-        codec.key = coll::defaultErrorFeedbackKey(count, dt);  // the library's
-        coll::allReduceHierarchical(*ctx, send, recv, count, dt, ro, codec);
-      },
+      Work{[ctx, send, recv, count, dt, ro]() -> std::unique_ptr<coll::Operation> {
+             if (count == 0) return nullptr;
+             coll::CodecChoice codec;
+             codec.codec = ctx->settings().codec;
+             codec.errorFeedback = ctx->settings().errorFeedback;
+             codec.key = coll::defaultErrorFeedbackKey(count, dt);  // the library's
+             return coll::allReduceHierarchical(*ctx, send, recv, count, dt, ro, codec);
+           },
+           nullptr},
       reportedBytes(count * esize));
   return Status::ok();
 }
@@ -295,19 +296,22 @@ Status iallgather(void* collComm, void* send, int nRecvParts, const ncclNetSGE_v
                       std::to_string(partsBytes) + " bytes of the receive parts");
   std::vector<ncclNetSGE_v11_t> parts(recvParts, recvParts + nRecvParts);
   coll::Context* ctx = &c.context();
+  auto all = std::make_shared<std::vector<char>>();  // the whole result, until copied out
   *request = c.post(
-      [ctx, send, parts, n, bytesPerRank, windowOffset, windowBytes] {
-        if (bytesPerRank == 0 || windowBytes == 0) return;
-        std::vector<char> all(n * bytesPerRank);
-        coll::allGatherRing(*ctx, send, all.data(), bytesPerRank, DataType::kUint8);
-        size_t at = windowOffset, left = windowBytes;
-        for (const auto& p : parts) {
-          const size_t k = std::min(left, p.size);
-          std::memcpy(p.address, all.data() + at, k);
-          at += k;
-          left -= k;
-        }
-      },
+      Work{[ctx, send, all, n, bytesPerRank, windowBytes]() -> std::unique_ptr<coll::Operation> {
+             if (bytesPerRank == 0 || windowBytes == 0) return nullptr;
+             all->resize(n * bytesPerRank);
+             return coll::allGatherRing(*ctx, send, all->data(), bytesPerRank, DataType::kUint8);
+           },
+           [all, parts, windowOffset, windowBytes] {
+             size_t at = windowOffset, left = all->empty() ? 0 : windowBytes;
+             for (const auto& p : parts) {
+               const size_t k = std::min(left, p.size);
+               std::memcpy(p.address, all->data() + at, k);
+               at += k;
+               left -= k;
+             }
+           }},
       reportedBytes(windowBytes));
   return Status::ok();
 }
@@ -345,23 +349,25 @@ Status ireducescatter(void* collComm, int nSendParts, const ncclNetSGE_v11_t* se
   std::vector<ncclNetSGE_v11_t> parts(sendParts, sendParts + nSendParts);
   const auto ro = static_cast<ReduceOp>(op);
   coll::Context* ctx = &c.context();
+  auto joined = std::make_shared<std::vector<char>>();  // several parts: the input, contiguous
   *request = c.post(
-      [ctx, parts, recv, windowBytes, bytesPerRank, esize, dt, ro] {
-        if (bytesPerRank == 0) return;
-        const void* in = parts[0].address;
-        std::vector<char> joined;
-        if (parts[0].size < windowBytes) {  // several parts: make the input contiguous
-          joined.resize(windowBytes);
-          size_t at = 0;
-          for (const auto& p : parts) {
-            const size_t k = std::min(windowBytes - at, p.size);
-            std::memcpy(joined.data() + at, p.address, k);
-            at += k;
-          }
-          in = joined.data();
-        }
-        coll::reduceScatterRing(*ctx, in, recv, bytesPerRank / esize, dt, ro);
-      },
+      Work{[ctx, parts, joined, recv, windowBytes, bytesPerRank, esize, dt,
+            ro]() -> std::unique_ptr<coll::Operation> {
+             if (bytesPerRank == 0) return nullptr;
+             const void* in = parts[0].address;
+             if (parts[0].size < windowBytes) {
+               joined->resize(windowBytes);
+               size_t at = 0;
+               for (const auto& p : parts) {
+                 const size_t k = std::min(windowBytes - at, p.size);
+                 std::memcpy(joined->data() + at, p.address, k);
+                 at += k;
+               }
+               in = joined->data();
+             }
+             return coll::reduceScatterRing(*ctx, in, recv, bytesPerRank / esize, dt, ro);
+           },
+           nullptr},
       reportedBytes(bytesPerRank));
   return Status::ok();
 }
@@ -376,20 +382,7 @@ Status test(void* request, int* done, int* size) {
   auto* r = static_cast<Request*>(request);
   if (r == nullptr || r->magic != Request::kMagic || r->comm == nullptr)
     return Status(ErrorCategory::kInternal, "CollNet test of a request iallreduce did not return");
-  const int state = r->state.load(std::memory_order_acquire);
-  if (state == Request::kQueued) return Status::ok();
-  if (state == Request::kDone) {
-    *done = 1;
-    if (size != nullptr) *size = r->bytes;
-    r->comm->release(r);
-    return Status::ok();
-  }
-  if (state == Request::kFailed) {
-    Status s(r->category, r->message);
-    r->comm->release(r);
-    return s;
-  }
-  return Status(ErrorCategory::kInternal, "CollNet test of a request already completed");
+  return r->comm->test(r, done, size);
 }
 
 Status closeColl(void* collComm) {

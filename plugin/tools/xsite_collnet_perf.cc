@@ -4,9 +4,14 @@
 // listen handles), then the plugin is driven as NCCL's proxy drives it (dlopen, the table found
 // by name, init, listen, connect, iallreduce + test polled) on host buffers.
 //
-//   xsite-run -- build/bin/xsite_collnet_perf [-b 64M] [-n 5] [-w 1] [--plugin PATH]
+//   xsite-run -- build/bin/xsite_collnet_perf [-b 64M] [-n 5] [-w 1] [--poll-us 50] [--plugin PATH]
+//
+// The operation moves inside test() (no thread of the plugin's); between test() calls the
+// proxy does its other work, which --poll-us stands for: a sleep of that many microseconds, or
+// with 0 a sched_yield() as NCCL's proxy thread does when it is idle.
 #include <dlfcn.h>
 #include <getopt.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -59,19 +64,21 @@ std::string defaultPlugin() {
 
 int main(int argc, char** argv) {
   size_t bytes = 64u << 20;
-  int iters = 5, warmup = 1;
+  int iters = 5, warmup = 1, pollUs = 50;
   std::string plugin = defaultPlugin();
   static const option opts[] = {{"bytes", required_argument, nullptr, 'b'},
                                 {"iters", required_argument, nullptr, 'n'},
                                 {"warmup_iters", required_argument, nullptr, 'w'},
                                 {"plugin", required_argument, nullptr, 'p'},
+                                {"poll-us", required_argument, nullptr, 'u'},
                                 {nullptr, 0, nullptr, 0}};
-  for (int c; (c = getopt_long(argc, argv, "b:n:w:p:h", opts, nullptr)) != -1;) {
+  for (int c; (c = getopt_long(argc, argv, "b:n:w:p:u:h", opts, nullptr)) != -1;) {
     if (c == 'b') bytes = parseBytes(optarg);
     else if (c == 'n') iters = std::max(1, atoi(optarg));
     else if (c == 'w') warmup = std::max(0, atoi(optarg));
     else if (c == 'p') plugin = optarg;
-    else die("usage: xsite_collnet_perf [-b BYTES] [-n ITERS] [-w WARMUP] [--plugin PATH]");
+    else if (c == 'u') pollUs = std::max(0, atoi(optarg));
+    else die("usage: xsite_collnet_perf [-b BYTES] [-n ITERS] [-w WARMUP] [--poll-us US] [--plugin PATH]");
   }
   try {
     xsite::Communicator comm = xsite::Communicator::fromEnvironment();
@@ -107,11 +114,11 @@ int main(int argc, char** argv) {
       while (req == nullptr)
         check(cn->iallreduce(coll, in.data(), viaCollNet.data(), count, ncclFloat32, ncclSum,
                              nullptr, nullptr, &req), "iallreduce");
-      // NCCL's proxy thread polls too, between its other work; on a machine with fewer cores
-      // than ranks, polling back to back would starve the plugin's worker.
       for (int done = 0, size = 0; !done;) {
         check(cn->test(req, &done, &size), "test");
-        if (!done) usleep(50);
+        if (done) break;
+        if (pollUs > 0) usleep(static_cast<useconds_t>(pollUs));
+        else sched_yield();
       }
     };
     // Seconds per call, the slowest rank's.

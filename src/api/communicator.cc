@@ -395,7 +395,7 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, DataTyp
   if (count == 0) return;
   impl_->run([&] {
     switch (chooseAlgorithm(count, type, op, options)) {
-      case Algorithm::kRing: coll::allReduceRing(*impl_->ctx, send, recv, count, type, op); break;
+      case Algorithm::kRing: coll::allReduceRing(*impl_->ctx, send, recv, count, type, op)->run(); break;
       case Algorithm::kHierarchical: {
         coll::Context& ctx = *impl_->ctx;
         coll::CodecChoice codec;
@@ -407,11 +407,11 @@ void Communicator::allReduce(const void* send, void* recv, size_t count, DataTyp
         codec.key = !options.errorFeedbackKey.empty() ? options.errorFeedbackKey
                                                        : coll::defaultErrorFeedbackKey(count, type);
         const coll::WanCounters before = ctx.wanCounters();
-        const Codec ran = coll::allReduceHierarchical(ctx, send, recv, count, type, op, codec);
-        impl_->logCodec(ran, before, ctx.wanCounters());
+        coll::allReduceHierarchical(ctx, send, recv, count, type, op, codec)->run();
+        impl_->logCodec(coll::effectiveCodec(ctx, codec.codec, type, op), before, ctx.wanCounters());
         break;
       }
-      case Algorithm::kLatency: coll::allReduceLatency(*impl_->ctx, send, recv, count, type, op); break;
+      case Algorithm::kLatency: coll::allReduceLatency(*impl_->ctx, send, recv, count, type, op)->run(); break;
       default:
         throw Error(ErrorCategory::kInvalidUsage,
                     "allReduce: invalid algorithm " + std::to_string(static_cast<int>(options.algorithm)));
@@ -424,13 +424,13 @@ void Communicator::reduceScatter(const void* send, void* recv, size_t recvCount,
   checkCount("reduceScatter", recvCount, type, send, recv, static_cast<size_t>(size()));
   coll::checkReduction("reduceScatter", static_cast<int>(type), static_cast<int>(op));
   if (recvCount == 0) return;
-  impl_->run([&] { coll::reduceScatterRing(*impl_->ctx, send, recv, recvCount, type, op); });
+  impl_->run([&] { coll::reduceScatterRing(*impl_->ctx, send, recv, recvCount, type, op)->run(); });
 }
 
 void Communicator::allGather(const void* send, void* recv, size_t sendCount, DataType type) {
   checkCount("allGather", sendCount, type, send, recv, static_cast<size_t>(size()));
   if (sendCount == 0) return;
-  impl_->run([&] { coll::allGatherRing(*impl_->ctx, send, recv, sendCount, type); });
+  impl_->run([&] { coll::allGatherRing(*impl_->ctx, send, recv, sendCount, type)->run(); });
 }
 
 void Communicator::broadcast(const void* send, void* recv, size_t count, DataType type, int root) {
@@ -440,7 +440,7 @@ void Communicator::broadcast(const void* send, void* recv, size_t count, DataTyp
                                                   std::to_string(size() - 1) + ")");
   checkCount("broadcast", count, type, rank() == root ? send : recv, recv);
   if (count == 0) return;
-  impl_->run([&] { coll::broadcastTree(*impl_->ctx, send, recv, count, type, root); });
+  impl_->run([&] { coll::broadcastTree(*impl_->ctx, send, recv, count, type, root)->run(); });
 }
 
 void Communicator::resetErrorFeedback() { impl_->ctx->errorFeedback().resetAll(); }
@@ -455,7 +455,7 @@ WanStats Communicator::wanStats() const {
 
 void Communicator::barrier() {
   uint8_t in = 0, out = 0;
-  impl_->run([&] { coll::allReduceLatency(*impl_->ctx, &in, &out, 1, DataType::kUint8, ReduceOp::kMax); });
+  impl_->run([&] { coll::allReduceLatency(*impl_->ctx, &in, &out, 1, DataType::kUint8, ReduceOp::kMax)->run(); });
 }
 
 }  // namespace xsite

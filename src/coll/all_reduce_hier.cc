@@ -32,8 +32,9 @@ compress::CodecId effectiveCodec(const Context& ctx, compress::CodecId requested
   return requested;
 }
 
-compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* recv, size_t count,
-                                        DataType type, ReduceOp op, const CodecChoice& codecChoice) {
+std::unique_ptr<Operation> allReduceHierarchical(Context& ctx, const void* send, void* recv,
+                                                 size_t count, DataType type, ReduceOp op,
+                                                 const CodecChoice& codecChoice) {
   const auto& t = ctx.topology();
   if (!t.isRegular()) {
     static bool once = [&] {
@@ -42,8 +43,7 @@ compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* re
       return true;
     }();
     (void)once;
-    allReduceLatency(ctx, send, recv, count, type, op);
-    return compress::CodecId::kNone;
+    return allReduceLatency(ctx, send, recv, count, type, op);
   }
   const int rank = ctx.rank();
   const auto& place = t.place(rank);
@@ -52,17 +52,19 @@ compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* re
   const int P = L * D;
   const int l = place.local;
   const int shard = shardIndex(t, rank);
+  const int S = t.numSites();
   const size_t esize = dataTypeSize(type);
   const int chunks = chunkCount(ctx, count, type);
   const auto* in = static_cast<const char*>(send);
   auto* out = static_cast<char*>(recv);
 
-  auto chunkRange = [&](int c, size_t& off, size_t& n) {
+  // The layouts outlive this function (the operation runs them): they hold values only.
+  auto chunkRange = [count, chunks](int c, size_t& off, size_t& n) {
     off = splitPoint(count, chunks, c);
     n = splitPoint(count, chunks, c + 1) - off;
   };
-  auto domainLayout = [&](bool fromInput) {
-    return [&, fromInput](int c, RingLayout& lay) {
+  auto domainLayout = [=](bool fromInput) {
+    return [=](int c, RingLayout& lay) {
       size_t off, n;
       chunkRange(c, off, n);
       lay.input = (fromInput ? in : out) + off * esize;
@@ -70,20 +72,19 @@ compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* re
       for (int i = 0; i <= L; ++i) lay.bounds.push_back(splitPoint(n, P, static_cast<size_t>(i) * D));
     };
   };
-  auto railLayout = [&](int c, RingLayout& lay) {
+  auto railLayout = [=](int c, RingLayout& lay) {
     size_t off, n;
     chunkRange(c, off, n);
     size_t base = splitPoint(n, P, static_cast<size_t>(l) * D);
     lay.input = lay.work = lay.output = out + (off + base) * esize;
     for (int i = 0; i <= D; ++i) lay.bounds.push_back(splitPoint(n, P, static_cast<size_t>(l) * D + i) - base);
   };
-  auto wanLayout = [&](int c, RingLayout& lay) {
+  auto wanLayout = [=](int c, RingLayout& lay) {
     size_t off, n;
     chunkRange(c, off, n);
     size_t lo = splitPoint(n, P, shard), hi = splitPoint(n, P, shard + 1);
     lay.input = lay.work = lay.output = out + (off + lo) * esize;
-    const int s = t.numSites();
-    for (int i = 0; i <= s; ++i) lay.bounds.push_back(splitPoint(hi - lo, s, i));
+    for (int i = 0; i <= S; ++i) lay.bounds.push_back(splitPoint(hi - lo, S, i));
   };
 
   const int avg = op == ReduceOp::kAvg ? ctx.size() : 0;
@@ -101,16 +102,20 @@ compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* re
     throwIfError(r ? Status::ok() : r.status());
     residual = r.value();
   }
-  auto exchangeLayout = [&](int c, ExchangeLayout& lay) {
+  auto exchangeLayout = [=](int c, ExchangeLayout& lay) {
     RingLayout ring;
     wanLayout(c, ring);
     lay.region = ring.work;
     lay.bounds = std::move(ring.bounds);
     lay.residual = residual ? residual + residualOffset[c] : nullptr;
   };
-  RingStage domainRs(ctx, domainRing(t, rank), kChDomainRs, RingMode::kReduceScatter, type, op, 0,
-                     domainLayout(true));
-  RingStage railRs(ctx, railRing(t, rank), kChRailRs, RingMode::kReduceScatter, type, op, 0, railLayout);
+  auto operation = std::make_unique<Operation>(ctx, "allReduce(hier)");
+  auto ring = [&](RingView view, int channel, RingMode mode, int divisor, RingStage::LayoutFn lay) {
+    return operation->own(
+        std::make_unique<RingStage>(ctx, std::move(view), channel, mode, type, op, divisor, std::move(lay)));
+  };
+  Stage* domainRs = ring(domainRing(t, rank), kChDomainRs, RingMode::kReduceScatter, 0, domainLayout(true));
+  Stage* railRs = ring(railRing(t, rank), kChRailRs, RingMode::kReduceScatter, 0, railLayout);
   // The cross-site stage runs on several lanes so that several chunks are in flight on the WAN.
   // With a codec it is a direct exchange (exchange_stage.h); exact, a ring, except between two
   // sites on a link that needs several lanes: there the exchange of whole shards takes one round
@@ -118,30 +123,22 @@ compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* re
   // Where one lane covers the link, the ring's half-shard steps are gentler on the bottleneck's
   // queue (at 5.5 ms and a 2 x BDP queue the exchange overflowed it and took 7-10% longer).
   // Per chunk a rank puts 2(S-1)/S of its shard on the WAN either way.
-  const int S = t.numSites();
   const double laneWire = static_cast<double>(count) * esize / chunks / P * 2.0 * (S - 1) / S /
                           compress::nominalRatio(codecId, type, ctx.settings().codecOptions.blockSize);
   const int lanes = wanLaneCount(ctx, count * esize, laneWire, P);
   XSITE_DEBUG(kColl, "allReduce(hier) of %zu bytes: %d chunks, cross-site stage on %d lanes%s",
               count * esize, chunks, lanes, ctx.settings().wanLanes > 0 ? " (XSITE_WAN_LANES)" : "");
   const bool exchange = codecId != compress::CodecId::kNone || (S == 2 && lanes > 1);
-  std::vector<std::unique_ptr<Stage>> wanLanes;
   std::vector<Stage*> wan;
-  for (int lane = 0; lane < lanes; ++lane) {
-    if (!exchange)
-      wanLanes.push_back(std::make_unique<RingStage>(ctx, wanRing(t, rank), kChWan + lane,
-                                                     RingMode::kAllReduce, type, op, avg, wanLayout));
-    else
-      wanLanes.push_back(std::make_unique<ExchangeStage>(ctx, wanRing(t, rank), kChWan + lane,
-                                                         ctx.codec(codecId), type, op, avg,
-                                                         exchangeLayout));
-    wan.push_back(wanLanes.back().get());
-  }
-  RingStage railAg(ctx, railRing(t, rank), kChRailAg, RingMode::kAllGather, type, op, 0, railLayout);
-  RingStage domainAg(ctx, domainRing(t, rank), kChDomainAg, RingMode::kAllGather, type, op, 0,
-                     domainLayout(false));
-  runPipeline(ctx, {{&domainRs}, {&railRs}, wan, {&railAg}, {&domainAg}}, chunks, "allReduce(hier)");
-  return codecId;
+  for (int lane = 0; lane < lanes; ++lane)
+    wan.push_back(!exchange ? ring(wanRing(t, rank), kChWan + lane, RingMode::kAllReduce, avg, wanLayout)
+                            : operation->own(std::make_unique<ExchangeStage>(
+                                  ctx, wanRing(t, rank), kChWan + lane, ctx.codec(codecId), type,
+                                  op, avg, exchangeLayout)));
+  Stage* railAg = ring(railRing(t, rank), kChRailAg, RingMode::kAllGather, 0, railLayout);
+  Stage* domainAg = ring(domainRing(t, rank), kChDomainAg, RingMode::kAllGather, 0, domainLayout(false));
+  operation->schedule({{domainRs}, {railRs}, wan, {railAg}, {domainAg}}, chunks);
+  return operation;
 }
 
 }  // namespace xsite::coll

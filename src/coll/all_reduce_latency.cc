@@ -6,16 +6,16 @@
 
 namespace xsite::coll {
 
-void allReduceLatency(Context& ctx, const void* send, void* recv, size_t count, DataType type,
-                      ReduceOp op) {
+std::unique_ptr<Operation> allReduceLatency(Context& ctx, const void* send, void* recv, size_t count,
+                                            DataType type, ReduceOp op) {
   const auto& t = ctx.topology();
   const auto& place = t.place(ctx.rank());
   const size_t esize = dataTypeSize(type);
   const int chunks = chunkCount(ctx, count, type);
   const auto* in = static_cast<const char*>(send);
   auto* out = static_cast<char*>(recv);
-  auto layout = [&](bool fromInput) {
-    return [&, fromInput](int c, StarLayout& lay) {
+  auto layout = [=](bool fromInput) {
+    return [=](int c, StarLayout& lay) {
       size_t off = splitPoint(count, chunks, c);
       lay.count = splitPoint(count, chunks, c + 1) - off;
       lay.input = (fromInput ? in : out) + off * esize;
@@ -30,17 +30,19 @@ void allReduceLatency(Context& ctx, const void* send, void* recv, size_t count, 
   const int avg = op == ReduceOp::kAvg ? ctx.size() : 0;
   const int slot = kScratchStar;  // one per star stage, five
 
-  StarStage domainUp(ctx, "domain reduce", StarMode::kReduce, domain, domainLeader, type, op, 0,
-                     slot, layout(true));
-  StarStage siteUp(ctx, "site reduce", StarMode::kReduce, domainLeaders, siteLeader, type, op, 0,
-                   slot + 1, layout(false));
-  StarStage cross(ctx, "cross-site exchange", StarMode::kExchange, siteLeaders, -1, type, op, avg,
-                  slot + 2, layout(false));
-  StarStage siteDown(ctx, "site broadcast", StarMode::kBroadcast, domainLeaders, siteLeader, type,
-                     op, 0, slot + 3, layout(false));
-  StarStage domainDown(ctx, "domain broadcast", StarMode::kBroadcast, domain, domainLeader, type,
-                       op, 0, slot + 4, layout(false));
-  runPipeline(ctx, {{&domainUp}, {&siteUp}, {&cross}, {&siteDown}, {&domainDown}}, chunks, "allReduce(latency)");
+  auto operation = std::make_unique<Operation>(ctx, "allReduce(latency)");
+  auto star = [&](const char* name, StarMode mode, const std::vector<int>& group, int leader,
+                  int divisor, int scratch, bool fromInput) {
+    return operation->own(std::make_unique<StarStage>(ctx, name, mode, group, leader, type, op,
+                                                      divisor, scratch, layout(fromInput)));
+  };
+  Stage* domainUp = star("domain reduce", StarMode::kReduce, domain, domainLeader, 0, slot, true);
+  Stage* siteUp = star("site reduce", StarMode::kReduce, domainLeaders, siteLeader, 0, slot + 1, false);
+  Stage* cross = star("cross-site exchange", StarMode::kExchange, siteLeaders, -1, avg, slot + 2, false);
+  Stage* siteDown = star("site broadcast", StarMode::kBroadcast, domainLeaders, siteLeader, 0, slot + 3, false);
+  Stage* domainDown = star("domain broadcast", StarMode::kBroadcast, domain, domainLeader, 0, slot + 4, false);
+  operation->schedule({{domainUp}, {siteUp}, {cross}, {siteDown}, {domainDown}}, chunks);
+  return operation;
 }
 
 }  // namespace xsite::coll

@@ -5,15 +5,19 @@
 
 namespace xsite::coll {
 
-void allReduceRing(Context& ctx, const void* send, void* recv, size_t count, DataType type, ReduceOp op) {
+std::unique_ptr<Operation> allReduceRing(Context& ctx, const void* send, void* recv, size_t count,
+                                         DataType type, ReduceOp op) {
   const int n = ctx.size();
-  RingStage ring(ctx, flatRing(ctx.topology(), ctx.rank()), kChRing, RingMode::kAllReduce, type, op,
-                 op == ReduceOp::kAvg ? n : 0, [&](int, RingLayout& l) {
-                   l.input = static_cast<const char*>(send);
-                   l.work = l.output = static_cast<char*>(recv);
-                   for (int i = 0; i <= n; ++i) l.bounds.push_back(splitPoint(count, n, i));
-                 });
-  runPipeline(ctx, {{&ring}}, 1, "allReduce(ring)");
+  auto operation = std::make_unique<Operation>(ctx, "allReduce(ring)");
+  Stage* ring = operation->own(std::make_unique<RingStage>(
+      ctx, flatRing(ctx.topology(), ctx.rank()), kChRing, RingMode::kAllReduce, type, op,
+      op == ReduceOp::kAvg ? n : 0, [=](int, RingLayout& l) {
+        l.input = static_cast<const char*>(send);
+        l.work = l.output = static_cast<char*>(recv);
+        for (int i = 0; i <= n; ++i) l.bounds.push_back(splitPoint(count, n, i));
+      }));
+  operation->schedule({{ring}}, 1);
+  return operation;
 }
 
 }  // namespace xsite::coll

@@ -6,7 +6,8 @@
 
 namespace xsite::coll {
 
-void broadcastTree(Context& ctx, const void* send, void* recv, size_t count, DataType type, int root) {
+std::unique_ptr<Operation> broadcastTree(Context& ctx, const void* send, void* recv, size_t count,
+                                         DataType type, int root) {
   const auto& t = ctx.topology();
   const auto& place = t.place(ctx.rank());
   const auto& rootPlace = t.place(root);
@@ -20,20 +21,25 @@ void broadcastTree(Context& ctx, const void* send, void* recv, size_t count, Dat
 
   const size_t esize = dataTypeSize(type);
   const int chunks = chunkCount(ctx, count, type);
-  auto layout = [&](int c, StarLayout& lay) {
+  const char* input = static_cast<const char*>(ctx.rank() == root ? send : recv);
+  auto layout = [=](int c, StarLayout& lay) {
     size_t off = splitPoint(count, chunks, c);
     lay.count = splitPoint(count, chunks, c + 1) - off;
-    lay.input = static_cast<const char*>(ctx.rank() == root ? send : recv) + off * esize;
+    lay.input = input + off * esize;
     lay.output = static_cast<char*>(recv) + off * esize;
   };
   const int slot = kScratchStar;  // one per star stage, three
-  StarStage cross(ctx, "cross-site broadcast", StarMode::kBroadcast, sites, root, type,
-                  ReduceOp::kSum, 0, slot, layout);
-  StarStage site(ctx, "site broadcast", StarMode::kBroadcast, domains, siteLeader(place.site), type,
-                 ReduceOp::kSum, 0, slot + 1, layout);
-  StarStage domain(ctx, "domain broadcast", StarMode::kBroadcast, members,
-                   domainLeader(place.domain), type, ReduceOp::kSum, 0, slot + 2, layout);
-  runPipeline(ctx, {{&cross}, {&site}, {&domain}}, chunks, "broadcast");
+  auto operation = std::make_unique<Operation>(ctx, "broadcast");
+  auto star = [&](const char* name, const std::vector<int>& group, int leader, int scratch) {
+    return operation->own(std::make_unique<StarStage>(ctx, name, StarMode::kBroadcast, group,
+                                                      leader, type, ReduceOp::kSum, 0, scratch,
+                                                      layout));
+  };
+  Stage* cross = star("cross-site broadcast", sites, root, slot);
+  Stage* site = star("site broadcast", domains, siteLeader(place.site), slot + 1);
+  Stage* domain = star("domain broadcast", members, domainLeader(place.domain), slot + 2);
+  operation->schedule({{cross}, {site}, {domain}}, chunks);
+  return operation;
 }
 
 }  // namespace xsite::coll

@@ -1,31 +1,41 @@
 // The collectives on host buffers, one function per collective x algorithm. Callers (the API
 // layer) validate arguments first; these assume every rank passes the same count, type and op.
+// Each returns the collective as an Operation (pipeline.h), started: run() it to the end, or
+// step() it from a progress loop of the caller's. The buffers must stay valid until it is done,
+// and one context runs one operation at a time.
 #pragma once
 
 #include <cstddef>
+#include <memory>
 
 #include "coll/context.h"
+#include "coll/pipeline.h"
 
 namespace xsite::coll {
 
-void allReduceRing(Context& ctx, const void* send, void* recv, size_t count, DataType type, ReduceOp op);
-// The cross-site stage runs `codec` (an exact ring when it is kNone or does not apply to the
-// type and op: lossy codecs need a sum or average of floating-point values); returns the codec
-// that ran.
-// The codec the hierarchical schedule's cross-site stage runs for this call (kNone: exact).
+std::unique_ptr<Operation> allReduceRing(Context& ctx, const void* send, void* recv, size_t count,
+                                         DataType type, ReduceOp op);
+// The codec the hierarchical schedule's cross-site stage runs for this call (kNone: exact):
+// `requested` unless it does not apply to the type and op (lossy codecs need a sum or average
+// of floating-point values) or the topology.
 compress::CodecId effectiveCodec(const Context& ctx, compress::CodecId requested, DataType type,
                                  ReduceOp op);
-compress::CodecId allReduceHierarchical(Context& ctx, const void* send, void* recv, size_t count, DataType type,
-                           ReduceOp op, const CodecChoice& codec = {});
-void allReduceLatency(Context& ctx, const void* send, void* recv, size_t count, DataType type, ReduceOp op);
+// The cross-site stage runs effectiveCodec(codec.codec): with none, an exact ring or exchange.
+std::unique_ptr<Operation> allReduceHierarchical(Context& ctx, const void* send, void* recv,
+                                                 size_t count, DataType type, ReduceOp op,
+                                                 const CodecChoice& codec = {});
+std::unique_ptr<Operation> allReduceLatency(Context& ctx, const void* send, void* recv, size_t count,
+                                            DataType type, ReduceOp op);
 
 // send holds size()*recvCount elements; this rank's reduced block lands in recv.
-void reduceScatterRing(Context& ctx, const void* send, void* recv, size_t recvCount, DataType type,
-                       ReduceOp op);
+std::unique_ptr<Operation> reduceScatterRing(Context& ctx, const void* send, void* recv,
+                                             size_t recvCount, DataType type, ReduceOp op);
 // recv receives size()*sendCount elements, rank r's at r*sendCount.
-void allGatherRing(Context& ctx, const void* send, void* recv, size_t sendCount, DataType type);
+std::unique_ptr<Operation> allGatherRing(Context& ctx, const void* send, void* recv,
+                                         size_t sendCount, DataType type);
 // Site leaders, then domain leaders, then members, each level a star, pipelined by chunk.
-void broadcastTree(Context& ctx, const void* send, void* recv, size_t count, DataType type, int root);
+std::unique_ptr<Operation> broadcastTree(Context& ctx, const void* send, void* recv, size_t count,
+                                         DataType type, int root);
 
 // The algorithm an all-reduce of `count` elements runs: `requested` unless it is kAuto, in which
 // case the cost model picks, counting the compression `codec` would give the hierarchical path.

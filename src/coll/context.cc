@@ -150,7 +150,7 @@ void Context::learnWanLatency() {
   if (topo_.numSites() < 2) return;
   const double mine = fabric_->wanRttUs() / 2;
   double longest = 0;
-  allReduceLatency(*this, &mine, &longest, 1, DataType::kFloat64, ReduceOp::kMax);
+  allReduceLatency(*this, &mine, &longest, 1, DataType::kFloat64, ReduceOp::kMax)->run();
   wan_ = WanCounters{};
   topo::LinkModel& wan = settings_.costModel.wan;
   if (!(longest > wan.latencyUs)) return;

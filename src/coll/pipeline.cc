@@ -27,76 +27,99 @@ void Backoff::pause(const std::vector<pollfd>* fds) {
   }
 }
 
-void runPipeline(Context& ctx, const std::vector<std::vector<Stage*>>& stages, int chunks,
-                 const std::string& what) {
-  using Clock = std::chrono::steady_clock;
-  const size_t n = stages.size();
-  std::vector<std::vector<char>> done(n, std::vector<char>(chunks, 0));
-  std::vector<std::vector<int>> running(n);  // per lane: the chunk it works on, or -1
-  std::vector<int> nextStart(n, 0), finished(n, 0);
-  for (size_t j = 0; j < n; ++j) running[j].assign(stages[j].size(), -1);
+Stage* Operation::own(std::unique_ptr<Stage> stage) {
+  owned_.push_back(std::move(stage));
+  return owned_.back().get();
+}
+
+void Operation::schedule(std::vector<std::vector<Stage*>> stages, int chunks) {
+  stages_ = std::move(stages);
+  chunks_ = chunks;
+  const size_t n = stages_.size();
+  done_.assign(n, std::vector<char>(static_cast<size_t>(chunks), 0));
+  running_.resize(n);
+  for (size_t j = 0; j < n; ++j) running_[j].assign(stages_[j].size(), -1);
+  nextStart_.assign(n, 0);
+  finished_.assign(n, 0);
+  lastMove_ = std::chrono::steady_clock::now();
+}
+
+bool Operation::step(bool& moved) {
+  if (complete_) return true;
+  if (ctx_.failed()) {
+    const Error why = ctx_.failure();
+    throw Error(why.category(), what_ + ": " + why.message());
+  }
+  bool any = false, all = true;
+  for (size_t j = 0; j < stages_.size(); ++j) {
+    const size_t lanes = stages_[j].size();
+    while (nextStart_[j] < chunks_) {
+      const int c = nextStart_[j];
+      const size_t lane = static_cast<size_t>(c) % lanes;
+      if (running_[j][lane] >= 0 || (j > 0 && !done_[j - 1][c])) break;
+      stages_[j][lane]->start(c);
+      running_[j][lane] = c;
+      ++nextStart_[j];
+      any = true;
+    }
+    for (size_t lane = 0; lane < lanes; ++lane) {
+      const int c = running_[j][lane];
+      if (c < 0) continue;
+      bool stageDone = false;
+      Status s = stages_[j][lane]->advance(any, stageDone);
+      if (!s)
+        throw Error(s.category(), what_ + ": stage " + stages_[j][lane]->describe() + ", chunk " +
+                                      std::to_string(c) + ": " + s.message());
+      if (stageDone) {
+        done_[j][c] = 1;
+        ++finished_[j];
+        running_[j][lane] = -1;
+        any = true;
+      }
+    }
+    all = all && finished_[j] == chunks_;
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (any) {
+    moved = true;
+    lastMove_ = now;
+  } else if (now - lastMove_ > ctx_.settings().timeout) {
+    std::string waiting;
+    for (size_t j = 0; j < stages_.size(); ++j)
+      for (size_t lane = 0; lane < stages_[j].size(); ++lane)
+        if (running_[j][lane] >= 0)
+          waiting += (waiting.empty() ? "" : "; ") + stages_[j][lane]->describe() + " at chunk " +
+                     std::to_string(running_[j][lane]);
+    throw Error(ErrorCategory::kTimeout,
+                what_ + " made no progress for " +
+                    std::to_string(ctx_.settings().timeout.count() / 1000) +
+                    " s (XSITE_TIMEOUT); waiting in: " + waiting +
+                    ". A peer is stuck, dead, or called a different collective.");
+  }
+  complete_ = all;
+  return complete_;
+}
+
+bool Operation::waitable(std::vector<pollfd>& fds) const {
+  fds.clear();
+  for (size_t j = 0; j < stages_.size(); ++j)
+    for (size_t lane = 0; lane < stages_[j].size(); ++lane)
+      if (running_[j][lane] >= 0 && !stages_[j][lane]->appendPollFds(fds)) return false;
+  return true;
+}
+
+void Operation::run() {
   Backoff backoff;
-  std::vector<pollfd> pfds;
-  auto lastMove = Clock::now();
+  std::vector<pollfd> fds;
   while (true) {
-    if (ctx.failed()) {
-      const Error why = ctx.failure();
-      throw Error(why.category(), what + ": " + why.message());
-    }
-    bool moved = false, all = true;
-    for (size_t j = 0; j < n; ++j) {
-      const size_t lanes = stages[j].size();
-      while (nextStart[j] < chunks) {
-        const int c = nextStart[j];
-        const size_t lane = static_cast<size_t>(c) % lanes;
-        if (running[j][lane] >= 0 || (j > 0 && !done[j - 1][c])) break;
-        stages[j][lane]->start(c);
-        running[j][lane] = c;
-        ++nextStart[j];
-        moved = true;
-      }
-      for (size_t lane = 0; lane < lanes; ++lane) {
-        const int c = running[j][lane];
-        if (c < 0) continue;
-        bool stageDone = false;
-        Status s = stages[j][lane]->advance(moved, stageDone);
-        if (!s)
-          throw Error(s.category(), what + ": stage " + stages[j][lane]->describe() + ", chunk " +
-                                        std::to_string(c) + ": " + s.message());
-        if (stageDone) {
-          done[j][c] = 1;
-          ++finished[j];
-          running[j][lane] = -1;
-          moved = true;
-        }
-      }
-      all = all && finished[j] == chunks;
-    }
-    if (all) return;
+    bool moved = false;
+    if (step(moved)) return;
     if (moved) {
       backoff.reset();
-      lastMove = Clock::now();
       continue;
     }
-    bool waitable = !backoff.spinning();
-    pfds.clear();
-    for (size_t j = 0; j < n && waitable; ++j)
-      for (size_t lane = 0; lane < stages[j].size() && waitable; ++lane)
-        if (running[j][lane] >= 0) waitable = stages[j][lane]->appendPollFds(pfds);
-    backoff.pause(waitable ? &pfds : nullptr);
-    if (Clock::now() - lastMove > ctx.settings().timeout) {
-      std::string waiting;
-      for (size_t j = 0; j < n; ++j)
-        for (size_t lane = 0; lane < stages[j].size(); ++lane)
-          if (running[j][lane] >= 0)
-            waiting += (waiting.empty() ? "" : "; ") + stages[j][lane]->describe() + " at chunk " +
-                       std::to_string(running[j][lane]);
-      throw Error(ErrorCategory::kTimeout,
-                  what + " made no progress for " +
-                      std::to_string(ctx.settings().timeout.count() / 1000) +
-                      " s (XSITE_TIMEOUT); waiting in: " + waiting +
-                      ". A peer is stuck, dead, or called a different collective.");
-    }
+    const bool sleepOnFds = !backoff.spinning() && waitable(fds);
+    backoff.pause(sleepOnFds ? &fds : nullptr);
   }
 }
 

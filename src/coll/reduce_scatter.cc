@@ -5,8 +5,8 @@
 
 namespace xsite::coll {
 
-void reduceScatterRing(Context& ctx, const void* send, void* recv, size_t recvCount, DataType type,
-                       ReduceOp op) {
+std::unique_ptr<Operation> reduceScatterRing(Context& ctx, const void* send, void* recv,
+                                             size_t recvCount, DataType type, ReduceOp op) {
   const int n = ctx.size();
   const size_t esize = dataTypeSize(type);
   const auto* in = static_cast<const char*>(send);
@@ -14,15 +14,18 @@ void reduceScatterRing(Context& ctx, const void* send, void* recv, size_t recvCo
   const bool inPlace = in + ctx.rank() * recvCount * esize == out;
   char* work = inPlace ? out - ctx.rank() * recvCount * esize
                        : ctx.scratch(kScratchReduceScatter, recvCount * n * esize);
-  RingStage ring(ctx, flatRing(ctx.topology(), ctx.rank()), kChRing, RingMode::kReduceScatter, type,
-                 op, op == ReduceOp::kAvg ? n : 0, [&](int, RingLayout& l) {
-                   l.input = in;
-                   l.work = work;
-                   l.output = out;
-                   l.compactOutput = true;
-                   for (int i = 0; i <= n; ++i) l.bounds.push_back(recvCount * i);
-                 });
-  runPipeline(ctx, {{&ring}}, 1, "reduceScatter(ring)");
+  auto operation = std::make_unique<Operation>(ctx, "reduceScatter(ring)");
+  Stage* ring = operation->own(std::make_unique<RingStage>(
+      ctx, flatRing(ctx.topology(), ctx.rank()), kChRing, RingMode::kReduceScatter, type, op,
+      op == ReduceOp::kAvg ? n : 0, [=](int, RingLayout& l) {
+        l.input = in;
+        l.work = work;
+        l.output = out;
+        l.compactOutput = true;
+        for (int i = 0; i <= n; ++i) l.bounds.push_back(recvCount * i);
+      }));
+  operation->schedule({{ring}}, 1);
+  return operation;
 }
 
 }  // namespace xsite::coll
