@@ -129,8 +129,11 @@ class Communicator {
   std::unique_ptr<Impl> impl_;
 };
 
-// Ranks as threads of one process (tests, single-host use): loopback transport, in-process
-// rendezvous. Shape: per site, the number of ranks of each of its domains, e.g. {{2, 2}, {2}}.
+// Ranks as threads of one process (tests, single-host use): in-process rendezvous, and in-process
+// rings for every link, unless XSITE_DOMAIN_TRANSPORT, XSITE_SITE_TRANSPORT or XSITE_WAN_TRANSPORT
+// names a transport: that kind of link then runs over it (shm, tcp, ucx, WAN streams) as between
+// processes, on 127.0.0.1. Shape: per site, the number of ranks of each of its domains, e.g.
+// {{2, 2}, {2}}.
 class LocalGroup {
  public:
   explicit LocalGroup(const std::vector<std::vector<int>>& domainSizesPerSite, Config config = {});

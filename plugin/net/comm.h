@@ -61,7 +61,7 @@ inline constexpr int kSendRequests = NCCL_NET_MAX_REQUESTS * kMaxRecvs;  // NCCL
 // What a listener publishes through NCCL (at most NCCL_NET_HANDLE_MAXSIZE bytes).
 struct ConnectHandle {
   static constexpr uint32_t kMagic = 0x58534e31;  // "XSN1"
-  static constexpr uint16_t kVersion = 3;
+  static constexpr uint16_t kVersion = 4;  // 4: the hello names a transport::Backend and flags
   uint32_t magic;
   uint16_t version;
   uint16_t reserved;

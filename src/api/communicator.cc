@@ -114,6 +114,7 @@ struct LocalGroup::Impl {
   Config config;
   bootstrap::InProcessStore store;
   std::shared_ptr<transport::LoopbackHub> hub;
+  uint64_t job = randomNonce();  // keeps its shared-memory names apart from another group's
 };
 
 LocalGroup::LocalGroup(const std::vector<std::vector<int>>& shape, Config config)
@@ -239,12 +240,22 @@ Communicator Communicator::fromLocalGroup(LocalGroup& group, int rank) {
   const auto& p = params::Params::global();
   auto impl = std::make_unique<Impl>();
   coll::Settings settings = coll::settingsFromParams(p, g.config);
-  transport::FabricOptions fo;
+  // In-process rings, unless XSITE_DOMAIN_TRANSPORT, XSITE_SITE_TRANSPORT or XSITE_WAN_TRANSPORT
+  // names a transport for its kind of link: that kind then runs over it as between processes,
+  // the threads listening on 127.0.0.1.
+  coll::LinkSetup links = coll::linkSetupFromParams(p);
+  transport::FabricOptions& fo = links.fabric;
   fo.prefix = "local";
+  fo.job = g.job;
   fo.hub = g.hub;
   fo.timeout = params::fromSeconds(g.config.bootstrapTimeoutSeconds.value_or(p.real(Id::kBootstrapTimeout)));
   const auto loop = transport::Backend::kLoopback;
-  impl->ctx = coll::connectContext(rank, g.topology, g.store, fo, {loop, loop, loop}, settings);
+  coll::BackendChoice& b = links.backends;
+  if (!p.isSet(Id::kDomainTransport)) b.sameDomain = loop;
+  if (!p.isSet(Id::kSiteTransport)) b.sameSite = loop;
+  if (!p.isSet(Id::kWanTransport)) b.otherSite = loop;
+  impl->backends = b;
+  impl->ctx = coll::connectContext(rank, g.topology, g.store, fo, b, settings);
   return Communicator(std::move(impl));
 }
 

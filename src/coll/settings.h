@@ -26,7 +26,7 @@ LinkSetup linkSetupFromParams(const params::Params& p);
 // handshakes, stage and codec headers): bump it with any change to those bytes, so that ranks of
 // builds that could not talk to each other refuse at start (checkSameSchedule) instead of
 // misreading each other's bytes.
-constexpr int kWireProtocolVersion = 2;
+constexpr int kWireProtocolVersion = 3;
 
 // What every rank must share for their schedules and their bytes on the wire to match: the xsite
 // version and wire protocol first, then the settings (chunk and slice sizes, WAN lanes,

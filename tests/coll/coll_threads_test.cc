@@ -1,9 +1,11 @@
-// Every collective x algorithm x data type x op x size, ranks as threads over the loopback
-// transport, on regular and uneven topologies. Small chunks and slices make every size cross
+// Every collective x algorithm x data type x op x size, ranks as threads over in-process rings
+// (and, run again by tests/coll/CMakeLists.txt, over shm, tcp, UCX and WAN streams), on regular
+// and uneven topologies. Small chunks and slices make every size cross
 // several pipeline chunks and ring slices. Results must match the reference and be
 // bit-identical on every rank.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -86,6 +88,17 @@ TEST_P(CollThreads, FloatSumMatchesFloat64ReferenceOnRandomData) {
         ASSERT_NEAR(out[i], ref[i], 2e-7 * n * mag[i] + 1e-30) << algorithmName(algo) << " element " << i;
       same.check(comm.rank(), out.data(), count * sizeof(float), std::string(algorithmName(algo)));
     }
+  });
+}
+
+// The runs of this matrix over real transports (tests/coll/CMakeLists.txt) name the transports
+// they expect in XSITE_TEST_TRANSPORTS: the group's threads must use them, not in-process rings.
+TEST(LocalGroupTransports, AsTheSettingsNameThem) {
+  const char* expected = std::getenv("XSITE_TEST_TRANSPORTS");
+  LocalGroup group(Shape{{1}, {1}});
+  runRanks(group, [&](Communicator& comm) {
+    EXPECT_EQ(comm.describeTransports(),
+              expected ? expected : "domain loopback, site loopback, between sites loopback");
   });
 }
 

@@ -3,12 +3,13 @@
 // worker address (exchanged through the bootstrap store), and one ordered Connection per
 // (peer, channel) carried by UCP tagged messages:
 //
-//   tag = kind (2 bits) | sender rank (22) | channel (8) | message size (32, saturated)
+//   tag = kind (2 bits) | sender rank (22) | channel (8) | message tag (32)
 //
-// A receive matches kind, sender and channel exactly and ignores the size bits, so UCP's in-order
-// tag matching per sender endpoint keeps each (peer, channel) an ordered stream, and the sender's
-// size travels with every message for the mismatch error. UCX picks the protocol (eager for small
-// messages, rendezvous / zero-copy for large ones) and caches registrations itself (its rcache).
+// A receive matches kind, sender and channel exactly and reports the message tag, so UCP's
+// in-order tag matching per sender endpoint keeps each (peer, channel) an ordered stream; UCX
+// reports each message's length (transport::Arrival, and the mismatch error). UCX picks the
+// protocol (eager for small messages, rendezvous / zero-copy for large ones) and caches
+// registrations itself (its rcache).
 //
 // Compiled only when xsite is built with UCX (XSITE_HAVE_UCX); UCX_* variables reach UCX untouched.
 #pragma once
