@@ -11,26 +11,6 @@
 
 namespace xsite::transport {
 
-const char* backendName(Backend b) noexcept {
-  switch (b) {
-    case Backend::kLoopback: return "loopback";
-    case Backend::kShm: return "shm";
-    case Backend::kTcp: return "tcp";
-    case Backend::kWan: return "wan";
-    case Backend::kUcx: return "ucx";
-  }
-  return "?";
-}
-
-bool backendBuilt(Backend b) noexcept {
-#ifdef XSITE_HAVE_UCX
-  (void)b;
-  return true;
-#else
-  return b != Backend::kUcx;
-#endif
-}
-
 Backend sameSiteBackend(const params::Params& p) {
   const std::string& site = p.string(params::Id::kSiteTransport);
   const bool haveUcx = backendBuilt(Backend::kUcx);

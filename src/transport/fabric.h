@@ -18,13 +18,6 @@
 
 namespace xsite::transport {
 
-namespace wan {
-class WanLink;
-class TlsContext;
-class WanProxy;
-class ResumeAcceptor;
-}
-
 struct LinkRequest {
   int peer;
   int channel;
@@ -73,6 +66,47 @@ struct FabricOptions {
   WanLinkOptions wan;
 };
 
+using ConnectionMap = std::map<std::pair<int, int>, std::unique_ptr<Connection>>;  // (peer, channel)
+
+// What a backend's establishment gets from its fabric.
+struct EstablishEnv {
+  int rank;
+  int size;
+  bootstrap::Store& store;
+  const FabricOptions& options;
+  // "rank 5 (ring, tcp)": how errors name a connection.
+  std::string label(const LinkRequest& l) const;
+};
+
+// How one backend makes its connections (Gloo's Device::createPair, UCX's components); WAN
+// streams and TCP share one, the socket rendezvous. Registered once in backends.cc. Every rank's
+// fabric calls every registered establisher in the registry's order, so establish() may be
+// collective over all ranks (one without such links still takes part in its barriers). It lives
+// until just before the connections it made close: what they share (a WAN proxy thread, a
+// resume listener) is its own.
+class Establisher {
+ public:
+  virtual ~Establisher() = default;
+  // Makes one connection per link in `links` (all of this establisher's backends) into `out`.
+  // Throws Error (kTimeout naming the silent peers, kRemote, kSystem).
+  virtual void establish(const EstablishEnv& env, const std::vector<const LinkRequest*>& links,
+                         ConnectionMap& out) = 0;
+  // Before the connections close (not abandoned): deliver what they have staged, by `deadline`.
+  virtual void drain(std::chrono::steady_clock::time_point /*deadline*/) noexcept {}
+  // The longest round trip of its WAN links as the kernel measured them, microseconds; 0: none.
+  virtual double wanRttUs() const noexcept { return 0; }
+};
+
+// The registry (backends.cc): per backend, its name, whether this build has it, and its
+// establisher's factory (backends that share one name the same factory).
+struct BackendInfo {
+  Backend backend;
+  const char* name;
+  bool built;
+  std::unique_ptr<Establisher> (*makeEstablisher)();
+};
+const std::vector<BackendInfo>& backends();
+
 class Fabric {
  public:
   Fabric(int rank, int size, bootstrap::Store& store, FabricOptions options);
@@ -87,28 +121,13 @@ class Fabric {
   void abandon() noexcept { abandoned_.store(true, std::memory_order_release); }
 
  private:
-  void establishSockets(const std::vector<LinkRequest>& links);
-  // Socket set-up of a WAN stream (buffers before connect, congestion control).
-  void prepareWanSocket(int fd, bool bulk);
-  struct SocketGroup {
-    std::vector<const LinkRequest*> links;  // by channel
-    std::string label;
-  };
-  // `peerWan`: the peer's WAN listener, where a broken stream is dialed again.
-  void addSocketConnections(const SocketGroup& g, std::vector<Fd> fds, const SockAddr& peerWan);
-  void establishShm(const std::vector<LinkRequest>& links);
-  void establishUcx(const std::vector<LinkRequest>& links);
-  std::string label(const LinkRequest& l) const;
   int rank_, size_;
   bootstrap::Store& store_;
   FabricOptions opt_;
-  std::map<std::pair<int, int>, std::unique_ptr<Connection>> conns_;
-  std::vector<wan::WanLink*> wanLinks_;       // every WAN link of conns_ (shared by channels)
-  std::unique_ptr<wan::ResumeAcceptor> resumeAcceptor_;  // until the proxy takes it
-  std::unique_ptr<wan::WanProxy> wanProxy_;  // keeps staged WAN bytes flowing, heals links
-  wan::WanSizing wanSizing_{};  // derived in establishSockets()
-  std::shared_ptr<const wan::TlsContext> wanTls_;  // WanLinkOptions::tls, for every WAN link
-  bool warnedCongestion_ = false;
+  ConnectionMap conns_;
+  // Destroyed before the connections (declared after them): a WAN proxy thread stops before the
+  // links it drives close.
+  std::vector<std::unique_ptr<Establisher>> establishers_;
   std::atomic<bool> abandoned_{false};
 };
 

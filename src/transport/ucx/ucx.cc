@@ -13,6 +13,7 @@
 #include <mutex>
 #include <set>
 
+#include "transport/fabric.h"
 #include "transport/ucx/worker.h"
 #include "util/log.h"
 
@@ -507,5 +508,25 @@ std::vector<std::unique_ptr<Connection>> establish(int rank, bootstrap::Store& s
     conns.push_back(std::make_unique<UcxConnection>(l.peer, l.label, worker, l.channel));
   return conns;
 }
+
+namespace {
+
+// fabric.h's Establisher: establish() above, pairwise through the store.
+class UcxEstablisher final : public Establisher {
+ public:
+  void establish(const EstablishEnv& env, const std::vector<const LinkRequest*>& links,
+                 ConnectionMap& out) override {
+    if (links.empty()) return;
+    std::vector<LinkSpec> specs;
+    for (const LinkRequest* l : links) specs.push_back({l->peer, l->channel, env.label(*l)});
+    const FabricOptions& o = env.options;
+    auto made = ucx::establish(env.rank, env.store, o.prefix, specs, o.timeout, o.ucxNetDevices);
+    for (size_t i = 0; i < links.size(); ++i) out[{links[i]->peer, links[i]->channel}] = std::move(made[i]);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Establisher> makeEstablisher() { return std::make_unique<UcxEstablisher>(); }
 
 }  // namespace xsite::transport::ucx
