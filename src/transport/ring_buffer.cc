@@ -136,7 +136,7 @@ Result<size_t> RingConnection::readSome(void* dst, size_t bytes) noexcept {
 bool RingConnection::appendPollFds(std::vector<pollfd>& out) const noexcept {
   // A writer that waits for ring space is not rung when the reader frees it: poll by time.
   if (!ownBell_ || sendQueued()) return false;
-  if (!recvQueued()) return true;
+  if (!wantsInput()) return true;
   ownBell_->drain();
   RingHeader* h = in_->header();
   h->readerWaiting.store(1, std::memory_order_relaxed);

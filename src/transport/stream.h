@@ -22,6 +22,9 @@ class StreamConnection : public Connection {
   virtual Result<size_t> readSome(void* data, size_t bytes) noexcept = 0;
   // Called now and then while work is pending and nothing moves: reports a dead peer.
   virtual Status checkPeer() noexcept { return Status::ok(); }
+  // Bytes are wanted from the peer: a receive is posted, or probe() asked for the next header
+  // (what appendPollFds() waits to read for).
+  bool wantsInput() const noexcept { return recvQueued() || probing_; }
 
  private:
   Status progressSends(bool& moved) noexcept;

@@ -83,8 +83,8 @@ class Connection {
   virtual Status progress(bool& moved) noexcept = 0;
 
   // For an idle caller that wants to sleep until this connection can move: appends the file
-  // descriptors and events (readable while a receive is posted, writable while a send waits for
-  // socket space) and returns true; false when the backend has no descriptor to wait on (shared
+  // descriptors and events (readable while a receive is posted or a probe waits for the next
+  // message, writable while a send waits for socket space) and returns true; false when the backend has no descriptor to wait on (shared
   // memory), so the caller must poll by time.
   virtual bool appendPollFds(std::vector<pollfd>& out) const noexcept { return false; }
 

@@ -58,7 +58,7 @@ class Relay {
   // stop while 1 MiB waits, so a slow reader holds back its own direction, never the other.
   struct Leg {
     int from, to;
-    std::string queue;
+    std::string queue{};
     size_t offset = 0;  // bytes read from `from` so far
     bool eof = false;   // `from` closed: cut the stream once `queue` is delivered
   };

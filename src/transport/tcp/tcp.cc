@@ -10,7 +10,7 @@ TcpConnection::TcpConnection(int peer, std::string label, Fd fd)
 }
 
 bool TcpConnection::appendPollFds(std::vector<pollfd>& out) const noexcept {
-  short events = static_cast<short>((recvQueued() ? POLLIN : 0) | (sendQueued() ? POLLOUT : 0));
+  short events = static_cast<short>((wantsInput() ? POLLIN : 0) | (sendQueued() ? POLLOUT : 0));
   if (events != 0) out.push_back({fd_.get(), events, 0});
   return true;
 }

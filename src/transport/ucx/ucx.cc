@@ -333,9 +333,9 @@ class UcxConnection final : public Connection {
   bool probe(Arrival& next) noexcept override {
     if (!recvs_.empty()) return false;
     ucp_tag_recv_info_t info{};
-    if (ucp_tag_probe_nb(w_->handle(), makeTag(Kind::kData, peer(), channel_, 0), kMatchMask, 0,
-                         &info) == nullptr)
-      return false;
+    probing_ = ucp_tag_probe_nb(w_->handle(), makeTag(Kind::kData, peer(), channel_, 0),
+                                kMatchMask, 0, &info) == nullptr;
+    if (probing_) return false;
     next = Arrival{info.length, static_cast<uint32_t>(info.sender_tag & kMessageTagMask)};
     return true;
   }
@@ -344,7 +344,7 @@ class UcxConnection final : public Connection {
   // (socket space, the peer's rendezvous reads), which UCX does not promise to signal through
   // that fd, so a connection with sends in flight makes the caller poll by time (short sleeps).
   bool appendPollFds(std::vector<pollfd>& out) const noexcept override {
-    if (idle()) return true;
+    if (idle() && !probing_) return true;
     if (!sends_.empty()) return false;
     int fd = -1;
     if (!w_->arm(fd)) return false;  // events are waiting: progress again rather than sleep
@@ -434,6 +434,7 @@ class UcxConnection final : public Connection {
   uint64_t peerSent_ = 0, peerReceived_ = 0;
   Clock::time_point closedAt_{};
   Status error_;
+  bool probing_ = false;  // probe() found nothing yet: appendPollFds() waits on the worker
 };
 
 }  // namespace

@@ -506,7 +506,7 @@ bool WanLink::appendPollFds(std::vector<pollfd>& out) const noexcept {
     stalledSend = !sendOrder_.empty();
   }
   const bool wantRecv = std::any_of(channels_.begin(), channels_.end(),
-                                    [](const WanConnection* c) { return c->recvQueued(); });
+                                    [](const WanConnection* c) { return c->recvQueued() || c->probing_; });
   // Acknowledgements come back on every stream: a sender whose window is full waits for them.
   short events = static_cast<short>((wantRecv || stalledSend ? POLLIN : 0) | (stalledSend ? POLLOUT : 0));
   for (const auto& s : streams_) {
@@ -1040,11 +1040,9 @@ bool WanConnection::probe(Arrival& next) noexcept {
   if (recvQueued()) return false;
   FrameHeader h;
   auto it = early_.find(recvMessage_);
-  if (it != early_.end()) {
-    h = it->second.front().hdr;
-  } else if (!link_->waitingHeader(channel_, recvMessage_, h)) {
-    return false;
-  }
+  probing_ = it == early_.end() && !link_->waitingHeader(channel_, recvMessage_, h);
+  if (probing_) return false;
+  if (it != early_.end()) h = it->second.front().hdr;
   next = Arrival{h.messageBytes, h.tag};
   return true;
 }

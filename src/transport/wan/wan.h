@@ -347,6 +347,7 @@ class WanConnection final : public Connection {
   uint64_t sendMessage_ = 0;  // guarded by the link's sendMu_
   // Receive side: progress of the head receive, and frames of receives not yet posted.
   uint64_t recvMessage_ = 0;
+  bool probing_ = false;   // probe() found nothing yet: appendPollFds() waits to read
   uint64_t recvSize_ = 0;  // the head receive's message size and tag, from its first frame
   uint32_t recvTag_ = 0;
   size_t recvBytes_ = 0;
