@@ -206,6 +206,8 @@ class Conformance : public ::testing::TestWithParam<Backend> {
     for (auto& t : threads) t.join();
   }
 
+  void sleepsInPollUntilThePeerSends(bool byProbe);
+
   bootstrap::InProcessStore store_;
   std::string prefix_;
   uint64_t job_;
@@ -573,7 +575,9 @@ TEST_P(Conformance, PeerThatClosesIsNoErrorToASideThatExpectsNothingMore) {
 
 // An idle caller sleeps in poll() on what appendPollFds() gives, and the peer's send wakes it:
 // a rank waiting for its neighbours leaves the cores to them (on shm through the doorbell).
-TEST_P(Conformance, AnIdleReceiverSleepsInPollUntilThePeerSends) {
+// `byProbe`: the receiver waits in probe() for the message's header instead of with a receive
+// posted (the net plugin's grouped receives), and posts the receive once probe() tells its size.
+void Conformance::sleepsInPollUntilThePeerSends(bool byProbe) {
   if (GetParam() != Backend::kShm && GetParam() != Backend::kTcp && GetParam() != Backend::kWan)
     GTEST_SKIP() << "no descriptor to sleep on (loopback: threads of one process; UCX: progressed by time)";
   constexpr auto kSendAfter = 300ms;
@@ -590,9 +594,11 @@ TEST_P(Conformance, AnIdleReceiverSleepsInPollUntilThePeerSends) {
       return;
     }
     std::vector<char> in(msg.size());
-    const uint64_t ticket = c.postRecv(in.data(), in.size());
+    Arrival next;
+    const uint64_t ticket = byProbe ? 0 : c.postRecv(in.data(), in.size());
     for (bool moved = true; moved;) {  // settle: nothing can arrive yet
       moved = false;
+      ASSERT_FALSE(byProbe && c.probe(next)) << "probe() told of a message never sent";
       ASSERT_TRUE(isOk(c.progress(moved)));
     }
     std::vector<pollfd> fds;
@@ -604,11 +610,20 @@ TEST_P(Conformance, AnIdleReceiverSleepsInPollUntilThePeerSends) {
     const auto took = Clock::now() - start;
     EXPECT_GT(n, 0) << "poll() timed out: the peer's send did not wake the receiver";
     EXPECT_LT(took, kSendAfter + 1500ms);
-    ASSERT_TRUE(isOk(waitRecv(c, ticket)));
+    if (byProbe) {
+      ASSERT_TRUE(isOk(drive({&c}, [&] { return c.probe(next); })));
+      EXPECT_EQ(next.bytes, msg.size());
+      c.postRecv(in.data(), next.bytes);
+    }
+    ASSERT_TRUE(isOk(waitRecv(c, 1)));
+    (void)ticket;
     EXPECT_TRUE(sameBytes(in, msg, "message"));
     polling.wait();
   });
 }
+
+TEST_P(Conformance, AnIdleReceiverSleepsInPollUntilThePeerSends) { sleepsInPollUntilThePeerSends(false); }
+TEST_P(Conformance, AnIdleProbeSleepsInPollUntilThePeerSends) { sleepsInPollUntilThePeerSends(true); }
 
 TEST_P(Conformance, PeerThatClosesIsReportedToAWaitingReceiverAfterItsLastMessage) {
   constexpr size_t kLast = 20000;  // more than the ring: part of it is still in flight at close
