@@ -92,8 +92,9 @@ Result<bool> TransportRecvComm::handNext() {
   }
   transport::Arrival next;
   if (!landings_.empty() || !conn_->probe(next)) return false;
-  const bool encoded = (next.tag & kEncodedTag) != 0;
-  const auto tag = static_cast<int>(next.tag & ~kEncodedTag);
+  // The top bit marks an encoding only where the sender said it may encode (Hello::kEncodes).
+  const bool encoded = encodes_ && (next.tag & kEncodedTag) != 0;
+  const auto tag = static_cast<int>(encodes_ ? next.tag & ~kEncodedTag : next.tag);
   int target = -1;
   for (int i = 0; i < r->n && target < 0; ++i)
     if (!r->filled[i] && (r->n == 1 || r->tags[i] == tag)) target = i;
@@ -101,7 +102,6 @@ Result<bool> TransportRecvComm::handNext() {
     return peerError("sent a message with tag " + std::to_string(tag) +
                      " that no buffer of the posted grouped receive expects");
   if (encoded) {
-    if (!encodes_) return peerError("sent an encoded payload it had not announced (garbled stream)");
     // Never more than the codecs' raw form: their header and the bytes.
     if (next.bytes > r->posted[target] + sizeof(compress::EncodedHeader))
       return tooLarge("an encoding of " + std::to_string(next.bytes) + " bytes", r->posted[target]);
