@@ -195,11 +195,6 @@ Status Comm::peerError(const std::string& what) const {
   return Status(ErrorCategory::kRemote, label_ + ": " + what);
 }
 
-Status Comm::ioError(const char* op, int err) const {
-  return Status(ErrorCategory::kRemote, label_ + ": " + op + ": " + errnoString(err) +
-                                            " (did the peer exit, or the link break?)");
-}
-
 Status Comm::test(Request* request, int* done, int* sizes) {
   std::lock_guard<std::mutex> lock(mu_);
   if (request < pool_.data() || request >= pool_.data() + pool_.size() || !request->used)
@@ -262,12 +257,6 @@ Status RecvComm::post(int n, void** data, const size_t* sizes, const int* tags, 
   *request = r;
   error_ = advance();
   return Status::ok();
-}
-
-Status RecvComm::tooLarge(const std::string& what, size_t posted) const {
-  return Status(ErrorCategory::kInvalidUsage,
-                label_ + " sent " + what + " where this rank posted a receive of at most " +
-                    std::to_string(posted) + " bytes");
 }
 
 void RecvComm::fill(int target, size_t bytes) {

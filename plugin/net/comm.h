@@ -145,7 +145,7 @@ struct Request {
   int tags[kMaxRecvs] = {};
   size_t got[kMaxRecvs] = {};
   bool filled[kMaxRecvs] = {};
-  int handed = 0;       // messages handed to the connection (a send: 0 or 1)
+  int handed = 0;       // receive: messages handed to the connection
   uint64_t ticket = 0;  // send: the connection's ticket of its message
   bool started = false;          // UCX: handed to UCP
   void* ucx[kMaxRecvs] = {};     // UCX: UCP's requests, one per buffer (null: none or done)
@@ -171,7 +171,6 @@ class Comm {
   void enqueue(Request* r);
   Request* allocRequest();        // null when all are in flight
   Status peerError(const std::string& what) const;
-  Status ioError(const char* op, int err) const;
 
   std::string label_;
   std::mutex mu_;
@@ -199,9 +198,6 @@ class RecvComm : public Comm {
  protected:
   // Buffer `target` of queue_.front() now holds `bytes`; completes the request when it is full.
   void fill(int target, size_t bytes);
-  // The peer sent `what` ("a 2000-byte message") into a receive of at most `posted` bytes: the
-  // error, worded as the library's transports word it (transport::Connection::takes).
-  Status tooLarge(const std::string& what, size_t posted) const;
 };
 
 // A comm over one of the library's connections (tcp, WAN streams); `lease` (may be null) is

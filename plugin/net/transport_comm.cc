@@ -38,7 +38,6 @@ Status TransportSendComm::progress() {
     }
     encoded_.push_back(std::move(encoding));  // (moving keeps its bytes where they are)
     r->ticket = conn_->postSend(payload, bytes, tag);
-    r->handed = 1;
   }
   bool moved = false;
   XSITE_RETURN_IF_ERROR(conn_->progress(moved));
@@ -104,7 +103,8 @@ Result<bool> TransportRecvComm::handNext() {
   if (encoded) {
     // Never more than the codecs' raw form: their header and the bytes.
     if (next.bytes > r->posted[target] + sizeof(compress::EncodedHeader))
-      return tooLarge("an encoding of " + std::to_string(next.bytes) + " bytes", r->posted[target]);
+      return transport::sizeError(label_, "an encoding of " + std::to_string(next.bytes) + " bytes",
+                                  r->posted[target], true);
     if (next.bytes < sizeof(compress::EncodedHeader))
       return peerError("sent an encoded payload of " + std::to_string(next.bytes) +
                        " bytes, shorter than its header (garbled stream)");
@@ -131,8 +131,8 @@ Status TransportRecvComm::land(Landing& l) {
       return peerError("sent a payload of codec " + std::to_string(eh.codec) +
                        ", not a lossless one (garbled stream)");
     if (eh.count > l.r->posted[l.target])
-      return tooLarge("a " + std::to_string(eh.count) + "-byte message (encoded)",
-                      l.r->posted[l.target]);
+      return transport::sizeError(label_, transport::messageOf(eh.count) + " (encoded)",
+                                  l.r->posted[l.target], true);
     if (!*codec) *codec = compress::makeCodec(static_cast<compress::CodecId>(eh.codec));
     bytes = eh.count;
     Status s = (*codec)->decode(wire_.data(), wire_.size(), bytes, DataType::kUint8,

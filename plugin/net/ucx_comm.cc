@@ -178,9 +178,10 @@ Status UcxRecvComm::progress() {
       if (s == UCS_INPROGRESS) continue;
       freeRequest(w.handle(), r->ucx[i], false);
       if (s == UCS_ERR_MESSAGE_TRUNCATED)
-        return tooLarge(info.length > r->posted[i] ? "a " + std::to_string(info.length) + "-byte message"
-                                                   : std::string("a larger message"),
-                        r->posted[i]);
+        return transport::sizeError(label_,
+                                    info.length > r->posted[i] ? transport::messageOf(info.length)
+                                                               : "a larger message",
+                                    r->posted[i], true);
       if (s != UCS_OK)
         return peerError(std::string("UCX receive failed: ") + ucs_status_string(s));
       r->got[i] = info.length;

@@ -1,12 +1,8 @@
 #include "plugin/net/wan_comm.h"
 
-#include <poll.h>
-
 #include <chrono>
-#include <cstring>
 #include <map>
 #include <mutex>
-#include <thread>
 
 #include "transport/wan/proxy.h"
 #include "transport/wan/resume.h"

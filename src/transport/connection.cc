@@ -53,10 +53,15 @@ void Connection::completeRecv(size_t bytes, uint32_t tag) noexcept {
 
 Status Connection::takes(const Op& op, uint64_t sent) const {
   if (sent == op.bytes || (op.arrival != nullptr && sent < op.bytes)) return Status::ok();
+  return sizeError(label_, messageOf(sent), op.bytes, op.arrival != nullptr);
+}
+
+std::string messageOf(uint64_t bytes) { return "a " + std::to_string(bytes) + "-byte message"; }
+
+Status sizeError(const std::string& who, const std::string& sent, size_t posted, bool atMost) {
   return Status(ErrorCategory::kInvalidUsage,
-                label_ + " sent a " + std::to_string(sent) + "-byte message where this rank posted " +
-                    (op.arrival != nullptr ? "a receive of at most " : "") +
-                    std::to_string(op.bytes) +
+                who + " sent " + sent + " where this rank posted " +
+                    (atMost ? "a receive of at most " : "") + std::to_string(posted) +
                     " bytes: do all ranks call the collective with the same count, datatype, "
                     "root and algorithm?");
 }

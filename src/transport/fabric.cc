@@ -50,9 +50,7 @@ void Fabric::establish(const std::vector<LinkRequest>& links) {
   for (const auto& l : links) {
     if (l.peer < 0 || l.peer >= size_ || l.peer == rank_)
       throw Error(ErrorCategory::kInternal, "bad link request to rank " + std::to_string(l.peer));
-    const auto& reg = backends();
-    auto info = std::find_if(reg.begin(), reg.end(), [&](const BackendInfo& b) { return b.backend == l.backend; });
-    if (info == reg.end() || !info->built)
+    if (!backendBuilt(l.backend))
       throw Error(ErrorCategory::kInvalidUsage,
                   std::string("a ") + backendName(l.backend) + " link was requested but this xsite "
                   "was built without that transport (for ucx: install libucx-dev and rebuild, or "

@@ -84,8 +84,8 @@ class Connection {
 
   // For an idle caller that wants to sleep until this connection can move: appends the file
   // descriptors and events (readable while a receive is posted or a probe waits for the next
-  // message, writable while a send waits for socket space) and returns true; false when the backend has no descriptor to wait on (shared
-  // memory), so the caller must poll by time.
+  // message, writable while a send waits for socket space) and returns true; false when the
+  // backend has no descriptor to wait on (shared memory), so the caller must poll by time.
   virtual bool appendPollFds(std::vector<pollfd>& out) const noexcept { return false; }
 
   // The owner gave up on the peer (Communicator::abort(), a dead rank): the destructor closes at
@@ -118,6 +118,13 @@ class Connection {
   uint64_t sendsPosted_ = 0, recvsPosted_ = 0, recvsDone_ = 0;
   std::atomic<uint64_t> sendsDone_{0};
 };
+
+// A message that does not fit its receive, worded once for every backend and the net plugin:
+// `who` (a connection's label) sent `sent` ("a 2000-byte message") where this rank posted
+// `posted` bytes (`atMost`: a receive of at most that many). kInvalidUsage.
+Status sizeError(const std::string& who, const std::string& sent, size_t posted, bool atMost);
+// "a 2000-byte message"
+std::string messageOf(uint64_t bytes);
 
 // Non-blocking socket I/O for the socket backends: bytes moved (0: would block), or an error
 // that starts with `who` (the connection's label; a closed or reset socket is kRemote).

@@ -387,11 +387,8 @@ class UcxConnection final : public Connection {
   // UCX truncated the head receive: it reports the sender's size where it knows it.
   Status tooLarge(size_t length) {
     const Op& op = *frontRecv();
-    if (length > op.bytes) return takes(op, length);
-    return Status(ErrorCategory::kInvalidUsage,
-                  label() + " sent a message larger than the " + std::to_string(op.bytes) +
-                      " bytes this rank posted: do all ranks call the collective with the same "
-                      "count, datatype, root and algorithm?");
+    return sizeError(label(), length > op.bytes ? messageOf(length) : "a larger message", op.bytes,
+                     op.arrival != nullptr);
   }
 
   // An operation failed: the peer closed, died, or UCX itself failed.
