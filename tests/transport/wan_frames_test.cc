@@ -2,6 +2,7 @@
 // other end. Pins the wire format, reassembly from several streams in any order, eager staging,
 // and that every lie a header can tell is an error naming the peer, never a wrong result.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <chrono>
@@ -437,6 +438,43 @@ TEST(WanFrames, SendsCompleteWhenStagedNotWhenDelivered) {
   uint64_t t2 = p.conn->postSend(big.data(), big.size());
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(p.conn->progress(moved).isOk());
   EXPECT_LT(p.conn->sendsDone(), t2) << "1 MiB cannot be staged in a 64 KiB window undrained";
+}
+
+// A sender whose window is full of frames already written waits for acknowledgements: it polls
+// its streams for input only, sleeps there (a socket with room would wake it at once, for as
+// long as the peer takes to acknowledge), and an acknowledgement wakes it and frees the window.
+TEST(WanFrames, ASenderWaitingForAcknowledgementsSleepsInPoll) {
+  WanOptions opt;
+  opt.frameBytes = 4096;
+  opt.windowBytes = 16 << 10;
+  Pair p = make(2, opt);
+  std::vector<char> big(64 << 10, 'b');
+  const uint64_t t = p.conn->postSend(big.data(), big.size());
+  for (bool moved = true; moved;) {  // stage and write all the window holds
+    moved = false;
+    ASSERT_TRUE(p.conn->progress(moved).isOk());
+  }
+  ASSERT_LT(p.conn->sendsDone(), t);
+  std::vector<pollfd> fds;
+  ASSERT_TRUE(p.conn->appendPollFds(fds));
+  ASSERT_EQ(fds.size(), 2u);
+  for (const pollfd& f : fds) {
+    EXPECT_EQ(f.events & POLLOUT, 0) << "every frame is written: nothing to wait for room for";
+    EXPECT_NE(f.events & POLLIN, 0) << "acknowledgements free the window";
+  }
+  EXPECT_EQ(::poll(fds.data(), fds.size(), 200), 0) << "woken with nothing to do";
+
+  FrameHeader ack{};
+  ack.magic = FrameHeader::kMagic;
+  ack.version = FrameHeader::kVersion;
+  ack.flags = FrameHeader::kFlagAck;
+  ack.seq = 1000;  // every frame this stream carried
+  ack.crc = crc32c(&ack, sizeof(ack));
+  sendRaw(p.raw[0], ack, "");
+  EXPECT_EQ(::poll(fds.data(), fds.size(), 5000), 1) << "the acknowledgement did not wake the sender";
+  bool moved = false;
+  ASSERT_TRUE(p.conn->progress(moved).isOk());
+  EXPECT_TRUE(moved) << "the acknowledged frames left the window and the next ones were staged";
 }
 
 // Growing the window re-lays the staged bytes out in a larger ring: frames already on the wire,

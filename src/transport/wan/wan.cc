@@ -500,25 +500,22 @@ void WanLink::pendingFds(std::vector<int>& out) {
 bool WanLink::appendPollFds(std::vector<pollfd>& out) const noexcept {
   if (healing()) return false;  // sockets come and go: the caller polls by time
   std::lock_guard<std::mutex> rl(recvMu_);
-  bool stalledSend;  // a send not yet staged: it waits for socket space to free the window
-  {
-    std::lock_guard<std::mutex> lk(sendMu_);
-    stalledSend = !sendOrder_.empty();
-  }
+  std::lock_guard<std::mutex> lk(sendMu_);
+  // A send not yet staged waits for the window, which acknowledgements free: they come back on
+  // every stream. A stream is written to when it has bytes of its own to write, or when a staged
+  // frame has no stream yet (any stream with room takes it); a stream whose frames are all
+  // written waits for input only, or it would wake its caller for as long as the socket has room.
+  const bool stalledSend = !sendOrder_.empty();
+  const bool unassigned = nextUnassigned_ < frames_.size();
   const bool wantRecv = std::any_of(channels_.begin(), channels_.end(),
                                     [](const WanConnection* c) { return c->recvQueued() || c->probing_; });
-  // Acknowledgements come back on every stream: a sender whose window is full waits for them.
-  short events = static_cast<short>((wantRecv || stalledSend ? POLLIN : 0) | (stalledSend ? POLLOUT : 0));
   for (const auto& s : streams_) {
     // A stream whose frame waits for room to be buffered has nothing to read until one is taken.
     const bool parked = s.ended || (s.inGot == kHdr && !s.routed);
-    short e = static_cast<short>(parked ? (events & ~POLLIN) : events);
-    if (s.tls) {
-      // Bytes TLS holds are invisible to poll(): the caller polls by time until they are read.
-      if (!parked && (e & POLLIN) && s.tls->inBuffered()) return false;
-      std::lock_guard<std::mutex> lk(sendMu_);
-      if (s.tls->outPending()) e |= POLLOUT;
-    }
+    short e = static_cast<short>((wantRecv || stalledSend) && !parked ? POLLIN : 0);
+    if (up(s) && (unassigned || writing(s))) e |= POLLOUT;
+    // Bytes TLS holds are invisible to poll(): the caller polls by time until they are read.
+    if (s.tls && (e & POLLIN) && s.tls->inBuffered()) return false;
     if (e != 0) out.push_back({s.fd.get(), e, 0});
   }
   return true;
