@@ -42,33 +42,13 @@ void prepareSocket(int fd, const LinkSettings& settings, int peerSite) {
                 settings.wanCongestion.c_str(), errnoString(errno).c_str());
 }
 
-// Reads into buf[got..want); returns bytes read (0: would block).
-Result<size_t> readSome(int fd, void* buf, size_t want, const std::string& label) {
-  while (true) {
-    ssize_t r = ::recv(fd, buf, want, MSG_DONTWAIT);
-    if (r > 0) return static_cast<size_t>(r);
-    if (r == 0) return Status(ErrorCategory::kRemote, label + ": the peer closed the connection");
-    if (errno == EINTR) continue;
-    if (wouldBlock(errno)) return size_t{0};
-    return Status(ErrorCategory::kRemote, label + ": recv: " + errnoString(errno));
-  }
-}
-
 // A sender's connection in progress (lives in ConnectHandle::pending): one socket, or the
 // streams of a WAN comm.
 // One socket's greeting: the listener's challenge, our answer and hello, the listener's proof
 // (bootstrap/auth.h).
 struct Greeting {
   bool connected = false;
-  bootstrap::AuthChallenge challenge{};
-  size_t challengeGot = 0;
-  struct {
-    bootstrap::AuthResponse response;
-    Hello hello;
-  } out{};
-  size_t sent = 0;
-  bootstrap::AuthProof proof{};
-  size_t proofGot = 0;
+  std::unique_ptr<bootstrap::AuthDial> dial;
   bool done = false;
 };
 
@@ -91,37 +71,16 @@ struct Connecting {
 
 // Advances one socket's greeting as far as its bytes allow (g.done once the listener proved the
 // secret and took our hello).
-Status greet(int fd, const bootstrap::JobSecret& secret, Greeting& g, const std::string& label) {
-  if (g.challengeGot < sizeof(g.challenge)) {
-    auto got = readSome(fd, reinterpret_cast<char*>(&g.challenge) + g.challengeGot,
-                        sizeof(g.challenge) - g.challengeGot, label);
-    if (!got) return got.status();
-    g.challengeGot += got.value();
-    if (g.challengeGot < sizeof(g.challenge)) return Status::ok();
-    XSITE_RETURN_IF_ERROR(secret.respond(g.challenge, g.out.response, label));
+Status greet(int fd, Greeting& g, const std::string& label) {
+  switch (g.dial->step(fd)) {
+    case bootstrap::AuthDial::State::kWaiting: return Status::ok();
+    case bootstrap::AuthDial::State::kProved: g.done = true; return Status::ok();
+    case bootstrap::AuthDial::State::kFailed: return g.dial->error();
+    case bootstrap::AuthDial::State::kClosed: break;
   }
-  while (g.sent < sizeof(g.out)) {
-    ssize_t w = ::send(fd, reinterpret_cast<char*>(&g.out) + g.sent, sizeof(g.out) - g.sent,
-                       MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      if (wouldBlock(errno)) return Status::ok();
-      return Status(ErrorCategory::kRemote, label + ": hello: " + errnoString(errno));
-    }
-    g.sent += static_cast<size_t>(w);
-  }
-  if (g.proofGot < sizeof(g.proof)) {
-    auto got = readSome(fd, reinterpret_cast<char*>(&g.proof) + g.proofGot,
-                        sizeof(g.proof) - g.proofGot, label);
-    if (!got) return Status(ErrorCategory::kRemote, bootstrap::secretMismatch(label));
-    g.proofGot += got.value();
-    if (g.proofGot < sizeof(g.proof)) return Status::ok();
-    if (!secret.check(g.challenge, g.out.response, g.proof))
-      return Status(ErrorCategory::kRemote,
-                    label + ": the receiver could not prove it knows the job's secret");
-  }
-  g.done = true;
-  return Status::ok();
+  return Status(ErrorCategory::kRemote, g.dial->answered()
+                                            ? bootstrap::secretMismatch(label)
+                                            : label + ": the peer closed the connection");
 }
 
 bool wantWan(const LinkSettings& settings, int peerSite) {
@@ -378,15 +337,12 @@ Status ListenComm::acceptStep(RecvComm** recvComm) {
       a.auth.reset();
     }
     bool drop = false;  // dropped, or placed (its fd moved to streams_): off the list either way
-    auto got = readSome(a.fd.get(), reinterpret_cast<char*>(&a.hello) + a.got,
-                        sizeof(Hello) - a.got, label);
-    if (!got) {
-      XSITE_INFO(kNet, "%s: dropped before its hello (%s)", label.c_str(),
-                 got.status().message().c_str());
+    const ReadProgress got = readToward(a.fd.get(), &a.hello, sizeof(Hello), a.got);
+    if (got == ReadProgress::kClosed) {
+      XSITE_INFO(kNet, "%s: dropped before its hello (the peer closed the connection)", label.c_str());
       drop = true;
     } else {
-      a.got += got.value();
-      if (a.got == sizeof(Hello)) {
+      if (got == ReadProgress::kDone) {
         drop = true;
         if (a.hello.magic != Hello::kMagic || a.hello.nonce != nonce_)
           XSITE_INFO(kNet, "%s: not the expected sender (bad hello); dropped", label.c_str());
@@ -505,11 +461,12 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
       if (::connect(fd, to.get(), to.length()) != 0 &&
           errno != EINPROGRESS && errno != EINTR)
         return Status(ErrorCategory::kRemote, owned->label + ": connect: " + errnoString(errno));
+      const Hello hello{Hello::kMagic, settings.site, handle->nonce, static_cast<uint16_t>(i),
+                        static_cast<uint16_t>(n), static_cast<uint16_t>(owned->backend),
+                        encodes(settings, handle->site) ? Hello::kEncodes : uint16_t{0}};
       owned->greetings.emplace_back();
-      owned->greetings.back().out.hello =
-          Hello{Hello::kMagic, settings.site, handle->nonce, static_cast<uint16_t>(i),
-                static_cast<uint16_t>(n), static_cast<uint16_t>(owned->backend),
-                encodes(settings, handle->site) ? Hello::kEncodes : uint16_t{0}};
+      owned->greetings.back().dial = std::make_unique<bootstrap::AuthDial>(
+          settings.secret, owned->label, &hello, sizeof(hello));
     }
     c = owned.release();
     handle->pending = c;
@@ -539,7 +496,7 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
                                                " (is the receiving rank alive and reachable?)"));
       g.connected = true;
     }
-    Status st = greet(fd, settings.secret, g, c->label);
+    Status st = greet(fd, g, c->label);
     if (!st) return fail(st);
     if (!g.done) all = false;
   }
@@ -566,10 +523,12 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
         dst = c->address.data() + done;
         want = c->address.size() - done;
       }
-      auto got = readSome(fd, dst, want, c->label);
-      if (!got) return fail(got.status());
-      if (got.value() == 0) return Status::ok();  // not there yet: call again
-      c->replyGot += got.value();
+      size_t done = 0;
+      const ReadProgress got = readToward(fd, dst, want, done);
+      c->replyGot += done;
+      if (got == ReadProgress::kClosed)
+        return fail(Status(ErrorCategory::kRemote, c->label + ": the peer closed the connection"));
+      if (got == ReadProgress::kWaiting) return Status::ok();  // not all there yet: call again
     }
     try {
       *sendComm = new UcxSendComm(std::move(c->fds[0]), c->label, c->ucx, c->reply.commId,

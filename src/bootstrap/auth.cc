@@ -102,7 +102,7 @@ Status JobSecret::respond(const AuthChallenge& c, AuthResponse& out, const std::
   return Status::ok();
 }
 
-bool JobSecret::check(const AuthChallenge& c, const AuthResponse& r, AuthProof& out) const {
+bool JobSecret::checkResponse(const AuthChallenge& c, const AuthResponse& r, AuthProof& out) const {
   try {
     const auto want = mac('C', c, r.nonce);
     if (CRYPTO_memcmp(want.data(), r.mac, want.size()) != 0) return false;
@@ -114,7 +114,7 @@ bool JobSecret::check(const AuthChallenge& c, const AuthResponse& r, AuthProof& 
   }
 }
 
-bool JobSecret::check(const AuthChallenge& c, const AuthResponse& r, const AuthProof& p) const {
+bool JobSecret::checkProof(const AuthChallenge& c, const AuthResponse& r, const AuthProof& p) const {
   try {
     const auto want = mac('L', c, r.nonce);
     return CRYPTO_memcmp(want.data(), p.mac, want.size()) == 0;
@@ -143,7 +143,7 @@ Status authenticateToListener(int fd, const JobSecret& secret, Deadline deadline
       return Status(ErrorCategory::kRemote, secretMismatch(who));
     return Status(s.category(), who + ": authenticating: " + s.message());
   }
-  if (!secret.check(c, r, p))
+  if (!secret.checkProof(c, r, p))
     return Status(ErrorCategory::kRemote,
                   who + " could not prove it knows the job's secret: is it a rank of this job, "
                         "with the same XSITE_JOB_SECRET?");
@@ -158,7 +158,7 @@ Status authenticateCaller(int fd, const JobSecret& secret, Deadline deadline,
   if (s) s = readAll(fd, &r, sizeof(r), deadline);
   if (!s) return Status(s.category(), who + ": authenticating: " + s.message());
   AuthProof p{};
-  if (!secret.check(c, r, p))
+  if (!secret.checkResponse(c, r, p))
     return Status(ErrorCategory::kRemote, who + " did not prove it knows the job's secret");
   return writeAll(fd, &p, sizeof(p), deadline);
 }
@@ -173,10 +173,54 @@ AuthAccept::State AuthAccept::step(int fd) noexcept {
   if (got == ReadProgress::kWaiting) return State::kWaiting;
   if (got == ReadProgress::kClosed) return State::kClosed;
   AuthProof p{};
-  if (!secret_->check(challenge_, response_, p)) return State::kRefused;
+  if (!secret_->checkResponse(challenge_, response_, p)) return State::kRefused;
   if (::send(fd, &p, sizeof(p), MSG_NOSIGNAL | MSG_DONTWAIT) != static_cast<ssize_t>(sizeof(p)))
     return State::kRefused;
   return State::kAccepted;
+}
+
+AuthDial::AuthDial(const JobSecret& secret, std::string who, const void* hello, size_t helloBytes,
+                   size_t replyBytes)
+    : secret_(&secret),
+      who_(std::move(who)),
+      out_(sizeof(AuthResponse) + helloBytes),
+      in_(sizeof(AuthProof) + replyBytes) {
+  if (helloBytes > 0) std::memcpy(out_.data() + sizeof(AuthResponse), hello, helloBytes);
+}
+
+AuthDial::State AuthDial::step(int fd) noexcept {
+  if (!error_.isOk()) return State::kFailed;
+  if (challengeGot_ < sizeof(challenge_)) {
+    const ReadProgress got = readToward(fd, &challenge_, sizeof(challenge_), challengeGot_);
+    if (got == ReadProgress::kWaiting) return State::kWaiting;
+    if (got == ReadProgress::kClosed) return State::kClosed;
+    AuthResponse r{};
+    error_ = secret_->respond(challenge_, r, who_);
+    if (!error_.isOk()) return State::kFailed;
+    std::memcpy(out_.data(), &r, sizeof(r));
+  }
+  while (sent_ < out_.size()) {
+    const ssize_t w = ::send(fd, out_.data() + sent_, out_.size() - sent_, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return State::kWaiting;
+    if (w <= 0) return State::kClosed;
+    sent_ += static_cast<size_t>(w);
+  }
+  answered_ = true;
+  const ReadProgress got = readToward(fd, in_.data(), in_.size(), inGot_);
+  if (got == ReadProgress::kWaiting) return State::kWaiting;
+  if (got == ReadProgress::kClosed) return State::kClosed;
+  AuthProof p{};
+  AuthResponse r{};
+  std::memcpy(&p, in_.data(), sizeof(p));
+  std::memcpy(&r, out_.data(), sizeof(r));
+  if (!secret_->checkProof(challenge_, r, p)) {
+    error_ = Status(ErrorCategory::kRemote,
+                    who_ + " could not prove it knows the job's secret: is it a rank of this job, "
+                           "with the same XSITE_JOB_SECRET?");
+    return State::kFailed;
+  }
+  return State::kProved;
 }
 
 }  // namespace xsite::bootstrap

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "util/params.h"
 #include "util/status.h"
@@ -54,9 +55,10 @@ class JobSecret {
   // challenge is not one (not an xsite listener of this version).
   Status respond(const AuthChallenge& c, AuthResponse& out, const std::string& who) const;
   // The listener's side: true, with the proof to send, when the response proves the secret.
-  bool check(const AuthChallenge& c, const AuthResponse& r, AuthProof& out) const;
+  bool checkResponse(const AuthChallenge& c, const AuthResponse& r, AuthProof& out) const;
   // The caller's side: the listener proved the secret too.
-  bool check(const AuthChallenge& c, const AuthResponse& r, const AuthProof& p) const;
+  // (Two names, not two overloads: a non-const proof would pick the listener's and pass.)
+  bool checkProof(const AuthChallenge& c, const AuthResponse& r, const AuthProof& p) const;
   // A key for another purpose (e.g. the WAN streams' TLS pre-shared key), HMAC(secret, purpose):
   // knowing it reveals nothing of the secret or of keys for other purposes.
   std::array<uint8_t, 32> derive(const std::string& purpose) const;
@@ -93,6 +95,36 @@ class AuthAccept {
   AuthChallenge challenge_;
   AuthResponse response_{};
   size_t got_ = 0;
+};
+
+// The caller's side on a non-blocking socket, for connects that must not block (the NCCL
+// plugin's, a WAN stream's re-dial): step() reads the challenge, answers it with the caller's
+// hello right behind the response (one write as far as the socket takes it), then reads the
+// listener's proof and the reply that follows it (`replyBytes`, 0: none).
+class AuthDial {
+ public:
+  // kClosed: the listener hung up (or the socket failed); after the response (answered()) that
+  // is how a listener refuses a different secret (secretMismatch). kFailed: error() says why
+  // (not an xsite listener of this version, or its proof is wrong).
+  enum class State { kWaiting, kProved, kClosed, kFailed };
+  AuthDial(const JobSecret& secret, std::string who, const void* hello, size_t helloBytes,
+           size_t replyBytes = 0);
+  State step(int fd) noexcept;
+  bool answered() const noexcept { return answered_; }
+  const Status& error() const noexcept { return error_; }
+  const char* reply() const noexcept { return in_.data() + sizeof(AuthProof); }
+
+ private:
+  const JobSecret* secret_;
+  std::string who_;
+  AuthChallenge challenge_{};
+  size_t challengeGot_ = 0;
+  std::vector<char> out_;  // the response, then the hello
+  size_t sent_ = 0;
+  bool answered_ = false;
+  std::vector<char> in_;   // the proof, then the reply
+  size_t inGot_ = 0;
+  Status error_;
 };
 
 // The message a caller gets when the listener hangs up on its response.

@@ -313,7 +313,7 @@ bool StoreService::authenticate(Client& c) {
   AuthResponse r;
   memcpy(&r, c.in.data() + c.inPos, sizeof(r));
   AuthProof p{};
-  if (!secret_.check(c.challenge, r, p)) {
+  if (!secret_.checkResponse(c.challenge, r, p)) {
     drop(c, "it did not prove it knows the job's secret (XSITE_JOB_SECRET)");
     return false;
   }

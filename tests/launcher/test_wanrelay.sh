@@ -12,17 +12,25 @@ trap 'rm -rf "$TMP"' EXIT
 [ -x "$RELAY" ] || { echo "FAIL: $RELAY is not built"; exit 1; }
 fail() { echo "FAIL: $*" >&2; cat "$TMP/err" >&2 2>/dev/null; exit 1; }
 
-# one-way delay: the median RTT of 8-byte request/responses is 2 x delay (within 1 ms), never less
-for d in 5 20; do
-  out=$(python3 "$PROBE" "$RELAY" rtt --delay $d) || fail "rtt probe, delay $d"
-  echo "delay $d ms: $out"
-  python3 - "$out" $d <<'PY' || fail "delay $d ms: RTT not within 1 ms of $((2 * d)) ms: $out"
+# one-way delay: the median RTT of 8-byte request/responses is 2 x delay (within 1 ms), never less;
+# two tries, as the emulator's test: a loaded machine (ctest -j2) can hold the relay's thread off
+# the core for longer than that in one probe
+rtt_ok() {
+  python3 - "$1" "$2" <<'PY'
 import sys
 f = dict(w.split("=") for w in sys.argv[1].split()[1:4])
 want = 2 * float(sys.argv[2])
 # the median: a loaded machine (a parallel build) can delay a single wake-up by more
 assert abs(float(f["median"]) - want) <= 1.0 and float(f["min"]) >= want, f
 PY
+}
+for d in 5 20; do
+  for try in 1 2; do
+    out=$(python3 "$PROBE" "$RELAY" rtt --delay $d) || fail "rtt probe, delay $d"
+    echo "delay $d ms, try $try: $out"
+    rtt_ok "$out" $d 2>/dev/null && break
+    [ $try = 2 ] && fail "delay $d ms: RTT not within 1 ms of $((2 * d)) ms in two tries: $out"
+  done
 done
 echo "ok   relay: median RTT = 2 x one-way delay within 1 ms"
 

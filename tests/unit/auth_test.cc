@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "bootstrap/auth.h"
 #include "bootstrap/store.h"
@@ -35,8 +36,8 @@ TEST(JobSecret, TheSameSecretPassesBothWays) {
   AuthResponse r{};
   ASSERT_TRUE(kSecret.respond(c, r, "test").isOk());
   AuthProof p{};
-  ASSERT_TRUE(kSecret.check(c, r, p));
-  EXPECT_TRUE(kSecret.check(c, r, static_cast<const AuthProof&>(p)));
+  ASSERT_TRUE(kSecret.checkResponse(c, r, p));
+  EXPECT_TRUE(kSecret.checkProof(c, r, p));
 }
 
 TEST(JobSecret, AnotherSecretFailsEitherWay) {
@@ -44,20 +45,20 @@ TEST(JobSecret, AnotherSecretFailsEitherWay) {
   AuthResponse r{};
   ASSERT_TRUE(kOther.respond(c, r, "test").isOk());
   AuthProof p{};
-  EXPECT_FALSE(kSecret.check(c, r, p));  // the listener refuses a stranger
+  EXPECT_FALSE(kSecret.checkResponse(c, r, p));  // the listener refuses a stranger
   // An impostor listener cannot prove the secret: neither with a proof of its own key, nor by
   // replaying a proof it saw for another exchange.
   ASSERT_TRUE(kSecret.respond(c, r, "test").isOk());
   AuthResponse theirs{};
   ASSERT_TRUE(kOther.respond(c, theirs, "test").isOk());
   AuthProof own{};
-  ASSERT_TRUE(kOther.check(c, theirs, own));
-  EXPECT_FALSE(kSecret.check(c, r, static_cast<const AuthProof&>(own)));
+  ASSERT_TRUE(kOther.checkResponse(c, theirs, own));
+  EXPECT_FALSE(kSecret.checkProof(c, r, own));
   AuthResponse earlier{};
   ASSERT_TRUE(kSecret.respond(c, earlier, "test").isOk());
   AuthProof seen{};
-  ASSERT_TRUE(kSecret.check(c, earlier, seen));
-  EXPECT_FALSE(kSecret.check(c, r, static_cast<const AuthProof&>(seen)));
+  ASSERT_TRUE(kSecret.checkResponse(c, earlier, seen));
+  EXPECT_FALSE(kSecret.checkProof(c, r, seen));
 }
 
 TEST(JobSecret, ARecordedResponseIsWorthlessAgainstANewChallenge) {
@@ -65,7 +66,7 @@ TEST(JobSecret, ARecordedResponseIsWorthlessAgainstANewChallenge) {
   AuthResponse r{};
   ASSERT_TRUE(kSecret.respond(first, r, "test").isOk());
   AuthProof p{};
-  EXPECT_FALSE(kSecret.check(second, r, p));
+  EXPECT_FALSE(kSecret.checkResponse(second, r, p));
 }
 
 TEST(JobSecret, ANonXsiteChallengeIsNamed) {
@@ -102,7 +103,7 @@ TEST(JobSecret, SettingsAreChecked) {
   AuthResponse r{};
   ASSERT_TRUE(fromFile.respond(c, r, "test").isOk());
   AuthProof p{};
-  EXPECT_TRUE(direct.check(c, r, p));
+  EXPECT_TRUE(direct.checkResponse(c, r, p));
   unlink(path);
 }
 
@@ -129,6 +130,101 @@ TEST(JobSecret, TheStoreRefusesAStrangerAndServesTheJob) {
   size_t total = 0;  // the challenge (24 bytes), then nothing but the close
   while ((n = ::recv(raw.get(), buf, sizeof(buf), 0)) > 0) total += static_cast<size_t>(n);
   EXPECT_EQ(total, sizeof(AuthChallenge));
+}
+
+// The caller's side without blocking, against the listener's (AuthAccept) over a socketpair:
+// steps until neither moves. `replyAfterProof` is what the listener sends behind its proof.
+struct DialPair {
+  Fd dialer, listener;
+  DialPair() {
+    int sv[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+    dialer = Fd(sv[0]);
+    listener = Fd(sv[1]);
+  }
+};
+
+AuthDial::State dialUntilDone(AuthDial& d, int fd) {
+  const auto until = Clock::now() + std::chrono::seconds(5);
+  AuthDial::State st;
+  while ((st = d.step(fd)) == AuthDial::State::kWaiting && Clock::now() < until)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return st;
+}
+
+// An impostor that speaks the protocol but does not know the secret (its proof is made up) is
+// refused by a blocking caller (the store's clients, the data connections) too.
+TEST(JobSecret, ACallerRefusesAListenerThatCannotProveTheSecret) {
+  DialPair p;
+  const AuthChallenge c = kOther.challenge();
+  const AuthProof forged{};
+  ASSERT_EQ(::send(p.listener.get(), &c, sizeof(c), 0), static_cast<ssize_t>(sizeof(c)));
+  ASSERT_EQ(::send(p.listener.get(), &forged, sizeof(forged), 0), static_cast<ssize_t>(sizeof(forged)));
+  setNonBlocking(p.dialer.get(), false);
+  const Status s = authenticateToListener(p.dialer.get(), kSecret,
+                                          Clock::now() + std::chrono::seconds(5), "the store at test");
+  ASSERT_FALSE(s.isOk()) << "a made-up proof was taken for the secret";
+  EXPECT_EQ(s.category(), ErrorCategory::kRemote);
+  EXPECT_NE(s.message().find("the store at test could not prove"), std::string::npos) << s.message();
+}
+
+TEST(AuthDial, ProvesBothWaysThenCarriesTheHelloAndTheReply) {
+  DialPair p;
+  const std::string hello = "hello, listener";
+  AuthDial dial(kSecret, "the listener at test", hello.data(), hello.size(), 4);
+  AuthAccept accept(kSecret);
+  ASSERT_TRUE(accept.start(p.listener.get()));
+  EXPECT_EQ(dial.step(p.dialer.get()), AuthDial::State::kWaiting);  // answered, no proof yet
+  EXPECT_TRUE(dial.answered());
+  AuthAccept::State a;
+  while ((a = accept.step(p.listener.get())) == AuthAccept::State::kWaiting) {}
+  ASSERT_EQ(a, AuthAccept::State::kAccepted);
+  std::string got(hello.size(), '\0');
+  ASSERT_EQ(::recv(p.listener.get(), got.data(), got.size(), 0), static_cast<ssize_t>(got.size()));
+  EXPECT_EQ(got, hello);
+  EXPECT_EQ(dial.step(p.dialer.get()), AuthDial::State::kWaiting) << "the reply is not there yet";
+  ASSERT_EQ(::send(p.listener.get(), "ABCD", 4, 0), 4);
+  ASSERT_EQ(dialUntilDone(dial, p.dialer.get()), AuthDial::State::kProved);
+  EXPECT_EQ(std::string(dial.reply(), 4), "ABCD");
+}
+
+TEST(AuthDial, AListenerOfAnotherJobHangsUpAfterTheAnswer) {
+  DialPair p;
+  AuthDial dial(kSecret, "the listener at test", "x", 1);
+  AuthAccept accept(kOther);
+  ASSERT_TRUE(accept.start(p.listener.get()));
+  (void)dial.step(p.dialer.get());
+  AuthAccept::State a;
+  while ((a = accept.step(p.listener.get())) == AuthAccept::State::kWaiting) {}
+  EXPECT_EQ(a, AuthAccept::State::kRefused);
+  p.listener.reset();  // a listener closes what it refuses
+  EXPECT_EQ(dialUntilDone(dial, p.dialer.get()), AuthDial::State::kClosed);
+  EXPECT_TRUE(dial.answered()) << "a hang-up after the answer is how another secret shows";
+}
+
+TEST(AuthDial, AnImpostorsProofAndAStrangersChallengeAreErrorsNamingThem) {
+  {
+    DialPair p;
+    AuthDial dial(kSecret, "the listener at 10.0.0.9:1234", nullptr, 0);
+    const AuthChallenge c = kOther.challenge();  // it knows the protocol, not the secret
+    ASSERT_EQ(::send(p.listener.get(), &c, sizeof(c), 0), static_cast<ssize_t>(sizeof(c)));
+    (void)dial.step(p.dialer.get());
+    const AuthProof forged{};
+    ASSERT_EQ(::send(p.listener.get(), &forged, sizeof(forged), 0), static_cast<ssize_t>(sizeof(forged)));
+    ASSERT_EQ(dialUntilDone(dial, p.dialer.get()), AuthDial::State::kFailed);
+    EXPECT_EQ(dial.error().category(), ErrorCategory::kRemote);
+    EXPECT_NE(dial.error().message().find("the listener at 10.0.0.9:1234 could not prove"),
+              std::string::npos) << dial.error().message();
+  }
+  {
+    DialPair p;
+    AuthDial dial(kSecret, "the listener at 10.0.0.9:1234", nullptr, 0);
+    const std::string http = "HTTP/1.1 400 Bad Request\r\n\r\n";
+    ASSERT_EQ(::send(p.listener.get(), http.data(), http.size(), 0), static_cast<ssize_t>(http.size()));
+    ASSERT_EQ(dialUntilDone(dial, p.dialer.get()), AuthDial::State::kFailed);
+    EXPECT_FALSE(dial.answered());
+    EXPECT_NE(dial.error().message().find("10.0.0.9:1234"), std::string::npos) << dial.error().message();
+  }
 }
 
 }  // namespace

@@ -737,9 +737,9 @@ void WanLink::healStream(Stream& s, Clock::time_point now) noexcept {
     retryLater(s, now);
     return;
   }
-  pollfd p{s.trying.get(), static_cast<short>(s.state == StreamState::kDialing ? POLLOUT : POLLIN), 0};
-  if (::poll(&p, 1, 0) <= 0) return;
   if (s.state == StreamState::kDialing) {
+    pollfd p{s.trying.get(), POLLOUT, 0};
+    if (::poll(&p, 1, 0) <= 0) return;
     const int err = socketError(s.trying.get());
     if (err == ECONNREFUSED) {
       failLink(refused(s));
@@ -753,65 +753,42 @@ void WanLink::healStream(Stream& s, Clock::time_point now) noexcept {
       retryLater(s, now);
       return;
     }
-    s.state = StreamState::kChallenge;
-    s.rxGot = 0;
+    ResumeHello hello = resume_->hello;
+    hello.magic = ResumeHello::kMagic;
+    hello.stream = static_cast<uint32_t>(indexOf(s));
+    hello.recvBelow = s.recvBelow;  // a broken stream reads nothing: it stays so
+    s.dial = std::make_unique<bootstrap::AuthDial>(resume_->secret,
+                                                   "the listener at " + resume_->peer.toString(),
+                                                   &hello, sizeof(hello), sizeof(ResumeReply));
+    s.state = StreamState::kAuthenticating;
     return;
   }
-  if (s.state == StreamState::kChallenge) {  // the listener's challenge (bootstrap/auth.h)
-    const ReadProgress got = readToward(s.trying.get(), &s.challenge, sizeof(s.challenge), s.rxGot);
-    if (got != ReadProgress::kDone) {
-      if (got == ReadProgress::kClosed) retryLater(s, now);
+  // The listener's challenge, our answer and hello, its proof and how far it received.
+  switch (s.dial->step(s.trying.get())) {
+    case bootstrap::AuthDial::State::kWaiting: return;
+    case bootstrap::AuthDial::State::kClosed: retryLater(s, now); return;  // not ready for it yet
+    case bootstrap::AuthDial::State::kFailed:
+      failLink(Status(s.dial->error().category(), label_ + ": re-opening WAN stream " +
+                                                      std::to_string(indexOf(s)) + ": " +
+                                                      s.dial->error().message()));
       return;
-    }
-    struct {
-      bootstrap::AuthResponse response;
-      ResumeHello hello;
-    } out{};
-    Status st = resume_->secret.respond(s.challenge, out.response, resume_->peer.toString());
-    if (!st) {
-      failLink(Status(st.category(), label_ + ": re-opening WAN stream " +
-                                         std::to_string(indexOf(s)) + ": " + st.message()));
-      return;
-    }
-    s.response = out.response;
-    out.hello = resume_->hello;
-    out.hello.magic = ResumeHello::kMagic;
-    out.hello.stream = static_cast<uint32_t>(indexOf(s));
-    out.hello.recvBelow = s.recvBelow;
-    if (::send(s.trying.get(), &out, sizeof(out), MSG_NOSIGNAL | MSG_DONTWAIT) !=
-        static_cast<ssize_t>(sizeof(out))) {
-      retryLater(s, now);
-      return;
-    }
-    s.state = StreamState::kHandshake;
-    s.rxGot = 0;
-    return;
+    case bootstrap::AuthDial::State::kProved: break;
   }
-  // kHandshake: the listener's proof of the secret, and how far it received.
-  const ReadProgress got = readToward(s.trying.get(), &s.answer, sizeof(s.answer), s.rxGot);
-  if (got != ReadProgress::kDone) {
-    if (got == ReadProgress::kClosed) retryLater(s, now);  // the peer is not ready for it yet
-    return;
-  }
-  if (!resume_->secret.check(s.challenge, s.response, s.answer.proof)) {
-    failLink(Status(ErrorCategory::kRemote,
-                    label_ + ": the listener at " + resume_->peer.toString() +
-                        " could not prove it knows the job's secret when WAN stream " +
-                        std::to_string(indexOf(s)) + " was re-opened"));
-    return;
-  }
-  if (s.answer.reply.magic != ResumeReply::kMagic) {
+  ResumeReply reply;
+  std::memcpy(&reply, s.dial->reply(), sizeof(reply));
+  s.dial.reset();
+  if (reply.magic != ResumeReply::kMagic) {
     failLink(badFrame("answered a stream's re-opening with garbage"));
     return;
   }
-  if (s.answer.reply.flags & ResumeReply::kNoSuchLink) {
+  if (reply.flags & ResumeReply::kNoSuchLink) {
     failLink(Status(ErrorCategory::kRemote,
                     label_ + ": WAN stream " + std::to_string(indexOf(s)) + " broke (" +
                         s.why.message() + ") and the peer at " + resume_->peer.toString() +
                         " has closed this link (its comm or communicator is gone)"));
     return;
   }
-  resumeStream(s, std::move(s.trying), s.answer.reply.recvBelow);
+  resumeStream(s, std::move(s.trying), reply.recvBelow);
 }
 
 void WanLink::startTls(Stream& s, bool client, Clock::time_point now) {

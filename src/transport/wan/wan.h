@@ -174,10 +174,10 @@ class WanLink {
     size_t written = 0; // header + payload bytes written (on its current socket)
     bool acked = false;
   };
-  // Re-opening: kDialing (connect) -> kChallenge (the listener's) -> kHandshake (its proof and
-  // how far it received) -> kUp. With TLS, kSecuring (its handshake) comes before kUp, at the
+  // Re-opening: kDialing (connect) -> kAuthenticating (bootstrap::AuthDial: the listener's
+  // challenge, our answer and ResumeHello, its proof and ResumeReply) -> kUp. With TLS, kSecuring (its handshake) comes before kUp, at the
   // start too.
-  enum class StreamState { kUp, kBroken, kDialing, kChallenge, kHandshake, kSecuring };
+  enum class StreamState { kUp, kBroken, kDialing, kAuthenticating, kSecuring };
   struct Stream {
     Fd fd;
     std::unique_ptr<TlsStream> tls;  // XSITE_WAN_TLS: between the stream and fd
@@ -197,13 +197,7 @@ class WanLink {
     Clock::time_point brokenAt, nextTry, tryDeadline, securingSince;
     Fd trying;                  // a dial (or, waiting side, a probe) in progress
     bool probe = false;
-    bootstrap::AuthChallenge challenge{};
-    bootstrap::AuthResponse response{};
-    struct {
-      bootstrap::AuthProof proof;
-      ResumeReply reply;
-    } answer{};
-    size_t rxGot = 0;           // bytes of the challenge or answer read
+    std::unique_ptr<bootstrap::AuthDial> dial;  // kAuthenticating
     // Receive side.
     uint64_t recvBelow = 0;     // every frame of this stream numbered below it has arrived
     FrameHeader in{};         // header being read, or waiting for room to buffer its payload
