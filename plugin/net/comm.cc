@@ -23,10 +23,6 @@
 namespace xsite::plugin::net {
 namespace {
 
-bool wouldBlock(int err) {
-  return err == EAGAIN || err == EWOULDBLOCK;
-}
-
 std::string siteText(int site) {
   return "site " + std::to_string(site);
 }
@@ -268,8 +264,7 @@ Status listen(const Device& device, const LinkSettings& settings, ConnectHandle*
   return Status::ok();
 }
 
-bool ListenComm::place(Accepted& a) {
-  const Hello& h = a.hello;
+bool ListenComm::place(const Hello& h, const std::string& peer, Fd& fd) {
   if (streams_.empty()) {
     const auto backend = static_cast<transport::Backend>(h.backend);
     const bool wan = backend == transport::Backend::kWan;
@@ -280,7 +275,7 @@ bool ListenComm::place(Accepted& a) {
         h.streams > params::info(params::Id::kWanStreams).max)
       return false;
     first_ = h;
-    peer_ = a.peer;
+    peer_ = peer;
     streams_.resize(h.streams);
     missing_ = h.streams;
   }
@@ -288,77 +283,33 @@ bool ListenComm::place(Accepted& a) {
       h.site != first_.site || h.stream >= streams_.size() || streams_[h.stream].valid())
     return false;
   if (h.backend == static_cast<uint16_t>(transport::Backend::kWan))
-    prepareStream(a.fd.get(), settings_);
+    prepareStream(fd.get(), settings_);
   else
-    prepareSocket(a.fd.get(), settings_, h.site);
-  streams_[h.stream] = std::move(a.fd);
+    prepareSocket(fd.get(), settings_, h.site);
+  streams_[h.stream] = std::move(fd);
   --missing_;
   return true;
 }
 
 Status ListenComm::acceptStep(RecvComm** recvComm) {
   *recvComm = nullptr;
-  while (true) {  // take every connection the kernel has queued
-    SockAddr addr;
-    socklen_t len = sizeof(addr.storage);
-    int fd = ::accept4(fd_.get(), addr.get(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      if (wouldBlock(errno)) break;
-      return Status(ErrorCategory::kSystem, "net accept: " + errnoString(errno));
-    }
-    Accepted a;
-    a.fd = Fd(fd);
-    a.peer = addr.toString();
-    a.auth = std::make_unique<bootstrap::AuthAccept>(settings_.secret);
-    a.by = std::chrono::steady_clock::now() + kAcceptLimit;
-    if (!a.auth->start(fd)) continue;
-    if (accepted_.size() >= kMaxAccepted) accepted_.erase(accepted_.begin());  // the oldest goes
-    accepted_.push_back(std::move(a));
-  }
-  const auto now = std::chrono::steady_clock::now();
-  for (size_t i = 0; i < accepted_.size();) {
-    Accepted& a = accepted_[i];
-    const std::string label = "net recv from " + a.peer;
-    if (a.auth) {
-      const auto st = a.auth->step(a.fd.get());
-      if (st == bootstrap::AuthAccept::State::kWaiting && now < a.by) {
-        ++i;
-        continue;
-      }
-      if (st != bootstrap::AuthAccept::State::kAccepted) {
-        XSITE_INFO(kNet, "%s: dropped: %s", label.c_str(),
-                   st == bootstrap::AuthAccept::State::kRefused
-                       ? "it did not prove it knows the job's secret (XSITE_JOB_SECRET)"
-                       : "it did not answer the job-secret challenge");
-        accepted_.erase(accepted_.begin() + static_cast<long>(i));
-        continue;
-      }
-      a.auth.reset();
-    }
-    bool drop = false;  // dropped, or placed (its fd moved to streams_): off the list either way
-    const ReadProgress got = readToward(a.fd.get(), &a.hello, sizeof(Hello), a.got);
-    if (got == ReadProgress::kClosed) {
-      XSITE_INFO(kNet, "%s: dropped before its hello (the peer closed the connection)", label.c_str());
-      drop = true;
-    } else {
-      if (got == ReadProgress::kDone) {
-        drop = true;
-        if (a.hello.magic != Hello::kMagic || a.hello.nonce != nonce_)
-          XSITE_INFO(kNet, "%s: not the expected sender (bad hello); dropped", label.c_str());
-        else if (!place(a))
-          XSITE_INFO(kNet, "%s: a socket that does not fit the comm being accepted; dropped",
-                     label.c_str());
-      } else if (now >= a.by) {
-        XSITE_INFO(kNet, "%s: dropped: no hello in time", label.c_str());
-        drop = true;
-      }
-    }
-    if (drop) {
-      accepted_.erase(accepted_.begin() + static_cast<long>(i));
-      continue;
-    }
-    ++i;
+  using Drop = bootstrap::AuthListener::Drop;
+  auto dropped = [](Drop why, const std::string& peer) {
+    XSITE_INFO(kNet, "net recv from %s: dropped: %s", peer.c_str(),
+               why == Drop::kRefused  ? "it did not prove it knows the job's secret (XSITE_JOB_SECRET)"
+               : why == Drop::kSilent ? "no hello in time"
+                                      : "it closed the connection before its hello");
+  };
+  auto ready = callers_.poll(fd_.get(), dropped);
+  if (!ready) return Status(ready.status().category(), "net " + ready.status().message());
+  for (auto& c : ready.value()) {
+    Hello h;
+    std::memcpy(&h, c.hello.data(), sizeof(h));
+    if (h.magic != Hello::kMagic || h.nonce != nonce_)
+      XSITE_INFO(kNet, "net recv from %s: not the expected sender (bad hello); dropped", c.peer.c_str());
+    else if (!place(h, c.peer, c.fd))
+      XSITE_INFO(kNet, "net recv from %s: a socket that does not fit the comm being accepted; dropped",
+                 c.peer.c_str());
   }
   if (streams_.empty() || missing_ > 0) return Status::ok();
   std::string label = "net recv from " + peer_ + " (" + siteText(first_.site);
@@ -448,19 +399,17 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
     owned->label = "net send to " + to.toString() + " (" + siteText(handle->site) +
                    (wan ? ", " + wanText(n) : ucx ? std::string(", UCX") : std::string()) + ")";
     for (int i = 0; i < n; ++i) {
-      int fd = ::socket(to.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-      if (fd < 0)
-        return Status(ErrorCategory::kSystem, "net connect: socket: " + errnoString(errno));
-      owned->fds.emplace_back(fd);
-      if (wan) {
-        setNoDelay(fd);
-        prepareStream(fd, settings);  // buffer sizes before connect()
-      } else {
-        prepareSocket(fd, settings, handle->site);
-      }
-      if (::connect(fd, to.get(), to.length()) != 0 &&
-          errno != EINPROGRESS && errno != EINTR)
+      Fd fd = dialStart(to, [&](int f) {
+        if (wan) {
+          setNoDelay(f);
+          prepareStream(f, settings);  // buffer sizes before connect()
+        } else {
+          prepareSocket(f, settings, handle->site);
+        }
+      });
+      if (!fd.valid())
         return Status(ErrorCategory::kRemote, owned->label + ": connect: " + errnoString(errno));
+      owned->fds.push_back(std::move(fd));
       const Hello hello{Hello::kMagic, settings.site, handle->nonce, static_cast<uint16_t>(i),
                         static_cast<uint16_t>(n), static_cast<uint16_t>(owned->backend),
                         encodes(settings, handle->site) ? Hello::kEncodes : uint16_t{0}};

@@ -253,25 +253,17 @@ class ListenComm {
   Status acceptStep(RecvComm** recvComm);
 
  private:
-  struct Accepted {
-    Fd fd;
-    std::string peer;
-    std::unique_ptr<bootstrap::AuthAccept> auth;  // until it proved the job's secret
-    Hello hello{};
-    size_t got = 0;
-    std::chrono::steady_clock::time_point by;  // dropped if not placed by then
-  };
   static constexpr size_t kMaxAccepted = 1024;
   static constexpr std::chrono::seconds kAcceptLimit{10};
-  // A complete, valid hello: the socket takes its place; false if it does not fit the comm.
-  bool place(Accepted& a);
+  // A valid hello: the socket takes its place in the comm; false if it does not fit.
+  bool place(const Hello& h, const std::string& peer, Fd& fd);
   // A complete kUcx hello: answers with a comm id and the worker's address.
   Status acceptUcx(RecvComm** recvComm, const std::string& label);
   Fd fd_;
   uint64_t nonce_;
   LinkSettings settings_;
   std::shared_ptr<UcxWorker> ucx_;
-  std::vector<Accepted> accepted_;  // hello not complete
+  bootstrap::AuthListener callers_{settings_.secret, sizeof(Hello), kAcceptLimit, kMaxAccepted};
   Hello first_{};                   // the first valid hello: the comm's backend, streams, site
   std::string peer_;
   std::vector<Fd> streams_;  // by Hello::stream

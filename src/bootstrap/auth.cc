@@ -4,11 +4,13 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cstring>
 #include <fstream>
 #include <mutex>
+#include <optional>
 
 #include "util/log.h"
 #include "util/socket.h"
@@ -177,6 +179,65 @@ AuthAccept::State AuthAccept::step(int fd) noexcept {
   if (::send(fd, &p, sizeof(p), MSG_NOSIGNAL | MSG_DONTWAIT) != static_cast<ssize_t>(sizeof(p)))
     return State::kRefused;
   return State::kAccepted;
+}
+
+AuthListener::AuthListener(const JobSecret& secret, size_t helloBytes,
+                           std::chrono::milliseconds limit, size_t maxCallers)
+    : secret_(&secret), helloBytes_(helloBytes), limit_(limit), maxCallers_(maxCallers) {}
+
+Result<std::vector<AuthListener::Caller>> AuthListener::poll(
+    int listenFd, const std::function<void(Drop, const std::string& peer)>& dropped) {
+  const auto now = std::chrono::steady_clock::now();
+  while (true) {  // every connection the kernel has queued
+    SockAddr addr;
+    socklen_t len = sizeof(addr.storage);
+    Fd fd(::accept4(listenFd, addr.get(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!fd.valid()) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      // Out of descriptors or memory: the connection stays queued, the callers here go on.
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) break;
+      return Status(ErrorCategory::kSystem, "accept: " + errnoString(errno));
+    }
+    Pending p{Caller{std::move(fd), addr.toString(), std::vector<char>(helloBytes_)},
+              AuthAccept(*secret_), false, 0, now + limit_};
+    if (!p.auth.start(p.caller.fd.get())) continue;
+    if (pending_.size() >= maxCallers_) pending_.pop_front();  // the oldest waits no longer
+    pending_.push_back(std::move(p));
+  }
+  std::vector<Caller> ready;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    Pending& p = *it;
+    const int fd = p.caller.fd.get();
+    std::optional<Drop> drop;
+    if (!p.authed) {
+      const AuthAccept::State st = p.auth.step(fd);
+      if (st == AuthAccept::State::kRefused) drop = Drop::kRefused;
+      if (st == AuthAccept::State::kClosed) drop = Drop::kClosed;
+      p.authed = st == AuthAccept::State::kAccepted;
+    }
+    if (p.authed) {
+      const ReadProgress got = readToward(fd, p.caller.hello.data(), helloBytes_, p.got);
+      if (got == ReadProgress::kDone) {
+        ready.push_back(std::move(p.caller));
+        it = pending_.erase(it);
+        continue;
+      }
+      if (got == ReadProgress::kClosed) drop = Drop::kClosed;
+    }
+    if (!drop && now > p.deadline) drop = Drop::kSilent;
+    if (!drop) {
+      ++it;
+      continue;
+    }
+    if (dropped) dropped(*drop, p.caller.peer);
+    it = pending_.erase(it);
+  }
+  return ready;
+}
+
+void AuthListener::appendPollFds(std::vector<pollfd>& out) const {
+  for (const Pending& p : pending_) out.push_back({p.caller.fd.get(), POLLIN, 0});
 }
 
 AuthDial::AuthDial(const JobSecret& secret, std::string who, const void* hello, size_t helloBytes,

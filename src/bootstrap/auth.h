@@ -12,13 +12,18 @@
 // can answer it, and xsite warns once that it runs unauthenticated.
 #pragma once
 
+#include <poll.h>
+
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "util/params.h"
+#include "util/socket.h"
 #include "util/status.h"
 
 namespace xsite::bootstrap {
@@ -95,6 +100,43 @@ class AuthAccept {
   AuthChallenge challenge_;
   AuthResponse response_{};
   size_t got_ = 0;
+};
+
+// A listener's callers, whole, for servers that must not block on one of them (the data
+// listeners, the WAN listener that takes re-dialed streams, the NCCL plugin's listeners): takes
+// every connection a non-blocking listening socket has queued, has each prove the job's secret
+// (AuthAccept) and then send a hello of `helloBytes`, within `limit`, and holds at most
+// `maxCallers` (the oldest goes for a new one, so silent connections cannot block start-up).
+class AuthListener {
+ public:
+  enum class Drop { kRefused, kClosed, kSilent };  // no proof; hung up; no hello within the limit
+  struct Caller {
+    Fd fd;
+    std::string peer;         // its address, for logs
+    std::vector<char> hello;  // whole once it is returned by poll()
+  };
+  AuthListener(const JobSecret& secret, size_t helloBytes, std::chrono::milliseconds limit,
+               size_t maxCallers);
+  // Accepts what `listenFd` has queued (each listener a server has, in turn) and moves every
+  // caller on. Returns the callers whose hello is whole; `dropped` hears of the ones let go.
+  Result<std::vector<Caller>> poll(int listenFd,
+                                   const std::function<void(Drop, const std::string& peer)>& dropped);
+  // The callers' sockets, for a server that sleeps in poll() (POLLIN).
+  void appendPollFds(std::vector<pollfd>& out) const;
+
+ private:
+  struct Pending {
+    Caller caller;
+    AuthAccept auth;
+    bool authed = false;
+    size_t got = 0;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  const JobSecret* secret_;
+  size_t helloBytes_;
+  std::chrono::milliseconds limit_;
+  size_t maxCallers_;
+  std::deque<Pending> pending_;
 };
 
 // The caller's side on a non-blocking socket, for connects that must not block (the NCCL

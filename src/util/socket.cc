@@ -200,6 +200,18 @@ Fd tcpConnect(const SockAddr& to, Clock::time_point deadline,
   }
 }
 
+Fd dialStart(const SockAddr& to, const std::function<void(int fd)>& prepare) {
+  Fd fd(::socket(to.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd.valid()) return fd;
+  if (prepare) prepare(fd.get());
+  if (::connect(fd.get(), to.get(), to.length()) != 0 && errno != EINPROGRESS && errno != EINTR) {
+    const int err = errno;
+    fd.reset();
+    errno = err;
+  }
+  return fd;
+}
+
 std::string routeSourceIp(const SockAddr& to) {
   Fd fd(::socket(to.family(), SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) throw Error(ErrorCategory::kSystem, "socket(): " + errnoString(errno));

@@ -76,6 +76,11 @@ SockAddr localAddr(int fd);
 // `prepare` runs on each new socket before connect() (buffer sizes must be set before).
 Fd tcpConnect(const SockAddr& to, std::chrono::steady_clock::time_point deadline,
               const std::function<void(int fd)>& prepare = {});
+// A connect that does not wait, for callers that must not block (the NCCL plugin's connects, a
+// WAN stream's re-dial): a non-blocking socket (`prepare` runs on it before connect()) on which
+// the connect is started; poll it for POLLOUT, then socketError(). An invalid Fd, errno set,
+// when the kernel failed it at once (ECONNREFUSED: nobody listens there).
+Fd dialStart(const SockAddr& to, const std::function<void(int fd)>& prepare = {});
 // The local IP the kernel would use to reach `to` (no packet is sent).
 std::string routeSourceIp(const SockAddr& to);
 

@@ -1,6 +1,7 @@
 // The job secret (bootstrap/auth.h): the challenge-response itself, its settings, and the store
 // refusing a client that cannot prove the secret while it keeps serving those that can.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -225,6 +226,46 @@ TEST(AuthDial, AnImpostorsProofAndAStrangersChallengeAreErrorsNamingThem) {
     EXPECT_FALSE(dial.answered());
     EXPECT_NE(dial.error().message().find("10.0.0.9:1234"), std::string::npos) << dial.error().message();
   }
+}
+
+// The listener's side whole, over real sockets: a rank of the job (dialed without blocking) is
+// handed over with its hello; a stranger and a silent connection are dropped, each named.
+TEST(AuthListener, HandsOverACallerThatProvesTheSecretAndDropsTheRest) {
+  Fd listener = tcpListen(sockAddrOf("127.0.0.1", 0), 16);
+  setNonBlocking(listener.get(), true);
+  const SockAddr at = localAddr(listener.get());
+  AuthListener callers(kSecret, 8, std::chrono::milliseconds(300), 16);
+  std::vector<AuthListener::Drop> drops;
+  auto dropped = [&](AuthListener::Drop why, const std::string& peer) {
+    EXPECT_EQ(peer.rfind("127.0.0.1:", 0), 0u) << peer;
+    drops.push_back(why);
+  };
+  Fd good = dialStart(at), stranger = dialStart(at), silent = dialStart(at);
+  for (const Fd* fd : {&good, &stranger, &silent}) {
+    ASSERT_TRUE(fd->valid()) << errnoString(errno);
+    pollfd p{fd->get(), POLLOUT, 0};
+    ASSERT_EQ(::poll(&p, 1, 2000), 1);
+    ASSERT_EQ(socketError(fd->get()), 0);
+  }
+  AuthDial goodDial(kSecret, "the listener", "rank 3 !", 8);
+  AuthDial strangerDial(kOther, "the listener", "rank 4 !", 8);
+  std::vector<AuthListener::Caller> got;
+  const auto until = Clock::now() + std::chrono::seconds(5);
+  while (Clock::now() < until && (got.empty() || drops.size() < 2)) {
+    auto ready = callers.poll(listener.get(), dropped);
+    ASSERT_TRUE(ready.isOk()) << ready.status().message();
+    for (auto& c : ready.value()) got.push_back(std::move(c));
+    (void)goodDial.step(good.get());
+    (void)strangerDial.step(stranger.get());
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(std::string(got[0].hello.begin(), got[0].hello.end()), "rank 3 !");
+  EXPECT_EQ(dialUntilDone(goodDial, good.get()), AuthDial::State::kProved);
+  ASSERT_EQ(drops.size(), 2u);
+  EXPECT_EQ(drops[0], AuthListener::Drop::kRefused);  // the stranger, at once
+  EXPECT_EQ(drops[1], AuthListener::Drop::kSilent);   // the silent one, after the limit
+  EXPECT_EQ(dialUntilDone(strangerDial, stranger.get()), AuthDial::State::kClosed);
 }
 
 }  // namespace

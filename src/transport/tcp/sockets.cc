@@ -8,7 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <list>
+#include <cstring>
 
 #include "bootstrap/auth.h"
 #include "transport/fabric.h"
@@ -204,20 +204,17 @@ void SocketEstablisher::establish(const EstablishEnv& env, const std::vector<con
   }
   // Callers prove the job's secret, then say who they are; nothing here blocks on one of them,
   // and one that stays silent is dropped after a few seconds.
-  struct Caller {
-    Fd fd;
-    bootstrap::AuthAccept auth;
-    bool authed = false;
-    tcp::Hello hello{};
-    size_t got = 0;
-    Clock::time_point by;
-  };
-  std::list<Caller> callers;
+  bootstrap::AuthListener callers(opt().secret, sizeof(tcp::Hello), kCallerLimit, kMaxCallers);
   bool warned = false;
   auto stranger = [&](const char* what) {
     if (!warned)
       XSITE_WARN(kNet, "dropping a connection that %s (further ones are dropped silently)", what);
     warned = true;
+  };
+  auto dropped = [&](bootstrap::AuthListener::Drop why, const std::string&) {
+    if (why == bootstrap::AuthListener::Drop::kRefused)
+      stranger("did not prove it knows the job's secret (XSITE_JOB_SECRET)");
+    if (why == bootstrap::AuthListener::Drop::kSilent) stranger("stayed silent");
   };
   const int listeners[2] = {listener.get(), wanListener.get()};
   for (int fd : listeners) setNonBlocking(fd, true);  // accepted until none is left
@@ -233,62 +230,36 @@ void SocketEstablisher::establish(const EstablishEnv& env, const std::vector<con
     }
     pfds.clear();
     for (int fd : listeners) pfds.push_back({fd, POLLIN, 0});
-    for (const Caller& c : callers) pfds.push_back({c.fd.get(), POLLIN, 0});
+    callers.appendPollFds(pfds);
     if (::poll(pfds.data(), pfds.size(), std::min(left, 100)) < 0) continue;
     for (int fd : listeners) {
-      for (int i = 0; i < 64; ++i) {
-        Fd conn(::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-        if (!conn.valid()) break;
-        if (callers.size() >= kMaxCallers) callers.pop_front();  // the oldest waits no longer
-        callers.push_back(Caller{std::move(conn), bootstrap::AuthAccept(opt().secret), false, {}, 0,
-                                 now + kCallerLimit});
-        if (!callers.back().auth.start(callers.back().fd.get())) callers.pop_back();
-      }
-    }
-    for (auto it = callers.begin(); it != callers.end();) {
-      Caller& c = *it;
-      bool done = false;  // handed over or dropped
-      if (!c.authed) {
-        const auto st = c.auth.step(c.fd.get());
-        if (st == bootstrap::AuthAccept::State::kRefused)
-          stranger("did not prove it knows the job's secret (XSITE_JOB_SECRET)");
-        done = st == bootstrap::AuthAccept::State::kRefused ||
-               st == bootstrap::AuthAccept::State::kClosed;
-        c.authed = st == bootstrap::AuthAccept::State::kAccepted;
-      }
-      if (c.authed && !done) {
-        done = readToward(c.fd.get(), &c.hello, sizeof(c.hello), c.got) == ReadProgress::kClosed;
-      }
-      if (!done && c.got == sizeof(c.hello)) {
-        done = true;
-        const tcp::Hello& hello = c.hello;
+      auto ready = callers.poll(fd, dropped);
+      if (!ready) throw Error(ready.status().category(), "data listener: " + ready.status().message());
+      for (auto& c : ready.value()) {
+        tcp::Hello hello;
+        std::memcpy(&hello, c.hello.data(), sizeof(hello));
         if (hello.magic != tcp::Hello::kMagic || hello.job != opt().job) {
           stranger("did not introduce itself as a rank of this job");
-        } else {
-          auto ex = expected.find({hello.rank, hello.channel});
-          if (ex == expected.end() || hello.stream >= ex->second.fds.size() ||
-              ex->second.fds[hello.stream].valid())
-            throw Error(ErrorCategory::kRemote, "rank " + std::to_string(hello.rank) +
-                                                    " opened an unexpected connection (channel " +
-                                                    std::to_string(hello.channel) + ", stream " +
-                                                    std::to_string(hello.stream) +
-                                                    "): do all ranks use the same settings?");
-          Pending& p = ex->second;
-          const LinkRequest& l = *p.group->links.front();
-          setNonBlocking(c.fd.get(), false);
-          if (l.backend == Backend::kWan) prepareWanSocket(c.fd.get(), l.bulk);
-          p.fds[hello.stream] = std::move(c.fd);
-          if (--p.missing == 0) {
-            addConnections(*p.group, std::move(p.fds), peerAddr(l.peer, true));
-            expected.erase(ex);
-          }
+          continue;
+        }
+        auto ex = expected.find({hello.rank, hello.channel});
+        if (ex == expected.end() || hello.stream >= ex->second.fds.size() ||
+            ex->second.fds[hello.stream].valid())
+          throw Error(ErrorCategory::kRemote, "rank " + std::to_string(hello.rank) +
+                                                  " opened an unexpected connection (channel " +
+                                                  std::to_string(hello.channel) + ", stream " +
+                                                  std::to_string(hello.stream) +
+                                                  "): do all ranks use the same settings?");
+        Pending& p = ex->second;
+        const LinkRequest& l = *p.group->links.front();
+        setNonBlocking(c.fd.get(), false);
+        if (l.backend == Backend::kWan) prepareWanSocket(c.fd.get(), l.bulk);
+        p.fds[hello.stream] = std::move(c.fd);
+        if (--p.missing == 0) {
+          addConnections(*p.group, std::move(p.fds), peerAddr(l.peer, true));
+          expected.erase(ex);
         }
       }
-      if (!done && now > c.by) {
-        stranger("stayed silent");
-        done = true;
-      }
-      it = done ? callers.erase(it) : std::next(it);
     }
   }
   if (!wanLinks_.empty())

@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <cstring>
 
 #include "util/log.h"
 
@@ -23,55 +24,41 @@ void ResumeAcceptor::remove(WanLink* link) {
     it = it->second == link ? links_.erase(it) : std::next(it);
 }
 
-bool ResumeAcceptor::read(Caller& c) noexcept {
-  if (!c.authed) {
-    const auto st = c.auth.step(c.fd.get());
-    if (st == bootstrap::AuthAccept::State::kWaiting) return true;
-    if (st == bootstrap::AuthAccept::State::kClosed) return false;  // a probe: is this rank alive?
-    if (st == bootstrap::AuthAccept::State::kRefused) {
-      if (!warned_)
-        XSITE_WARN(kNet, "dropping a connection to the WAN listener that did not prove it knows "
-                         "the job's secret (further ones are dropped silently)");
-      warned_ = true;
-      return false;
-    }
-    c.authed = true;
-  }
-  const ReadProgress got = readToward(c.fd.get(), &c.hello, sizeof(c.hello), c.got);
-  if (got != ReadProgress::kDone) return got == ReadProgress::kWaiting;  // closed: it gave up
-  const ResumeHello& h = c.hello;
+void ResumeAcceptor::handOver(Fd fd, const ResumeHello& h) noexcept {
   std::lock_guard<std::mutex> lk(linksMu_);
   auto it = links_.find({h.job, h.rank, h.channel});
   if (h.magic == ResumeHello::kMagic && it == links_.end()) {
     // It proved the secret: a rank of the job whose link this side has closed. Say so, so that
     // it stops dialing (a fresh socket has room for the reply).
     const ResumeReply gone{ResumeReply::kMagic, ResumeReply::kNoSuchLink, 0};
-    (void)!::send(c.fd.get(), &gone, sizeof(gone), MSG_NOSIGNAL | MSG_DONTWAIT);
-    return false;
+    (void)!::send(fd.get(), &gone, sizeof(gone), MSG_NOSIGNAL | MSG_DONTWAIT);
+    return;
   }
   if (h.magic != ResumeHello::kMagic || h.stream >= it->second->streamCount()) {
     if (!warned_)
       XSITE_WARN(kNet, "dropping a connection to the WAN listener that did not re-open a stream "
                        "of this job (further ones are dropped silently)");
     warned_ = true;
-    return false;
+    return;
   }
-  it->second->adopt(h.stream, std::move(c.fd), h.recvBelow);
-  return false;
+  it->second->adopt(h.stream, std::move(fd), h.recvBelow);
 }
 
 void ResumeAcceptor::poll() noexcept {
-  while (true) {
-    Fd fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-    if (!fd.valid()) break;
-    if (callers_.size() >= kMaxCallers) callers_.pop_front();  // the oldest waits no longer
-    callers_.push_back(Caller{std::move(fd), bootstrap::AuthAccept(secret_), false, {}, 0,
-                              std::chrono::steady_clock::now() + kHelloLimit});
-    if (!callers_.back().auth.start(callers_.back().fd.get())) callers_.pop_back();
+  auto dropped = [this](bootstrap::AuthListener::Drop why, const std::string&) {
+    if (why != bootstrap::AuthListener::Drop::kRefused) return;  // closed: a probe (is it alive?)
+    if (!warned_)
+      XSITE_WARN(kNet, "dropping a connection to the WAN listener that did not prove it knows "
+                       "the job's secret (further ones are dropped silently)");
+    warned_ = true;
+  };
+  auto ready = callers_.poll(listener_.get(), dropped);
+  if (!ready) return;  // the listener failed: the links that need it fail by their timeout
+  for (auto& c : ready.value()) {
+    ResumeHello h;
+    std::memcpy(&h, c.hello.data(), sizeof(h));
+    handOver(std::move(c.fd), h);
   }
-  const auto now = std::chrono::steady_clock::now();
-  for (auto it = callers_.begin(); it != callers_.end();)
-    it = read(*it) && now < it->deadline ? std::next(it) : callers_.erase(it);
 }
 
 }  // namespace xsite::transport::wan

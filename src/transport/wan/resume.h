@@ -35,21 +35,13 @@ class ResumeAcceptor {
   static constexpr std::chrono::seconds kHelloLimit{5};
 
  private:
-  struct Caller {
-    Fd fd;
-    bootstrap::AuthAccept auth;
-    bool authed = false;
-    ResumeHello hello{};
-    size_t got = 0;
-    std::chrono::steady_clock::time_point deadline;
-  };
-  // False when the caller is finished with (handed over or dropped).
-  bool read(Caller& c) noexcept;
+  // A caller that proved the secret and said hello: to its link, or told the link is gone.
+  void handOver(Fd fd, const ResumeHello& h) noexcept;
   Fd listener_;
   bootstrap::JobSecret secret_;
   std::mutex linksMu_;  // links_ (held while a socket is handed over)
   std::map<std::tuple<uint64_t, int, int>, WanLink*> links_;
-  std::deque<Caller> callers_;
+  bootstrap::AuthListener callers_{secret_, sizeof(ResumeHello), kHelloLimit, kMaxCallers};
   bool warned_ = false;
 };
 

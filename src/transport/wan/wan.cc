@@ -694,15 +694,11 @@ void WanLink::retryLater(Stream& s, Clock::time_point now) noexcept {
 // Dials the peer's listener: to re-open the stream (dialer), or to learn whether the peer still
 // listens (the waiting side's probe: a refusal means its process is gone).
 void WanLink::startTry(Stream& s, Clock::time_point now) noexcept {
-  Fd fd(::socket(resume_->peer.family(), SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd.valid()) {
-    retryLater(s, now);
-    return;
-  }
   s.probe = !resume_->dialer;
-  if (!s.probe && resume_->prepare) resume_->prepare(fd.get());
-  if (::connect(fd.get(), resume_->peer.get(), resume_->peer.length()) != 0 &&
-      errno != EINPROGRESS) {
+  Fd fd = dialStart(resume_->peer, [&](int f) {
+    if (!s.probe && resume_->prepare) resume_->prepare(f);
+  });
+  if (!fd.valid()) {
     if (errno == ECONNREFUSED) {
       failLink(refused(s));
       return;
