@@ -94,19 +94,11 @@ std::string wanText(int streams) {
 
 }  // namespace
 
-// A WAN stream's buffers and congestion control, as Fabric prepares its WAN links; a refused
-// congestion control is logged once per process.
+// A WAN stream's keepalive, buffers and congestion control, as Fabric prepares its WAN links.
 void prepareStream(int fd, const LinkSettings& settings) {
   setKeepAlive(fd, settings.tcpUserTimeout);
-  if (transport::wan::prepareWanSocket(fd, settings.wanSizing.socketBytes, settings.wanCongestion))
-    return;
-  static std::atomic<bool> warned{false};
-  if (!warned.exchange(true))
-    XSITE_WARN(kNet,
-               "net: the kernel refused TCP congestion control '%s' for WAN streams (%s); "
-               "they use '%s'. Load it (modprobe tcp_%s) or choose another with XSITE_WAN_CC",
-               settings.wanCongestion.c_str(), errnoString(errno).c_str(),
-               congestionControl(fd).c_str(), settings.wanCongestion.c_str());
+  transport::wan::prepareWanSocket(fd, settings.wanSizing.socketBytes, settings.wanCongestion,
+                                   "XSITE_WAN_CC");
 }
 
 // ---- Comm ---------------------------------------------------------------------------------

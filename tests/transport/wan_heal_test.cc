@@ -20,7 +20,9 @@
 
 #include "transport/wan/proxy.h"
 #include "transport/wan/resume.h"
+#include "transport/wan/sizing.h"
 #include "transport/wan/wan.h"
+#include "util/log.h"
 #include "wan_exchange.h"
 
 namespace xsite::transport::wan {
@@ -286,6 +288,25 @@ TEST(WanHeal, KeepAliveAndUserTimeoutReachTheKernel) {
   socklen_t n = sizeof(v);
   ::getsockopt(d.get(), SOL_SOCKET, SO_KEEPALIVE, &v, &n);
   EXPECT_EQ(v, 0);
+}
+
+// A congestion control the kernel refuses leaves the socket usable with its own, and says so
+// once per process, naming the one in use, how to load it and the setting that chose it.
+std::vector<std::string> warnings;
+TEST(WanHeal, ARefusedCongestionControlIsWarnedOfOnceNamingTheSetting) {
+  log::setSink([](log::Level level, uint32_t, const char* line) {
+    if (level == log::Level::kWarn) warnings.emplace_back(line);
+  });
+  for (int i = 0; i < 2; ++i) {
+    Fd fd(::socket(AF_INET, SOCK_STREAM, 0));
+    prepareWanSocket(fd.get(), 0, "no_such_cc", "XSITE_WAN_CC_LATENCY");
+    EXPECT_NE(congestionControl(fd.get()), "no_such_cc");
+  }
+  log::setSink(nullptr);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("'no_such_cc'"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("modprobe tcp_no_such_cc"), std::string::npos) << warnings[0];
+  EXPECT_NE(warnings[0].find("XSITE_WAN_CC_LATENCY"), std::string::npos) << warnings[0];
 }
 
 }  // namespace

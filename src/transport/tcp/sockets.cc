@@ -59,7 +59,6 @@ class SocketEstablisher final : public Establisher {
   std::unique_ptr<wan::WanProxy> wanProxy_;  // keeps staged WAN bytes flowing, heals links
   wan::WanSizing wanSizing_{};
   std::shared_ptr<const wan::TlsContext> wanTls_;  // WanLinkOptions::tls, for every WAN link
-  bool warnedCongestion_ = false;
 };
 
 }  // namespace
@@ -67,15 +66,9 @@ class SocketEstablisher final : public Establisher {
 std::unique_ptr<Establisher> makeEstablisher() { return std::make_unique<SocketEstablisher>(); }
 
 void SocketEstablisher::prepareWanSocket(int fd, bool bulk) {
-  const std::string& cc = bulk ? opt().wan.congestion : opt().wan.latencyCongestion;
-  if (wan::prepareWanSocket(fd, wanSizing_.socketBytes, cc)) return;
-  if (!warnedCongestion_) {
-    XSITE_WARN(kNet, "the kernel refused TCP congestion control '%s' for WAN streams (%s); they use "
-                     "'%s'. Load it (modprobe tcp_%s) or choose another with %s",
-               cc.c_str(), errnoString(errno).c_str(), congestionControl(fd).c_str(), cc.c_str(),
-               bulk ? "XSITE_WAN_CC" : "XSITE_WAN_CC_LATENCY");
-    warnedCongestion_ = true;
-  }
+  wan::prepareWanSocket(fd, wanSizing_.socketBytes,
+                        bulk ? opt().wan.congestion : opt().wan.latencyCongestion,
+                        bulk ? "XSITE_WAN_CC" : "XSITE_WAN_CC_LATENCY");
 }
 
 // The connections of one socket group: a TCP link, or every WAN channel to one peer over one

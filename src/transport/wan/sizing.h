@@ -22,7 +22,8 @@ struct WanSizing {
 WanSizing wanSizing(double rateMbit, double latencyUs, int streams, size_t windowBytes) noexcept;
 // Socket set-up of one WAN stream: buffer sizes (before connect(), or on the listener before
 // listen() so accepted sockets inherit them), then congestion control `cc` (empty: the kernel
-// default). False, errno set, when the kernel refused `cc`; the socket is usable either way.
-bool prepareWanSocket(int fd, int socketBytes, const std::string& cc) noexcept;
+// default), which the setting `ccVariable` chose. A refused `cc` is warned of once per process
+// (which one the socket uses, how to load it); the socket is usable either way.
+void prepareWanSocket(int fd, int socketBytes, const std::string& cc, const char* ccVariable) noexcept;
 
 }  // namespace xsite::transport::wan

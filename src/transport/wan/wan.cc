@@ -95,9 +95,15 @@ WanSizing wanSizing(double rateMbit, double latencyUs, int streams, size_t windo
   return z;
 }
 
-bool prepareWanSocket(int fd, int socketBytes, const std::string& cc) noexcept {
+void prepareWanSocket(int fd, int socketBytes, const std::string& cc, const char* ccVariable) noexcept {
   setBufferSizes(fd, socketBytes);
-  return cc.empty() || setCongestionControl(fd, cc);
+  if (cc.empty() || setCongestionControl(fd, cc)) return;
+  static std::atomic<bool> warned{false};
+  if (!warned.exchange(true))
+    XSITE_WARN(kNet, "the kernel refused TCP congestion control '%s' for WAN streams (%s); they use "
+                     "'%s'. Load it (modprobe tcp_%s) or choose another with %s",
+               cc.c_str(), errnoString(errno).c_str(), congestionControl(fd).c_str(), cc.c_str(),
+               ccVariable);
 }
 
 WanLink::WanLink(std::string label, std::vector<Fd> fds, WanOptions options)
