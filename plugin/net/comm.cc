@@ -30,12 +30,12 @@ std::string siteText(int site) {
 // Connection options shared by both ends.
 void prepareSocket(int fd, const LinkSettings& settings, int peerSite) {
   setNoDelay(fd);
-  setKeepAlive(fd, settings.tcpUserTimeout);
-  if (settings.socketBufBytes > 0) setBufferSizes(fd, settings.socketBufBytes);
-  if (peerSite != settings.site && !settings.wanCongestion.empty() &&
-      !setCongestionControl(fd, settings.wanCongestion))
+  setKeepAlive(fd, settings.fabric.tcpUserTimeout);
+  if (settings.fabric.socketBufBytes > 0) setBufferSizes(fd, settings.fabric.socketBufBytes);
+  if (peerSite != settings.site && !settings.fabric.wan.congestion.empty() &&
+      !setCongestionControl(fd, settings.fabric.wan.congestion))
     XSITE_DEBUG(kNet, "net: TCP_CONGESTION=%s refused (%s); kernel default kept",
-                settings.wanCongestion.c_str(), errnoString(errno).c_str());
+                settings.fabric.wan.congestion.c_str(), errnoString(errno).c_str());
 }
 
 // A sender's connection in progress (lives in ConnectHandle::pending): one socket, or the
@@ -96,8 +96,8 @@ std::string wanText(int streams) {
 
 // A WAN stream's keepalive, buffers and congestion control, as Fabric prepares its WAN links.
 void prepareStream(int fd, const LinkSettings& settings) {
-  setKeepAlive(fd, settings.tcpUserTimeout);
-  transport::wan::prepareWanSocket(fd, settings.wanSizing.socketBytes, settings.wanCongestion,
+  setKeepAlive(fd, settings.fabric.tcpUserTimeout);
+  transport::wan::prepareWanSocket(fd, settings.wanSizing.socketBytes, settings.fabric.wan.congestion,
                                    "XSITE_WAN_CC");
 }
 
@@ -242,7 +242,7 @@ Status listen(const Device& device, const LinkSettings& settings, ConnectHandle*
   handle->nonce = nonce;
   handle->pending = nullptr;
   if (device.fallback) handle->flags |= ConnectHandle::kNoInterface;
-  if (settings.wanStreams > 0 && settings.reconnectTimeout.count() > 0)
+  if (settings.wanStreams > 0 && settings.fabric.wan.reconnectTimeout.count() > 0)
     handle->resumePort = resumePort(device.ip, settings);  // throws Error(kSystem) naming it
   std::shared_ptr<UcxWorker> ucx;
 #if XSITE_HAVE_UCX
@@ -407,7 +407,7 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
                         encodes(settings, handle->site) ? Hello::kEncodes : uint16_t{0}};
       owned->greetings.emplace_back();
       owned->greetings.back().dial = std::make_unique<bootstrap::AuthDial>(
-          settings.secret, owned->label, &hello, sizeof(hello));
+          settings.fabric.secret, owned->label, &hello, sizeof(hello));
     }
     c = owned.release();
     handle->pending = c;

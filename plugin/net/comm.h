@@ -48,6 +48,7 @@
 #include "compress/codec.h"
 #include "plugin/abi/common.h"
 #include "plugin/net/devices.h"
+#include "transport/fabric.h"
 #include "transport/transport.h"
 #include "transport/wan/wan.h"
 #include "util/socket.h"
@@ -107,20 +108,19 @@ struct LinkSettings {
   int site = 0;
   // Same-site comms over UCX (XSITE_SITE_TRANSPORT=ucx, or auto in a build with UCX).
   bool siteUcx = false;
-  int socketBufBytes = 0;     // XSITE_SOCKET_BUF_SIZE (0: kernel autotuning)
-  std::string wanCongestion;  // XSITE_WAN_CC, applied to connections whose peer is in another site
-  // Cross-site comms: XSITE_WAN_STREAMS sockets under a WanConnection, or 0 for one plain socket
-  // (XSITE_WAN_TRANSPORT=tcp).
+  // The library's reading of the socket and WAN settings (transport::fabricOptionsFromParams:
+  // buffers, keepalive, congestion control, frames, healing), and the job's secret, which
+  // every socket proves before its hello.
+  transport::FabricOptions fabric;
+  // Cross-site comms: fabric.wan.streams sockets under a WanConnection, or 0 for one plain
+  // socket (XSITE_WAN_TRANSPORT=tcp).
   int wanStreams = 4;
-  size_t wanFrameBytes = 64 << 10;                        // XSITE_WAN_FRAME_SIZE
-  transport::wan::WanSizing wanSizing{1 << 20, 4 << 20, false};  // XSITE_WAN_RATE_MBIT, _LATENCY_US
+  transport::wan::WanSizing wanSizing{1 << 20, 4 << 20, false};  // from fabric.wan's hints
   compress::CodecId wanCodec = compress::CodecId::kNone;   // XSITE_NET_CODEC (lossless only)
-  bootstrap::JobSecret secret;  // XSITE_JOB_SECRET: every socket proves it before its hello
   std::shared_ptr<const transport::wan::TlsContext> wanTls;  // XSITE_WAN_TLS=1 (null: plain)
-  std::chrono::milliseconds tcpUserTimeout{30000};  // XSITE_TCP_USER_TIMEOUT (setKeepAlive)
   std::chrono::milliseconds timeout{300000};         // XSITE_TIMEOUT (Comm::test)
-  std::chrono::milliseconds reconnectTimeout{120000};  // XSITE_WAN_RECONNECT_TIMEOUT (0: no healing)
 };
+
 
 // What a comm over a library transport keeps beside its connection while it lives (the WAN
 // link's place in the proxy thread and the resume listener, wan_comm.h).
@@ -263,7 +263,7 @@ class ListenComm {
   uint64_t nonce_;
   LinkSettings settings_;
   std::shared_ptr<UcxWorker> ucx_;
-  bootstrap::AuthListener callers_{settings_.secret, sizeof(Hello), kAcceptLimit, kMaxAccepted};
+  bootstrap::AuthListener callers_{settings_.fabric.secret, sizeof(Hello), kAcceptLimit, kMaxAccepted};
   Hello first_{};                   // the first valid hello: the comm's backend, streams, site
   std::string peer_;
   std::vector<Fd> streams_;  // by Hello::stream

@@ -58,23 +58,18 @@ Status init(void** ctx, uint64_t commId, const ncclNetCommConfig_v11_t* config,
       const params::Params& p = params::Params::global();  // throws kInvalidUsage on bad values
       LinkSettings s;
       s.site = p.isSet(params::Id::kSite) ? static_cast<int>(p.integer(params::Id::kSite)) : 0;
-      s.socketBufBytes = static_cast<int>(p.integer(params::Id::kSocketBufSize));
-      s.wanCongestion = p.string(params::Id::kWanCongestion);
+      s.fabric = transport::fabricOptionsFromParams(p);
       // The library's reading of the transports (its errors too); the registry bounds the rest.
       const bool wan = transport::otherSiteBackend(p) == transport::Backend::kWan;
-      const int streams = static_cast<int>(p.integer(params::Id::kWanStreams));
+      const int streams = s.fabric.wan.streams;
       s.wanStreams = wan ? streams : 0;
       s.siteUcx = sameSiteOverUcx(p);
-      s.wanFrameBytes = static_cast<size_t>(p.integer(params::Id::kWanFrameSize));
-      s.secret = bootstrap::JobSecret::fromParams(p);
-      if (p.integer(params::Id::kWanTls) != 0)  // over WAN streams (otherSiteBackend says so)
-        s.wanTls = std::make_shared<const transport::wan::TlsContext>(s.secret);  // needs the secret
-      s.tcpUserTimeout = params::fromSeconds(p.real(params::Id::kTcpUserTimeout));
+      s.fabric.secret = bootstrap::JobSecret::fromParams(p);
+      if (s.fabric.wan.tls)  // over WAN streams (otherSiteBackend says so); needs the secret
+        s.wanTls = std::make_shared<const transport::wan::TlsContext>(s.fabric.secret);
       s.timeout = params::fromSeconds(p.real(params::Id::kTimeout));
-      s.reconnectTimeout = params::fromSeconds(p.real(params::Id::kWanReconnectTimeout));
-      s.wanSizing = transport::wan::wanSizing(
-          p.real(params::Id::kWanRateMbit), p.real(params::Id::kWanLatencyUs), streams,
-          static_cast<size_t>(p.integer(params::Id::kWanWindow)));
+      s.wanSizing = transport::wan::wanSizing(s.fabric.wan.rateMbit, s.fabric.wan.latencyUs,
+                                              streams, s.fabric.wan.windowBytes);
       const auto codec = parseCodec(p.string(params::Id::kNetCodec));
       if (!codec || compress::isLossy(*codec))
         throw Error(ErrorCategory::kInvalidUsage,

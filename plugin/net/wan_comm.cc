@@ -61,8 +61,8 @@ WanResume resumeFor(const LinkSettings& settings, bool dialer, const SockAddr& p
   r.hello.channel = 0;
   r.hello.job = key;
   r.prepare = [settings](int fd) { prepareStream(fd, settings); };
-  r.timeout = settings.reconnectTimeout;
-  r.secret = settings.secret;
+  r.timeout = settings.fabric.wan.reconnectTimeout;
+  r.secret = settings.fabric.secret;
   return r;
 }
 
@@ -81,7 +81,7 @@ void detach(WanLink* l) {
 std::unique_ptr<WanConnection> makeConnection(std::vector<Fd> streams, const std::string& label,
                                               const LinkSettings& settings, bool sender) {
   transport::wan::WanOptions o;
-  o.frameBytes = settings.wanFrameBytes;
+  o.frameBytes = settings.fabric.wan.frameBytes;
   o.size(settings.wanSizing);
   o.tls = settings.wanTls;
   o.tlsClient = sender;
@@ -99,7 +99,7 @@ uint16_t resumePort(const std::string& ip, const LinkSettings& settings) {
     Fd listener = tcpListen(sockAddrOf(ip, 0), 1024, [&](int fd) {
       setBufferSizes(fd, settings.wanSizing.socketBytes);
     });  // throws Error(kSystem) naming the address
-    a = std::make_unique<ResumeAcceptor>(std::move(listener), settings.secret);
+    a = std::make_unique<ResumeAcceptor>(std::move(listener), settings.fabric.secret);
     if (h.proxy) h.proxy->attach(a.get());
     XSITE_DEBUG(kNet, "net: resume listener on %s", a->address().toString().c_str());
   }
@@ -150,7 +150,7 @@ class ReceiverLease final : public ConnectionLease {
 WanComm connectWan(std::vector<Fd> streams, const std::string& label, const LinkSettings& settings,
                    const SockAddr& resume, uint64_t key) {
   auto conn = makeConnection(std::move(streams), label, settings, true);
-  if (settings.reconnectTimeout.count() > 0 && resume.port() != 0)
+  if (settings.fabric.wan.reconnectTimeout.count() > 0 && resume.port() != 0)
     conn->link().enableResume(resumeFor(settings, true, resume, key));
   auto lease = std::make_unique<SenderLease>(conn->link(), label);
   return WanComm{std::move(conn), std::move(lease)};
@@ -160,7 +160,7 @@ WanComm acceptWan(std::vector<Fd> streams, const std::string& label, const LinkS
                   const std::string& ip, uint64_t key) {
   auto conn = makeConnection(std::move(streams), label, settings, false);
   ResumeAcceptor* acceptor = nullptr;
-  if (settings.reconnectTimeout.count() > 0) {
+  if (settings.fabric.wan.reconnectTimeout.count() > 0) {
     acceptor = acceptorFor(ip);
     if (acceptor != nullptr && acceptor->add(key, 0, 0, &conn->link())) {
       conn->link().enableResume(resumeFor(settings, false, SockAddr{}, key));

@@ -132,20 +132,7 @@ Settings settingsFromParams(const params::Params& p, const Config& cfg) {
 
 LinkSetup linkSetupFromParams(const params::Params& p) {
   using transport::Backend;
-  LinkSetup out{{}, {Backend::kShm, Backend::kTcp, Backend::kWan}};
-  transport::FabricOptions& fo = out.fabric;
-  fo.shmRingBytes = static_cast<size_t>(p.integer(Id::kShmRingSize));
-  fo.socketBufBytes = static_cast<int>(p.integer(Id::kSocketBufSize));
-  fo.wan.streams = static_cast<int>(p.integer(Id::kWanStreams));
-  fo.wan.frameBytes = static_cast<size_t>(p.integer(Id::kWanFrameSize));
-  fo.wan.windowBytes = static_cast<size_t>(p.integer(Id::kWanWindow));
-  fo.wan.congestion = p.string(Id::kWanCongestion);
-  fo.wan.latencyCongestion = p.string(Id::kWanCongestionLatency);
-  fo.wan.latencyUs = p.real(Id::kWanLatencyUs);
-  fo.wan.rateMbit = p.real(Id::kWanRateMbit);
-  fo.wan.reconnectTimeout = params::fromSeconds(p.real(Id::kWanReconnectTimeout));
-  fo.wan.tls = p.integer(Id::kWanTls) != 0;
-  fo.tcpUserTimeout = params::fromSeconds(p.real(Id::kTcpUserTimeout));
+  LinkSetup out{transport::fabricOptionsFromParams(p), {Backend::kShm, Backend::kTcp, Backend::kWan}};
 
   // The registry has refused any other words (params.def's XSITE_CHOICE).
   const std::string& domain = p.string(Id::kDomainTransport);

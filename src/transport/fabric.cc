@@ -6,6 +6,24 @@
 
 namespace xsite::transport {
 
+FabricOptions fabricOptionsFromParams(const params::Params& p) {
+  using params::Id;
+  FabricOptions fo;
+  fo.shmRingBytes = static_cast<size_t>(p.integer(Id::kShmRingSize));
+  fo.socketBufBytes = static_cast<int>(p.integer(Id::kSocketBufSize));
+  fo.tcpUserTimeout = params::fromSeconds(p.real(Id::kTcpUserTimeout));
+  fo.wan.streams = static_cast<int>(p.integer(Id::kWanStreams));
+  fo.wan.frameBytes = static_cast<size_t>(p.integer(Id::kWanFrameSize));
+  fo.wan.windowBytes = static_cast<size_t>(p.integer(Id::kWanWindow));
+  fo.wan.congestion = p.string(Id::kWanCongestion);
+  fo.wan.latencyCongestion = p.string(Id::kWanCongestionLatency);
+  fo.wan.latencyUs = p.real(Id::kWanLatencyUs);
+  fo.wan.rateMbit = p.real(Id::kWanRateMbit);
+  fo.wan.reconnectTimeout = params::fromSeconds(p.real(Id::kWanReconnectTimeout));
+  fo.wan.tls = p.integer(Id::kWanTls) != 0;
+  return fo;
+}
+
 using Clock = std::chrono::steady_clock;
 
 std::string EstablishEnv::label(const LinkRequest& l) const {

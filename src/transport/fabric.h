@@ -15,6 +15,7 @@
 #include "bootstrap/store.h"
 #include "transport/ring_buffer.h"
 #include "transport/wan/sizing.h"
+#include "util/params.h"
 
 namespace xsite::transport {
 
@@ -65,6 +66,11 @@ struct FabricOptions {
   std::string ucxNetDevices;         // kUcx links: UCX's NET_DEVICES ("": UCX's own choice)
   WanLinkOptions wan;
 };
+
+// The settings' part of FabricOptions (XSITE_SHM_RING_SIZE, XSITE_SOCKET_BUF_SIZE,
+// XSITE_TCP_USER_TIMEOUT and the XSITE_WAN_* of the streams), read once for the library and the
+// NCCL net plugin alike; where ranks listen, the job and its secret come from the bring-up.
+FabricOptions fabricOptionsFromParams(const params::Params& p);
 
 using ConnectionMap = std::map<std::pair<int, int>, std::unique_ptr<Connection>>;  // (peer, channel)
 
