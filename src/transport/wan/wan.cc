@@ -188,11 +188,10 @@ bool WanLink::waitingHeader(int channel, uint64_t message, FrameHeader& out) con
 Status WanLink::stage(bool& moved) noexcept {
   while (!sendOrder_.empty()) {
     WanConnection* c = sendOrder_.front();
-    auto* op = c->frontSend();
-    const size_t remaining = op->bytes - stagedOfHead_;
-    if (remaining == 0 && (op->bytes > 0 || headFramed_)) {
-      c->completeSend();
-      ++c->sendMessage_;
+    const WanConnection::Send op = c->headSend();
+    const size_t remaining = op.bytes - stagedOfHead_;
+    if (remaining == 0 && (op.bytes > 0 || headFramed_)) {
+      c->sendStaged();
       sendOrder_.pop_front();
       stagedOfHead_ = 0;
       headFramed_ = false;
@@ -201,7 +200,7 @@ Status WanLink::stage(bool& moved) noexcept {
     }
     const size_t len = std::min(remaining, opt_.frameBytes);
     if (len > opt_.windowBytes - (stageHead_ - stageTail_)) break;  // window full
-    const char* src = op->data + stagedOfHead_;
+    const char* src = op.data + stagedOfHead_;
     const size_t pos = stageHead_ % stagingBytes_;
     const size_t first = std::min(len, stagingBytes_ - pos);
     if (len > 0) {  // (an empty message has no buffer: src may be null)
@@ -213,13 +212,13 @@ Status WanLink::stage(bool& moved) noexcept {
     h = FrameHeader{};
     h.magic = FrameHeader::kMagic;
     h.version = FrameHeader::kVersion;
-    h.channel = static_cast<uint8_t>(c->channel_);
+    h.channel = static_cast<uint8_t>(c->channel());
     h.length = static_cast<uint32_t>(len);
     h.seq = nextSeq_++;
-    h.message = c->sendMessage_;
+    h.message = op.message;
     h.offset = stagedOfHead_;
-    h.messageBytes = op->bytes;
-    h.tag = op->tag;
+    h.messageBytes = op.bytes;
+    h.tag = op.tag;
     h.crc = crc32c(src, len, headerCrc(h));
     f->stagingPos = stageHead_;
     frames_.push_back(std::move(f));
@@ -356,19 +355,20 @@ Status WanLink::bufferPayload(Stream& s) noexcept {
 Status WanLink::route(Stream& s) noexcept {
   const FrameHeader& h = s.in;
   WanConnection* c = byChannel_[h.channel];  // nullptr: closed here
-  if (c != nullptr && h.message < c->recvMessage_)
+  if (c != nullptr && h.message < c->recvMessage())
     return badFrame("frame of message " + std::to_string(h.message) + " on " + c->label() +
                     ", which is already complete");
-  auto* op = c != nullptr ? c->frontRecv() : nullptr;
-  bool take = c != nullptr && c->error_.isOk();
-  const bool direct = take && op != nullptr && h.message == c->recvMessage_;
+  char* into = nullptr;
+  const bool posted = c != nullptr && c->headRecv(into);
+  bool take = c != nullptr && !c->failed();
+  const bool direct = take && posted && h.message == c->recvMessage();
   if (direct) XSITE_RETURN_IF_ERROR(c->accept(h, take));
   s.buffered = s.discard = false;
   if (!take) {
     XSITE_RETURN_IF_ERROR(bufferPayload(s));
     s.discard = true;
   } else if (direct) {
-    s.dst = op->data + h.offset;
+    s.dst = into + h.offset;
   } else {
     XSITE_RETURN_IF_ERROR(checkRange(h));
     if (channels_.size() == 1) return Status::ok();  // waits in the socket
@@ -392,7 +392,7 @@ Status WanLink::frameDone(Stream& s) noexcept {
   if (s.discard)
     s.early.reset();
   else if (s.buffered)
-    byChannel_[h.channel]->early_[h.message].push_back(WanConnection::EarlyFrame{h, std::move(s.early)});
+    byChannel_[h.channel]->keepEarly(h, std::move(s.early));
   else
     byChannel_[h.channel]->delivered(h.length);
   receivedBytes_.fetch_add(h.length, std::memory_order_relaxed);
@@ -514,7 +514,7 @@ bool WanLink::appendPollFds(std::vector<pollfd>& out) const noexcept {
   const bool stalledSend = !sendOrder_.empty();
   const bool unassigned = nextUnassigned_ < frames_.size();
   const bool wantRecv = std::any_of(channels_.begin(), channels_.end(),
-                                    [](const WanConnection* c) { return c->recvQueued() || c->probing_; });
+                                    [](const WanConnection* c) { return c->wantsInput(); });
   for (const auto& s : streams_) {
     // A stream whose frame waits for room to be buffered has nothing to read until one is taken.
     const bool parked = s.ended || (s.inGot == kHdr && !s.routed);
@@ -1071,7 +1071,7 @@ void WanConnection::delivered(size_t bytes) noexcept {
 
 void WanConnection::dropEarly() noexcept {
   for (const auto& [message, frames] : early_)
-    for (const auto& f : frames) link_->earlyHeld_ -= earlyCost(f.hdr);
+    for (const auto& f : frames) link_->releaseEarly(earlyCost(f.hdr));
   early_.clear();
 }
 
@@ -1085,7 +1085,7 @@ Status WanConnection::takeEarly(bool& moved) noexcept {
     if (it == early_.end()) return Status::ok();
     std::vector<EarlyFrame> frames = std::move(it->second);
     early_.erase(it);
-    for (const EarlyFrame& f : frames) link_->earlyHeld_ -= earlyCost(f.hdr);
+    for (const EarlyFrame& f : frames) link_->releaseEarly(earlyCost(f.hdr));
     const uint64_t message = recvMessage_;
     for (EarlyFrame& f : frames) {
       if (recvMessage_ != message)
@@ -1107,6 +1107,10 @@ Status WanConnection::takeEarly(bool& moved) noexcept {
     return link_->badFrame("frame of message " + std::to_string(early_.begin()->first) + " on " +
                            label() + " arrived twice (that message completed without it)");
   return Status::ok();
+}
+
+void WanConnection::keepEarly(const FrameHeader& h, std::unique_ptr<char[]> payload) {
+  early_[h.message].push_back(EarlyFrame{h, std::move(payload)});
 }
 
 bool WanConnection::appendPollFds(std::vector<pollfd>& out) const noexcept {

@@ -163,8 +163,23 @@ class WanLink {
   // sent is acknowledged, the link fails or the deadline passes; false if frames were left.
   bool drain(std::chrono::steady_clock::time_point deadline) noexcept;
 
+  // ---- The channels' side: its WanConnections call these; nothing else does.
+  void attach(WanConnection* c, int channel);
+  void detach(int channel) noexcept;
+  uint64_t postSend(WanConnection* c, const void* data, size_t bytes, uint32_t tag) noexcept;
+  // The header of channel `channel`'s message `message` when a stream holds one that waits for
+  // its receive (a link of one channel leaves such frames in the socket); recvMu_ is taken.
+  bool waitingHeader(int channel, uint64_t message, FrameHeader& out) const noexcept;
+  // Moves everything of every channel (a frame for one may sit in front of another's).
+  Status progress(bool& moved) noexcept;
+  bool appendPollFds(std::vector<pollfd>& out) const noexcept;
+  bool allEnded() const noexcept;  // the peer closed every stream (takes recvMu_)
+  Status checkRange(const FrameHeader& h) const;  // the frame lies inside its message
+  Status badFrame(const std::string& why) const;  // ends the link: the peer's bytes lie
+  // A channel took (or dropped) kept early frames of `bytes` (payload + header each).
+  void releaseEarly(size_t bytes) noexcept { earlyHeld_ -= bytes; }
+
  private:
-  friend class WanConnection;
   using Clock = std::chrono::steady_clock;
   // minRttUs() under sendMu_; `up`: the streams with a sample.
   double minRttLocked(int& up) const noexcept;
@@ -228,23 +243,13 @@ class WanLink {
   // kSecuring: starts TLS on the stream's socket (both locks).
   void startTls(Stream& s, bool client, Clock::time_point now);
   void secureStream(Stream& s, Clock::time_point now) noexcept;
-  void attach(WanConnection* c, int channel);
-  void detach(int channel) noexcept;
-  uint64_t postSend(WanConnection* c, const void* data, size_t bytes, uint32_t tag) noexcept;
-  // The header of channel `channel`'s message `message` when a stream holds one that waits for
-  // its receive (a link of one channel leaves such frames in the socket); recvMu_ is taken.
-  bool waitingHeader(int channel, uint64_t message, FrameHeader& out) const noexcept;
-  Status progress(bool& moved) noexcept;
-  bool appendPollFds(std::vector<pollfd>& out) const noexcept;
   Status flushLocked(bool& moved) noexcept;
   Status stage(bool& moved) noexcept;
   Status writeStreams(bool& moved) noexcept;
   Status readStream(Stream& s, bool& moved) noexcept;
   Status route(Stream& s) noexcept;
-  Status checkRange(const FrameHeader& h) const;  // the frame lies inside its message
   Status bufferPayload(Stream& s) noexcept;
   Status frameDone(Stream& s) noexcept;
-  Status badFrame(const std::string& why) const;
   void releaseStaging() noexcept;
   Status acknowledge(Stream& s, uint64_t below) noexcept;  // sendMu_
   Status writeStream(Stream& s, bool& moved) noexcept;     // sendMu_
@@ -256,7 +261,6 @@ class WanLink {
   // Healing; both locks held.
   void breakStream(Stream& s, Status why) noexcept;  // a copy: `why` may be s.sendFailed
   Status refused(const Stream& s) const;  // the peer's listener refuses: its process is gone
-  bool allEnded() const noexcept;         // the peer closed every stream (takes recvMu_)
   void resumeStream(Stream& s, Fd fd, uint64_t peerRecvBelow) noexcept;
   void healStream(Stream& s, Clock::time_point now) noexcept;
   void startTry(Stream& s, Clock::time_point now) noexcept;
@@ -318,22 +322,52 @@ class WanConnection final : public Connection {
   bool appendPollFds(std::vector<pollfd>& out) const noexcept override;
   WanLink& link() noexcept { return *link_; }
 
- private:
-  friend class WanLink;
-  struct EarlyFrame {
-    FrameHeader hdr;
-    std::unique_ptr<char[]> payload;
+  // ---- The link's side: its WanLink drives the channel through these; nothing else calls them.
+  int channel() const noexcept { return channel_; }
+  // The send being staged (the link's sendMu_ held) and its message number on this channel.
+  struct Send {
+    const char* data;
+    size_t bytes;
+    uint32_t tag;
+    uint64_t message;
   };
+  Send headSend() noexcept {
+    const Op* op = frontSend();
+    return Send{op->data, op->bytes, op->tag, sendMessage_};
+  }
+  void sendStaged() noexcept {  // every byte of the head send is staged: it is complete
+    completeSend();
+    ++sendMessage_;
+  }
+  // Receive side (the link's recvMu_ held): the message the head receive waits for, whether one
+  // is posted and its buffer (null for an empty one), whether the channel has failed, whether it
+  // waits for input at all.
+  uint64_t recvMessage() const noexcept { return recvMessage_; }
+  bool headRecv(char*& buffer) noexcept {
+    Op* op = frontRecv();
+    buffer = op != nullptr ? op->data : nullptr;
+    return op != nullptr;
+  }
+  bool failed() const noexcept { return !error_.isOk(); }
+  bool wantsInput() const noexcept { return recvQueued() || probing_; }
   // Checks a frame of the head receive against it and claims its byte range. A message the
   // receive does not take (Connection::takes) fails this channel alone (error_; `take` false:
   // drop the frame).
   Status accept(const FrameHeader& h, bool& take) noexcept;
-  void dropEarly() noexcept;
   void unaccept(const FrameHeader& h) noexcept;  // a frame cut off by a broken stream
   // Counts a delivered frame's bytes; completes the head receive when they are all there.
   void delivered(size_t bytes) noexcept;
-  // Hands buffered frames to the head receive (and the ones after it), as far as posted.
+  // A frame of a receive not posted yet, with its payload, kept until the receive is posted.
+  void keepEarly(const FrameHeader& h, std::unique_ptr<char[]> payload);
+  // Hands kept frames to the head receive (and the ones after it), as far as posted.
   Status takeEarly(bool& moved) noexcept;
+  void dropEarly() noexcept;
+
+ private:
+  struct EarlyFrame {
+    FrameHeader hdr;
+    std::unique_ptr<char[]> payload;
+  };
 
   std::shared_ptr<WanLink> link_;
   int channel_;
