@@ -97,8 +97,8 @@ std::string wanText(int streams) {
 // A WAN stream's keepalive, buffers and congestion control, as Fabric prepares its WAN links.
 void prepareStream(int fd, const LinkSettings& settings) {
   setKeepAlive(fd, settings.fabric.tcpUserTimeout);
-  transport::wan::prepareWanSocket(fd, settings.wanSizing.socketBytes, settings.fabric.wan.congestion,
-                                   "XSITE_WAN_CC");
+  transport::wan::prepareWanSocket(fd, settings.wanSizing.socketBytes,
+                                   settings.fabric.wan.congestion, "XSITE_WAN_CC");
 }
 
 // ---- Comm ---------------------------------------------------------------------------------
@@ -287,10 +287,11 @@ Status ListenComm::acceptStep(RecvComm** recvComm) {
   *recvComm = nullptr;
   using Drop = bootstrap::AuthListener::Drop;
   auto dropped = [](Drop why, const std::string& peer) {
-    XSITE_INFO(kNet, "net recv from %s: dropped: %s", peer.c_str(),
-               why == Drop::kRefused  ? "it did not prove it knows the job's secret (XSITE_JOB_SECRET)"
-               : why == Drop::kSilent ? "no hello in time"
-                                      : "it closed the connection before its hello");
+    const char* what = why == Drop::kRefused ? "it did not prove it knows the job's secret"
+                       : why == Drop::kSilent  ? "no hello in time"
+                                               : "it closed the connection before its hello";
+    XSITE_INFO(kNet, "net recv from %s: dropped: %s%s", peer.c_str(), what,
+               why == Drop::kRefused ? " (XSITE_JOB_SECRET)" : "");
   };
   auto ready = callers_.poll(fd_.get(), dropped);
   if (!ready) return Status(ready.status().category(), "net " + ready.status().message());
@@ -298,9 +299,11 @@ Status ListenComm::acceptStep(RecvComm** recvComm) {
     Hello h;
     std::memcpy(&h, c.hello.data(), sizeof(h));
     if (h.magic != Hello::kMagic || h.nonce != nonce_)
-      XSITE_INFO(kNet, "net recv from %s: not the expected sender (bad hello); dropped", c.peer.c_str());
+      XSITE_INFO(kNet, "net recv from %s: not the expected sender (bad hello); dropped",
+                 c.peer.c_str());
     else if (!place(h, c.peer, c.fd))
-      XSITE_INFO(kNet, "net recv from %s: a socket that does not fit the comm being accepted; dropped",
+      XSITE_INFO(kNet,
+                 "net recv from %s: a socket that does not fit the comm being accepted; dropped",
                  c.peer.c_str());
   }
   if (streams_.empty() || missing_ > 0) return Status::ok();

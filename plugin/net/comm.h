@@ -263,7 +263,8 @@ class ListenComm {
   uint64_t nonce_;
   LinkSettings settings_;
   std::shared_ptr<UcxWorker> ucx_;
-  bootstrap::AuthListener callers_{settings_.fabric.secret, sizeof(Hello), kAcceptLimit, kMaxAccepted};
+  bootstrap::AuthListener callers_{settings_.fabric.secret, sizeof(Hello), kAcceptLimit,
+                                   kMaxAccepted};
   Hello first_{};                   // the first valid hello: the comm's backend, streams, site
   std::string peer_;
   std::vector<Fd> streams_;  // by Hello::stream

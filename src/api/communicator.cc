@@ -108,7 +108,9 @@ int Communicator::size() const { return impl_->ctx().size(); }
 int Communicator::numSites() const { return impl_->ctx().topology().numSites(); }
 std::string Communicator::describeTopology() const { return impl_->ctx().topology().describe(); }
 
-std::string Communicator::describeTransports() const { return coll::describe(impl_->member->backends()); }
+std::string Communicator::describeTransports() const {
+  return coll::describe(impl_->member->backends());
+}
 
 Placement Communicator::placement(int rank) const {
   const auto& t = impl_->ctx().topology();

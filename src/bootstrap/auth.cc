@@ -116,7 +116,8 @@ bool JobSecret::checkResponse(const AuthChallenge& c, const AuthResponse& r, Aut
   }
 }
 
-bool JobSecret::checkProof(const AuthChallenge& c, const AuthResponse& r, const AuthProof& p) const {
+bool JobSecret::checkProof(const AuthChallenge& c, const AuthResponse& r,
+                           const AuthProof& p) const {
   try {
     const auto want = mac('L', c, r.nonce);
     return CRYPTO_memcmp(want.data(), p.mac, want.size()) == 0;
@@ -185,8 +186,7 @@ AuthListener::AuthListener(const JobSecret& secret, size_t helloBytes,
                            std::chrono::milliseconds limit, size_t maxCallers)
     : secret_(&secret), helloBytes_(helloBytes), limit_(limit), maxCallers_(maxCallers) {}
 
-Result<std::vector<AuthListener::Caller>> AuthListener::poll(
-    int listenFd, const std::function<void(Drop, const std::string& peer)>& dropped) {
+Result<std::vector<AuthListener::Caller>> AuthListener::poll(int listenFd, const DropFn& dropped) {
   const auto now = std::chrono::steady_clock::now();
   while (true) {  // every connection the kernel has queued
     SockAddr addr;
@@ -261,7 +261,8 @@ AuthDial::State AuthDial::step(int fd) noexcept {
     std::memcpy(out_.data(), &r, sizeof(r));
   }
   while (sent_ < out_.size()) {
-    const ssize_t w = ::send(fd, out_.data() + sent_, out_.size() - sent_, MSG_NOSIGNAL | MSG_DONTWAIT);
+    const ssize_t w =
+        ::send(fd, out_.data() + sent_, out_.size() - sent_, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w < 0 && errno == EINTR) continue;
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return State::kWaiting;
     if (w <= 0) return State::kClosed;

@@ -119,8 +119,8 @@ class AuthListener {
                size_t maxCallers);
   // Accepts what `listenFd` has queued (each listener a server has, in turn) and moves every
   // caller on. Returns the callers whose hello is whole; `dropped` hears of the ones let go.
-  Result<std::vector<Caller>> poll(int listenFd,
-                                   const std::function<void(Drop, const std::string& peer)>& dropped);
+  using DropFn = std::function<void(Drop, const std::string& peer)>;
+  Result<std::vector<Caller>> poll(int listenFd, const DropFn& dropped);
   // The callers' sockets, for a server that sleeps in poll() (POLLIN).
   void appendPollFds(std::vector<pollfd>& out) const;
 

@@ -190,8 +190,8 @@ class WanLink {
     bool acked = false;
   };
   // Re-opening: kDialing (connect) -> kAuthenticating (bootstrap::AuthDial: the listener's
-  // challenge, our answer and ResumeHello, its proof and ResumeReply) -> kUp. With TLS, kSecuring (its handshake) comes before kUp, at the
-  // start too.
+  // challenge, our answer and ResumeHello, its proof and ResumeReply) -> kUp. With TLS,
+  // kSecuring (its handshake) comes before kUp, at the start too.
   enum class StreamState { kUp, kBroken, kDialing, kAuthenticating, kSecuring };
   struct Stream {
     Fd fd;
