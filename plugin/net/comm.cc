@@ -467,9 +467,9 @@ Status connectStep(const Device& device, const LinkSettings& settings, ConnectHa
         dst = c->address.data() + done;
         want = c->address.size() - done;
       }
-      size_t done = 0;
-      const ReadProgress got = readToward(fd, dst, want, done);
-      c->replyGot += done;
+      size_t read = 0;  // of `want`, this call
+      const ReadProgress got = readToward(fd, dst, want, read);
+      c->replyGot += read;
       if (got == ReadProgress::kClosed)
         return fail(Status(ErrorCategory::kRemote, c->label + ": the peer closed the connection"));
       if (got == ReadProgress::kWaiting) return Status::ok();  // not all there yet: call again
